@@ -1,0 +1,51 @@
+# Every target creates .venv when it is missing and installs what it needs into it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= test,demo,bench,hf,s3,parquet
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONDONTWRITEBYTECODE = 1
+
+.PHONY: demo test lint typecheck pytest pytest-fast bench bench-full clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+## make demo: the main job on the built-in default, fully offline.
+demo: $(STAMP)
+	$(BIN)/hublayer demo
+
+## make test: ruff, mypy, then the whole pytest suite (slow tests included).
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+## make pytest-fast: everything but the tests marked slow.
+pytest-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+## make bench: the quick benchmark suite (under 10 minutes on 2 cores).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --suite quick
+
+bench-full: $(STAMP)
+	$(BIN)/python -m benchmarks --suite full
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

@@ -1,0 +1,72 @@
+"""The root ``hublayer`` group, its lazy command table and its error handling."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from hublayer._version import __version__
+from hublayer.errors import HublayerError
+
+# command name -> (module, attribute, one-line help shown by `hublayer --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {}
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported the first time they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attribute, _ = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command):  # pragma: no cover - programming error
+                raise TypeError(f"{module_name}.{attribute} is not a click command")
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so `--help` imports no command module.
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "-V", "--version", prog_name="hublayer", message="%(prog)s %(version)s"
+)
+def cli() -> None:
+    """Pretrained models as Keras 3 layers, fed from TFRecord files.
+
+    \b
+    Examples:
+      hublayer --version
+      hublayer COMMAND --help
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; hublayer errors print their message and exit with status 1."""
+    try:
+        return cli.main(args=argv, prog_name="hublayer", standalone_mode=False)
+    except click.exceptions.Exit as stop:
+        sys.exit(stop.exit_code)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except HublayerError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)

@@ -1,0 +1,188 @@
+"""Every environment variable hublayer reads, in one place.
+
+Variables are read when a value is needed, never at import time, and an explicit
+argument always wins over the environment. Each getter takes that argument first::
+
+    cache_dir(explicit)  ->  explicit, else $HUBLAYER_CACHE_DIR, else $TFHUB_CACHE_DIR,
+                             else ~/.cache/hublayer
+
+Variables (default in brackets):
+
+- ``HUBLAYER_CACHE_DIR``: root of the model cache [``~/.cache/hublayer``]
+- ``TFHUB_CACHE_DIR``: fallback for the above, so old setups keep working
+- ``HUBLAYER_OFFLINE``: 1/true means never touch the network [off]
+- ``HUBLAYER_TFHUB_ENDPOINT``: base URL that replaces ``https://tfhub.dev``
+- ``HUBLAYER_KAGGLE_ENDPOINT``: base URL that replaces ``https://www.kaggle.com``
+- ``HUBLAYER_MAX_UNPACK_BYTES``: limit on the unpacked size of one archive [64 GiB]
+- ``HUBLAYER_DOWNLOAD_TIMEOUT``: seconds a connection may stall [60]
+- ``HUBLAYER_DOWNLOAD_RETRIES``: attempts for one download [5]
+- ``HUBLAYER_LOCK_TIMEOUT``: seconds to wait for another process's download [3600]
+- ``HUBLAYER_PROGRESS``: 1/0 forces progress bars on or off [on a terminal]
+
+Example:
+    >>> import os
+    >>> from hublayer import config
+    >>> os.environ["HUBLAYER_OFFLINE"] = "1"
+    >>> config.offline(), config.offline(False)
+    (True, False)
+    >>> del os.environ["HUBLAYER_OFFLINE"]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+__all__ = [
+    "ENV_VARS",
+    "cache_dir",
+    "download_retries",
+    "download_timeout",
+    "kaggle_endpoint",
+    "lock_timeout",
+    "max_unpack_bytes",
+    "offline",
+    "progress",
+    "tfhub_endpoint",
+]
+
+#: Every environment variable hublayer reads. Tests clear these between cases.
+ENV_VARS: tuple[str, ...] = (
+    "HUBLAYER_CACHE_DIR",
+    "TFHUB_CACHE_DIR",
+    "HUBLAYER_OFFLINE",
+    "HUBLAYER_TFHUB_ENDPOINT",
+    "HUBLAYER_KAGGLE_ENDPOINT",
+    "HUBLAYER_MAX_UNPACK_BYTES",
+    "HUBLAYER_DOWNLOAD_TIMEOUT",
+    "HUBLAYER_DOWNLOAD_RETRIES",
+    "HUBLAYER_LOCK_TIMEOUT",
+    "HUBLAYER_PROGRESS",
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value is not None and value.strip() != "" else None
+
+
+def _flag(name: str) -> bool | None:
+    value = _env(name)
+    if value is None:
+        return None
+    low = value.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(
+        f"Expected {name} to be one of 1/0, true/false, yes/no, on/off. "
+        f"Received: {name}={value!r}. Fix the variable or unset it."
+    )
+
+
+def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
+    value = _env(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number >= minimum:  # also rejects NaN
+        raise ValueError(
+            f"Expected {name} to be a number >= {minimum:g}. "
+            f"Received: {name}={value!r}. Fix the variable or unset it."
+        )
+    return number
+
+
+def cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The root folder of the model cache.
+
+    Args:
+        explicit: a folder given by the caller; wins over the environment.
+
+    Returns:
+        ``explicit``, else ``$HUBLAYER_CACHE_DIR``, else ``$TFHUB_CACHE_DIR``, else
+        ``~/.cache/hublayer`` (``$XDG_CACHE_HOME/hublayer`` when that is set). The
+        path is absolute and user-expanded; it may not exist yet.
+    """
+    if explicit is not None:
+        chosen = Path(explicit)
+    elif (value := _env("HUBLAYER_CACHE_DIR") or _env("TFHUB_CACHE_DIR")) is not None:
+        chosen = Path(value)
+    elif (xdg := _env("XDG_CACHE_HOME")) is not None:
+        chosen = Path(xdg) / "hublayer"
+    else:
+        chosen = Path("~/.cache/hublayer")
+    return chosen.expanduser().absolute()
+
+
+def offline(explicit: bool | None = None) -> bool:
+    """Whether to avoid the network: ``explicit``, else ``$HUBLAYER_OFFLINE``, else False."""
+    if explicit is not None:
+        return bool(explicit)
+    return bool(_flag("HUBLAYER_OFFLINE"))
+
+
+def _endpoint(name: str, default: str, explicit: str | None) -> str:
+    value = explicit if explicit is not None else (_env(name) or default)
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(
+            f"Expected {name} to be an http(s) base URL such as {default!r}. "
+            f"Received: {value!r}. Fix the value or unset the variable."
+        )
+    return value.rstrip("/")
+
+
+def tfhub_endpoint(explicit: str | None = None) -> str:
+    """Base URL standing in for ``https://tfhub.dev`` (mirrors, tests)."""
+    return _endpoint("HUBLAYER_TFHUB_ENDPOINT", "https://tfhub.dev", explicit)
+
+
+def kaggle_endpoint(explicit: str | None = None) -> str:
+    """Base URL standing in for ``https://www.kaggle.com`` (mirrors, tests)."""
+    return _endpoint("HUBLAYER_KAGGLE_ENDPOINT", "https://www.kaggle.com", explicit)
+
+
+def max_unpack_bytes(explicit: int | None = None) -> int:
+    """Largest total size one archive may unpack to (archive-bomb guard)."""
+    if explicit is not None:
+        return int(explicit)
+    return int(_number("HUBLAYER_MAX_UNPACK_BYTES", 64 * 2**30, minimum=1))
+
+
+def download_timeout(explicit: float | None = None) -> float:
+    """Seconds a connection may stall before the attempt is retried."""
+    if explicit is not None:
+        return float(explicit)
+    return _number("HUBLAYER_DOWNLOAD_TIMEOUT", 60.0, minimum=0.001)
+
+
+def download_retries(explicit: int | None = None) -> int:
+    """How many attempts one download gets before :class:`DownloadError`."""
+    if explicit is not None:
+        return int(explicit)
+    return int(_number("HUBLAYER_DOWNLOAD_RETRIES", 5, minimum=1))
+
+
+def lock_timeout(explicit: float | None = None) -> float:
+    """Seconds to wait for another process that is downloading the same entry."""
+    if explicit is not None:
+        return float(explicit)
+    return _number("HUBLAYER_LOCK_TIMEOUT", 3600.0, minimum=0.0)
+
+
+def progress(explicit: bool | None = None) -> bool:
+    """Whether to draw progress bars: ``explicit``, else ``$HUBLAYER_PROGRESS``, else on a TTY."""
+    if explicit is not None:
+        return bool(explicit)
+    flag = _flag("HUBLAYER_PROGRESS")
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty()

@@ -1,0 +1,181 @@
+"""The errors hublayer raises.
+
+Every error derives from :class:`HublayerError` *and* from the builtin it refines, so
+``except FileNotFoundError`` keeps working in code written for ``tensorflow_hub``.
+Each one carries the fields it concerns (handle, path, url, file, offset, ...) and its
+message says what was expected, what was received, and what to do.
+
+Hierarchy::
+
+    HublayerError (Exception)
+    ├── HandleError (ValueError)             a handle string that fits no accepted form
+    ├── NotCachedError (FileNotFoundError)   offline, and the entry is not in the cache
+    ├── ModelNotFoundError (FileNotFoundError)  a path holds no loadable model
+    ├── DownloadError (ConnectionError)      HTTP or transport failure, with url and status
+    ├── CorruptEntryError (OSError)          a cache entry fails its manifest check
+    ├── UnsafeArchiveError (ValueError)      an archive member would escape its entry
+    ├── CacheLockError (TimeoutError)        another process held the entry's lock too long
+    ├── InsufficientSpaceError (OSError)     not enough free disk for a download
+    ├── SignatureError (ValueError)          a wrong signature / output_key / input spec
+    ├── NotTrainableError (ValueError)       trainable=True on a model with no trainable variables
+    ├── BackendError (NotImplementedError)   a Keras backend other than TensorFlow
+    ├── RecordError (ValueError)             a corrupt TFRecord, with file, index and offset
+    ├── SchemaError (ValueError)             a schema that cannot describe or parse the data
+    ├── SpecMismatchError (ValueError)       data that cannot feed the model, before training
+    └── TrainingError (RuntimeError)         a transfer-learning run that cannot go on
+
+Example:
+    >>> from hublayer.errors import NotCachedError
+    >>> err = NotCachedError("not cached", handle="kaggle://google/x/tf2/y/1")
+    >>> isinstance(err, FileNotFoundError), err.handle
+    (True, 'kaggle://google/x/tf2/y/1')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BackendError",
+    "CacheLockError",
+    "CorruptEntryError",
+    "DownloadError",
+    "HandleError",
+    "HublayerError",
+    "InsufficientSpaceError",
+    "ModelNotFoundError",
+    "NotCachedError",
+    "NotTrainableError",
+    "RecordError",
+    "SchemaError",
+    "SignatureError",
+    "SpecMismatchError",
+    "TrainingError",
+    "UnsafeArchiveError",
+]
+
+
+class HublayerError(Exception):
+    """Base class of every hublayer error.
+
+    Keyword arguments become attributes, so callers can react to the fields instead of
+    parsing the message: ``err.handle``, ``err.path``, ``err.url`` and so on. Fields that
+    an error type declares but that were not given are ``None``.
+
+    Args:
+        message: what was expected, what was received, and what to do.
+        **fields: the handle, path, url, file, offset... the error concerns.
+    """
+
+    #: The fields this error type always has (``None`` when not given).
+    fields: tuple[str, ...] = ()
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        for name in self.fields:
+            setattr(self, name, fields.pop(name, None))
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep errors picklable across processes (multiprocessing, Ray tasks).
+        state = {k: v for k, v in self.__dict__.items() if k != "message"}
+        return (_rebuild, (type(self), self.message, state))
+
+
+def _rebuild(cls: type[HublayerError], message: str, state: dict[str, Any]) -> HublayerError:
+    return cls(message, **state)
+
+
+class HandleError(HublayerError, ValueError):
+    """A handle string fits none of the accepted forms, or more than one."""
+
+    fields = ("handle",)
+
+
+class NotCachedError(HublayerError, FileNotFoundError):
+    """Offline mode is on and the handle has no complete cache entry."""
+
+    fields = ("handle", "path")
+
+
+class ModelNotFoundError(HublayerError, FileNotFoundError):
+    """A path exists (or should) but holds no SavedModel or ``.keras`` file."""
+
+    fields = ("handle", "path")
+
+
+class DownloadError(HublayerError, ConnectionError):
+    """A download failed: HTTP status, dropped connection, short body."""
+
+    fields = ("url", "status", "handle")
+
+
+class CorruptEntryError(HublayerError, OSError):
+    """A cache entry does not match its manifest (missing file, wrong size or hash)."""
+
+    fields = ("handle", "path", "problems")
+
+
+class UnsafeArchiveError(HublayerError, ValueError):
+    """An archive member would be written outside its entry, or the archive is too big."""
+
+    fields = ("path", "member")
+
+
+class CacheLockError(HublayerError, TimeoutError):
+    """Another live process held a cache entry's lock for longer than the timeout."""
+
+    fields = ("path", "timeout")
+
+
+class InsufficientSpaceError(HublayerError, OSError):
+    """The cache's file system has less free space than a download needs."""
+
+    fields = ("path", "needed", "free")
+
+
+class SignatureError(HublayerError, ValueError):
+    """A wrong signature, output key, or an input the model cannot take."""
+
+    fields = ("handle", "name", "available", "expected", "received")
+
+
+class NotTrainableError(HublayerError, ValueError):
+    """``trainable=True`` on a model that exposes no trainable variables."""
+
+    fields = ("handle",)
+
+
+class BackendError(HublayerError, NotImplementedError):
+    """The active Keras backend cannot run a SavedModel layer."""
+
+    fields = ("backend",)
+
+
+class RecordError(HublayerError, ValueError):
+    """A TFRecord file or record is missing, truncated or corrupt."""
+
+    fields = ("file", "index", "offset")
+
+
+class SchemaError(HublayerError, ValueError):
+    """A schema cannot describe, or parse, the records it is applied to."""
+
+    fields = ("feature",)
+
+
+class SpecMismatchError(HublayerError, ValueError):
+    """The data cannot feed the model; raised before any training starts."""
+
+    fields = ("feature", "expected", "received")
+
+
+class TrainingError(HublayerError, RuntimeError):
+    """A transfer-learning run cannot start or go on."""
+
+    fields = ("stage",)
