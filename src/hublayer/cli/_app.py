@@ -12,7 +12,16 @@ from hublayer._version import __version__
 from hublayer.errors import HublayerError
 
 # command name -> (module, attribute, one-line help shown by `hublayer --help`)
-COMMANDS: dict[str, tuple[str, str, str]] = {}
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "cache": ("hublayer.cli._cache", "cache", "List, verify, remove and prune cache entries."),
+    "demo": ("hublayer.cli._demo", "demo", "Run the whole path offline on a real model and data."),
+    "evaluate": ("hublayer.cli._train", "evaluate", "Evaluate a trained classifier on TFRecords."),
+    "fetch": ("hublayer.cli._fetch", "fetch", "Download a model handle into the cache."),
+    "inspect": ("hublayer.cli._inspect", "inspect", "Describe a model: signatures, specs, sizes."),
+    "predict": ("hublayer.cli._train", "predict", "Predict with a trained classifier."),
+    "records": ("hublayer.cli._records", "records", "Inspect and convert TFRecord files."),
+    "train": ("hublayer.cli._train", "train", "Train a classifier on a pretrained model."),
+}
 
 
 class _LazyGroup(click.Group):

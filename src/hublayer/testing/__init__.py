@@ -1,0 +1,34 @@
+"""Test helpers, public so users can test their own code against them.
+
+- Model factory (``_models.py``): small SavedModels built the way TF Hub publishes them,
+  each in about a second, plus a ``.keras`` file and tfhub.dev-style archives.
+- ``FileServer`` (``_server.py``): a real HTTP server on 127.0.0.1 that serves files and
+  can be told to misbehave (errors, dropped connections, truncated bodies, slow bytes,
+  redirects, Range on or off), and counts requests.
+
+Names load lazily: importing ``hublayer.testing`` does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__: list[str] = []
+
+# name -> private module that defines it; each module's owner adds its names here.
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = importlib.import_module(_LAZY[name], __name__)
+    except KeyError:
+        raise AttributeError(f"module 'hublayer.testing' has no attribute {name!r}") from None
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
