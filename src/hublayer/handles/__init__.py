@@ -1,0 +1,36 @@
+"""Model handles: parse a handle string, and resolve it to a trusted local folder.
+
+Handles never import TensorFlow. See :mod:`hublayer.handles._parse` for the accepted
+forms, and :mod:`hublayer.cache` for the cache they resolve into.
+
+Example:
+    >>> from hublayer.handles import parse_handle
+    >>> parse_handle("kaggle://google/bert/tensorFlow2/en-uncased")
+    KaggleHandle(owner='google', model='bert', framework='tensorFlow2', variation='en-uncased', version=None)
+"""  # noqa: E501
+
+from hublayer.handles._parse import (
+    SCHEMES,
+    Handle,
+    HfHandle,
+    HttpHandle,
+    KaggleHandle,
+    LocalHandle,
+    Scheme,
+    StoreHandle,
+    TfhubHandle,
+    parse_handle,
+)
+
+__all__ = [
+    "SCHEMES",
+    "Handle",
+    "HfHandle",
+    "HttpHandle",
+    "KaggleHandle",
+    "LocalHandle",
+    "Scheme",
+    "StoreHandle",
+    "TfhubHandle",
+    "parse_handle",
+]
