@@ -14,10 +14,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__: list[str] = []
+__all__: list[str] = [
+    "image_classifier",
+    "image_feature_vector",
+]
 
 # name -> private module that defines it; each module's owner adds its names here.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "image_classifier": "._models",
+    "image_feature_vector": "._models",
+}
 
 
 def __getattr__(name: str) -> Any:
