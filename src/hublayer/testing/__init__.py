@@ -15,14 +15,24 @@ import importlib
 from typing import Any
 
 __all__: list[str] = [
+    "archive",
+    "bert_encoder",
     "image_classifier",
     "image_feature_vector",
+    "keras_file",
+    "text_embedding",
+    "tf1_saved_model",
 ]
 
 # name -> private module that defines it; each module's owner adds its names here.
 _LAZY: dict[str, str] = {
+    "archive": "._archive",
+    "bert_encoder": "._text_models",
     "image_classifier": "._models",
     "image_feature_vector": "._models",
+    "keras_file": "._models",
+    "text_embedding": "._text_models",
+    "tf1_saved_model": "._tf1_models",
 }
 
 

@@ -28,16 +28,15 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from typing import Literal
 
 import keras
 import numpy as np
 
 from hublayer.models import export_saved_model
+from hublayer.testing._archive import staged_path
 
-__all__ = ["image_classifier", "image_feature_vector"]
+__all__ = ["image_classifier", "image_feature_vector", "keras_file"]
 
 Architecture = Literal["tiny", "mobilenet_v2"]
 _ARCHITECTURES = ("tiny", "mobilenet_v2")
@@ -130,12 +129,62 @@ def image_classifier(
         >>> tf.saved_model.load(image_classifier("/tmp/cls"))(tf.zeros([1, 32, 32, 3])).shape
         TensorShape([1, 1001])
     """
-    _check_positive("num_classes", num_classes)
+    check_positive("num_classes", num_classes)
     model = _image_model(image_size, None, architecture, seed, 0.1, 1e-4, head=num_classes)
     return export_saved_model(model, path, output_name="logits", overwrite=overwrite)
 
 
-def _check_positive(name: str, value: int, minimum: int = 1) -> None:
+def keras_file(
+    path: str | os.PathLike[str],
+    *,
+    image_size: int = 32,
+    num_classes: int = 10,
+    seed: int = 0,
+    overwrite: bool = True,
+) -> str:
+    """Write a small Keras 3 image classifier as a ``.keras`` file.
+
+    The model maps float32 ``[B, image_size, image_size, 3]`` in [0, 1] to softmax
+    probabilities ``[B, num_classes]``, with the body of the ``"tiny"``
+    :func:`image_feature_vector`. It uses built-in layers only, so
+    ``keras.models.load_model`` needs no ``custom_objects``.
+
+    Args:
+        path: the file to write; it must end in ``.keras``.
+        image_size: height and width of the input images.
+        num_classes: number of classes.
+        seed: seeds the weights.
+        overwrite: replace an existing file at ``path``.
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.keras``, or a bad size.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+
+    Example:
+        >>> import keras
+        >>> from hublayer.testing import keras_file
+        >>> keras.models.load_model(keras_file("/tmp/tiny.keras")).output_shape
+        (None, 10)
+    """
+    if not str(path).endswith(".keras"):
+        raise ValueError(
+            f"Expected a path ending in '.keras'. Received: path={str(path)!r}. "
+            "Add the '.keras' extension."
+        )
+    check_positive("num_classes", num_classes)
+    model = _image_model(image_size, None, "tiny", seed, 0.1, 1e-4, head=num_classes)
+    outputs = keras.layers.Softmax(name="probabilities")(model.output)
+    model = keras.Model(model.input, outputs, name="tiny_classifier")
+    with staged_path(path, overwrite) as staging:
+        model.save(staging)
+    return str(path)
+
+
+def check_positive(name: str, value: int, minimum: int = 1) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer >= ``minimum``."""
     if not isinstance(value, int) or value < minimum:
         raise ValueError(
             f"Expected {name} to be an integer >= {minimum}. Received: {name}={value!r}."
@@ -156,12 +205,12 @@ def _image_model(
             f"Expected architecture to be one of {list(_ARCHITECTURES)}. "
             f"Received: architecture={architecture!r}."
         )
-    _check_positive("image_size", image_size, 32 if architecture == "mobilenet_v2" else 8)
+    check_positive("image_size", image_size, 32 if architecture == "mobilenet_v2" else 8)
     inputs = keras.Input((image_size, image_size, 3), name="inputs")
     regularizer = keras.regularizers.L2(l2) if l2 else None
     if architecture == "tiny":
         dim = 32 if dim is None else dim
-        _check_positive("dim", dim)
+        check_positive("dim", dim)
         x = inputs
         for name, filters in (("stem", 16), ("block_1", dim)):
             x = keras.layers.Conv2D(
@@ -189,13 +238,13 @@ def _image_model(
         x = keras.layers.Dense(head, name="logits")(x)
     model = keras.Model(inputs, x, name=f"{architecture}_image_model")
     rng = np.random.default_rng(seed)
-    _draw_weights(model, rng)
+    draw_weights(model, rng)
     batch = min(16, max(2, 2**16 // image_size**2))  # enough pixels, without a slow pass
     _calibrate_batch_norm(model, rng.uniform(0.0, 1.0, (batch, image_size, image_size, 3)))
     return model
 
 
-def _draw_weights(model: keras.Model, rng: np.random.Generator) -> None:
+def draw_weights(model: keras.Model, rng: np.random.Generator) -> None:
     """Redraw every weight matrix (rank >= 2) from ``rng`` with a Glorot-uniform scale.
 
     Vectors (biases, BatchNorm gamma/beta) keep their constant initial values, so the
@@ -238,19 +287,3 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
         if isinstance(layer, keras.Model):
             layers.extend(_all_layers(layer))
     return layers
-
-
-def _fresh_folder(path: str | os.PathLike[str], overwrite: bool) -> Path:
-    target = Path(path)
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(
-                f"Expected a new path. Received: path={str(target)!r}, which exists. "
-                "Pass overwrite=True to replace it."
-            )
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
