@@ -55,6 +55,14 @@ _TFHUB_HOSTS = ("tfhub.dev", "www.tfhub.dev")
 _KAGGLE_HOSTS = ("www.kaggle.com", "kaggle.com")
 
 
+def _segment(text: str) -> str:
+    """``text`` if it is a plain name, else a readable stand-in plus a short hash."""
+    if _SEGMENT.fullmatch(text) and text not in (".", ".."):
+        return text
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "x"
+    return f"{readable[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def safe_key(*parts: str) -> str:
     """Join ``parts`` into a cache key whose every segment is a safe folder name.
 
@@ -63,20 +71,19 @@ def safe_key(*parts: str) -> str:
 
     Example:
         >>> safe_key("s3", "bucket", "my model", "v1")
-        's3/bucket/my_model-b6a8e0d7/v1'
+        's3/bucket/my_model-76eeb051/v1'
     """
-    out: list[str] = []
-    for part in parts:
-        for segment in part.split("/"):
-            if not segment:
-                continue
-            if _SEGMENT.fullmatch(segment) and segment not in (".", ".."):
-                out.append(segment)
-            else:
-                readable = re.sub(r"[^A-Za-z0-9._-]+", "_", segment).strip("._") or "x"
-                digest = hashlib.sha256(segment.encode()).hexdigest()[:8]
-                out.append(f"{readable[:40]}-{digest}")
-    return "/".join(out)
+    return "/".join(_segment(s) for part in parts for s in part.split("/") if s)
+
+
+def _tail(path: str) -> str:
+    """A variable-depth path as ONE key segment (``a/b/c`` -> ``a~b~c``, empty -> ``@root``).
+
+    Keys of one source then all have the same depth, so no entry folder can ever sit
+    inside another one (``s3://b/models`` and ``s3://b/models/bert.tar.gz``).
+    """
+    segments = [_segment(s) for s in path.split("/") if s]
+    return "~".join(segments) if segments else "@root"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +117,8 @@ class TfhubHandle:
     @property
     def key(self) -> str:
         """Cache key used until a redirect shows the model's Kaggle identity."""
-        return safe_key("tfhub", self.path)
+        *name, version = self.path.split("/")
+        return f"tfhub/{_segment(name[0])}/{_tail('/'.join(name[1:]))}/{version}"
 
     def url(self) -> str:
         """The compressed-format URL on the configured tfhub endpoint."""
@@ -199,8 +207,8 @@ class StoreHandle:
 
     @property
     def key(self) -> str:
-        """Cache key: ``<protocol>/<bucket>/<path>``."""
-        return safe_key(self.protocol, self.bucket, self.path)
+        """Cache key: ``<protocol>/<bucket>/<path, '/' written '~'>``."""
+        return f"{self.protocol}/{_segment(self.bucket)}/{_tail(self.path)}"
 
     @property
     def is_archive(self) -> bool:
@@ -221,8 +229,9 @@ class HfHandle:
 
     @property
     def key(self) -> str:
-        """Cache key: ``hf/<org>/<repo>/<revision or main>/<subfolder>``."""
-        return safe_key("hf", self.repo_id, self.revision or "main", self.subfolder)
+        """Cache key: ``hf/<org>/<repo>/<revision or main>/<subfolder, '/' written '~'>``."""
+        rev = _segment(self.revision or "main")
+        return f"{safe_key('hf', self.repo_id)}/{rev}/{_tail(self.subfolder)}"
 
     def __str__(self) -> str:
         rev = f"@{self.revision}" if self.revision else ""

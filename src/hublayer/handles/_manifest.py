@@ -1,0 +1,184 @@
+"""The completion marker of a cache entry: a manifest of its files.
+
+A manifest is one JSON file, written last and atomically (temp file, then rename), so
+its presence means the entry is complete. It lists every file with its relative path,
+size and sha256, and every symlink with its target::
+
+    {"format": 1, "key": "kaggle/google/bert/tensorflow2/en/3",
+     "handle": "kaggle://google/bert/tensorFlow2/en/3", "created": 1716400000.0,
+     "main": null, "source": {"url": "...", "etag": "..."},
+     "files": [["saved_model.pb", 51234, "9f86d0..."], ...],
+     "links": [["assets/vocab.txt", "../vocab.txt"]]}
+
+:func:`check_sizes` is the cheap test every resolve runs (one ``stat`` per file, no
+hashing); :func:`check_hashes` re-reads every byte, for ``verify``.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.txt").write_text("hi")
+    >>> m = Manifest.scan(root, key="demo/a", handle="demo")
+    >>> m.files[0][:2], check_sizes(root, m)
+    (('a.txt', 2), [])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HASH_CHUNK", "FileRecord", "Manifest", "check_hashes", "check_sizes", "sha256_file"]
+
+FORMAT = 1
+#: Read and write size for hashing and copying (large, for throughput).
+HASH_CHUNK = 1 << 20
+
+#: (relative posix path, size in bytes, sha256 hex)
+FileRecord = tuple[str, int, str]
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in large chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        buffer = bytearray(HASH_CHUNK)
+        view = memoryview(buffer)
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a complete entry holds; see the module docstring for the file format."""
+
+    key: str
+    handle: str
+    files: tuple[FileRecord, ...]
+    links: tuple[tuple[str, str], ...] = ()
+    main: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the entry's files."""
+        return sum(record[1] for record in self.files)
+
+    @classmethod
+    def scan(
+        cls,
+        root: Path,
+        *,
+        key: str,
+        handle: str,
+        known: dict[str, tuple[int, str]] | None = None,
+        main: str | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> Manifest:
+        """Describe the files under ``root``; hashes in ``known`` are reused, not recomputed.
+
+        Args:
+            root: the entry's folder.
+            key: the cache key.
+            handle: the handle string the entry was made from.
+            known: ``{relative path: (size, sha256)}`` computed while the files were
+                written (unpacking hashes as it goes); any other file is hashed here.
+            main: a file inside the entry that resolve returns instead of the folder.
+            source: where the entry came from (url, etag...), kept for reports.
+        """
+        known = known or {}
+        files: list[FileRecord] = []
+        links: list[tuple[str, str]] = []
+        for folder, dirnames, filenames in os.walk(root):
+            base = Path(folder)
+            for name in sorted(filenames) + sorted(dirnames):
+                path = base / name
+                rel = path.relative_to(root).as_posix()
+                if path.is_symlink():
+                    links.append((rel, os.readlink(path)))
+                elif name in filenames:
+                    size = path.stat().st_size
+                    hit = known.get(rel)
+                    digest = hit[1] if hit is not None and hit[0] == size else sha256_file(path)
+                    files.append((rel, size, digest))
+        return cls(key, handle, tuple(sorted(files)), tuple(sorted(links)), main, source or {})
+
+    def to_json(self) -> str:
+        """The manifest as JSON text."""
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "key": self.key,
+                "handle": self.handle,
+                "created": self.created,
+                "main": self.main,
+                "source": self.source,
+                "files": [list(r) for r in self.files],
+                "links": [list(r) for r in self.links],
+            },
+            indent=0,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse manifest JSON; raises ValueError (or KeyError/TypeError) when malformed."""
+        data = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"unknown manifest format {data.get('format')!r}")
+        return cls(
+            key=str(data["key"]),
+            handle=str(data["handle"]),
+            files=tuple((str(p), int(s), str(h)) for p, s, h in data["files"]),
+            links=tuple((str(p), str(t)) for p, t in data["links"]),
+            main=data.get("main"),
+            source=dict(data.get("source") or {}),
+            created=float(data["created"]),
+        )
+
+    def write(self, path: Path) -> None:
+        """Write atomically: a temp file unique to this process, then a rename."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def check_sizes(root: Path, manifest: Manifest) -> list[str]:
+    """Problems found by one ``stat`` per file (missing, wrong size); empty when fine."""
+    problems: list[str] = []
+    base = str(root) + os.sep
+    for rel, size, _ in manifest.files:
+        try:
+            actual = os.stat(base + rel).st_size
+        except OSError:
+            problems.append(f"{rel}: missing")
+            continue
+        if actual != size:
+            problems.append(f"{rel}: {actual} bytes, expected {size}")
+    for rel, _target in manifest.links:
+        if not os.path.lexists(base + rel):
+            problems.append(f"{rel}: missing link")
+    return problems
+
+
+def check_hashes(root: Path, manifest: Manifest) -> list[str]:
+    """Problems found by re-hashing every file (and checking links); empty when fine."""
+    problems = check_sizes(root, manifest)
+    broken = {p.split(":", 1)[0] for p in problems}
+    for rel, _size, digest in manifest.files:
+        if rel not in broken and sha256_file(root / rel) != digest:
+            problems.append(f"{rel}: content changed (sha256 mismatch)")
+    for rel, target in manifest.links:
+        path = root / rel
+        if rel not in broken and (not path.is_symlink() or os.readlink(path) != target):
+            problems.append(f"{rel}: link changed")
+    return problems
