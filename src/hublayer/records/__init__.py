@@ -4,6 +4,8 @@
   checks, GZIP and ZLIB, atomic sharded writes. No TensorFlow needed.
 - Examples (``encode_example``, ``decode_example`` and the SequenceExample pair):
   ``tf.train.Example`` to and from dicts of numpy arrays, without TensorFlow.
+- Schemas (``inspect``, ``Schema``): what the records hold, from a sample; JSON; parse
+  specs for ``tf.io.parse_example``.
 
 Nothing here imports Keras; TensorFlow is imported only by the pipeline builders.
 
@@ -22,13 +24,19 @@ from hublayer.records._example import (
     encode_sequence_example,
 )
 from hublayer.records._framing import Reader, Writer, read_records
+from hublayer.records._inspect import inspect
+from hublayer.records._schema import FeatureStats, ImageStats, Schema
 
 __all__ = [
+    "FeatureStats",
+    "ImageStats",
     "Reader",
+    "Schema",
     "Writer",
     "decode_example",
     "decode_sequence_example",
     "encode_example",
     "encode_sequence_example",
+    "inspect",
     "read_records",
 ]
