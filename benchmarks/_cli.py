@@ -1,0 +1,152 @@
+"""``python -m benchmarks --suite quick|full [--case NAME ...]``.
+
+Each case runs in its own process, so one case's models, thread pools and memory do not
+leak into the next, and a crash or a hang (past the case's timeout) costs one case, not
+the run. The parent collects each case's JSON, then writes ``results/<date>-<host>.json``
+and ``RESULTS.md``.
+
+Exit status: 0 when every case ran (contenders "not yet" included), 1 when a case or a
+contender failed unexpectedly, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks._env import environment
+from benchmarks._harness import CaseResult, CaseSpec, run_case
+from benchmarks._report import fmt_seconds, write_results
+from benchmarks._subprocess import ROOT, child_env
+from benchmarks._suites import SUITES
+
+__all__ = ["main"]
+
+
+def _cases() -> tuple[CaseSpec, ...]:
+    from benchmarks.cases import CASES
+
+    return CASES
+
+
+def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure hublayer against its peers, side by side, in one run.",
+        epilog="Example: python -m benchmarks --suite quick --case forward --case images",
+    )
+    parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=names,
+        metavar="NAME",
+        help=f"run only this case (repeatable); one of: {', '.join(names)}",
+    )
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument(
+        "--no-save", action="store_true", help="print results; write no JSON or RESULTS.md"
+    )
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child: run this case in-process
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)  # child: write result here
+    return parser
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _run_child(spec: CaseSpec, suite: str) -> dict[str, Any]:
+    """Run one case in a child process; a crash or timeout becomes an error result."""
+    timeout = spec.timeout_s[1] if suite == "full" else spec.timeout_s[0]
+    with tempfile.TemporaryDirectory(prefix="hublayer-bench-") as tmp:
+        out = Path(tmp) / "case.json"
+        argv = [sys.executable, "-m", "benchmarks", "--suite", suite, "--one", spec.name]
+        proc = subprocess.Popen(
+            [*argv, "--json-out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env=child_env(),
+            start_new_session=True,  # so a timeout can stop its workers and servers too
+        )
+        assert proc.stdout is not None  # stdout=PIPE above
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+        timed_out = False
+
+        def stop_group() -> None:
+            nonlocal timed_out
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, stop_group)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                tail.append(line.rstrip())
+                print(line, end="", flush=True)
+            proc.wait()
+        finally:
+            timer.cancel()
+        if out.exists():
+            result: dict[str, Any] = json.loads(out.read_text())
+            return result
+        why = f"timed out after {timeout:.0f} s" if timed_out else f"exit status {proc.returncode}"
+        last = next((x for x in reversed(tail) if x.strip()), "")
+        return CaseResult(spec.name, spec.title, "error", detail=f"{why}: {last}"[:400]).to_json()
+
+
+def _failed(case: dict[str, Any]) -> bool:
+    return case["status"] == "error" or any(c["status"] == "error" for c in case["contenders"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the selected cases. Returns the exit status."""
+    cases = _cases()
+    by_name = {c.name: c for c in cases}
+    args = _parser(list(by_name)).parse_args(argv)
+    suite = SUITES[args.suite]
+    if args.list:
+        for spec in cases:
+            print(f"{spec.name:12s} {spec.title}")
+        return 0
+    if args.one:  # child process: one case, in this process
+        if args.one not in by_name:
+            print(f"unknown case {args.one!r}; expected one of {sorted(by_name)}", file=sys.stderr)
+            return 2
+        result = run_case(by_name[args.one], suite, log=_log)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(result.to_json(), default=str))
+        return 0
+
+    selected = [by_name[n] for n in args.case] if args.case else list(cases)
+    command = "python -m benchmarks --suite " + args.suite
+    command += "".join(f" --case {s.name}" for s in selected) if args.case else ""
+    t0 = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    for spec in selected:
+        _log(f"=== {spec.name}: {spec.title} ({args.suite} suite)")
+        case = _run_child(spec, args.suite)
+        case["command"] = command
+        results.append(case)
+        _log(f"=== {spec.name}: {case['status']} in {fmt_seconds(case.get('wall_s', 0.0))}")
+        for ratio in case["ratios"]:
+            value = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}x"
+            _log(f"    {ratio['kind']} {ratio['subject']} vs {ratio['peer']}: {value}")
+    _log(f"all cases done in {fmt_seconds(time.perf_counter() - t0)}")
+    if not args.no_save:
+        path = write_results(environment(), results, [c.name for c in cases])
+        _log(f"wrote {path} and {path.parent.parent / 'RESULTS.md'}")
+    return 1 if any(_failed(c) for c in results) else 0

@@ -1,0 +1,506 @@
+"""The measuring loop: contenders, alternation, statistics, ratios.
+
+A case is a list of contenders that do the same work. After a warm-up, the harness runs
+them in turn, A B C A B C ..., so that a slow minute on a shared machine hits all of
+them alike, and reports the median, min and max of each, and the ratios the case names.
+
+A contender is anything with ``start``, ``measure`` and ``stop`` (see :class:`Contender`).
+:class:`InProcess` times a callable in this process; the subprocess kinds live in
+``_subprocess.py``. A contender whose feature is not built yet raises :class:`NotYet`
+from ``start`` and is reported as "not yet", with the reason, instead of failing the run.
+
+Example:
+    >>> import time
+    >>> a = InProcess("sleep 1 ms", lambda: lambda: time.sleep(0.001))
+    >>> b = InProcess("sleep 2 ms", lambda: lambda: time.sleep(0.002), role="peer")
+    >>> plan = Plan([a, b], [Ratio("sleep 1 ms", "sleep 2 ms", "time", "<= 1.0")], reps=3)
+    >>> result = run_plan("demo", "two sleeps", plan, log=lambda line: None)
+    >>> [c.status for c in result.contenders], len(result.contenders[0].samples)
+    (['ok', 'ok'], 3)
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import os
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "CaseResult",
+    "CaseSpec",
+    "Contender",
+    "ContenderResult",
+    "InProcess",
+    "NotYet",
+    "Plan",
+    "Ratio",
+    "RatioResult",
+    "Sample",
+    "Stats",
+    "require",
+    "run_case",
+    "run_plan",
+]
+
+Status = Literal["ok", "not yet", "error", "fails as expected", "skipped"]
+Log = Callable[[str], None]
+
+
+class NotYet(Exception):  # noqa: N818 - named after the status it reports
+    """Raised by a contender whose hublayer feature is not built yet.
+
+    Args:
+        reason: what is missing, e.g. ``"hublayer.records.dataset is not built yet"``.
+    """
+
+
+def require(module: str, *attributes: str) -> Any:
+    """Import ``module`` and check it has ``attributes``, or raise :class:`NotYet`.
+
+    Args:
+        module: a dotted module name such as ``"hublayer.records"``.
+        *attributes: names the contender needs from it.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        NotYet: when the module does not import or lacks one of the names.
+    """
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise NotYet(f"{module} is not built yet ({type(exc).__name__}: {exc})") from exc
+    for name in attributes:
+        try:
+            getattr(mod, name)
+        except AttributeError as exc:
+            raise NotYet(f"{module}.{name} is not built yet") from exc
+    return mod
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed run of a contender.
+
+    Args:
+        seconds: wall time of the run.
+        cpu_seconds: CPU time the run used, all threads (and children) together, if known.
+        extras: values the run reports besides its time (an accuracy, a byte count...).
+    """
+
+    seconds: float
+    cpu_seconds: float | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Contender(abc.ABC):
+    """One way of doing a case's work.
+
+    Args:
+        name: shown in the table; ratios refer to contenders by this name.
+        role: ``"ours"`` for hublayer, ``"peer"`` for what we compare against.
+        items: units of work per run (images, records...), for a throughput column.
+        nbytes: bytes of input per run, for an MB/s column.
+        expect_failure: the contender is known to fail (e.g. TFSMLayer with Adam); its
+            error is recorded as the result rather than as a harness problem.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        role: str = "ours",
+        items: int | None = None,
+        nbytes: int | None = None,
+        expect_failure: bool = False,
+    ) -> None:
+        self.name = name
+        self.role = role
+        self.items = items
+        self.nbytes = nbytes
+        self.expect_failure = expect_failure
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Prepare (load models, open servers). Not timed. May raise :class:`NotYet`."""
+
+    @abc.abstractmethod
+    def measure(self) -> Sample:
+        """Run the work once and return its timing."""
+
+    def stop(self) -> None:  # noqa: B027 - most contenders hold nothing to release
+        """Release what ``start`` acquired. Called once, even after an error."""
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class InProcess(Contender):
+    """Times a callable in this process.
+
+    Args:
+        name: see :class:`Contender`.
+        build: called once by ``start``; returns the operation to time. If the operation
+            returns a dict, it becomes the sample's ``extras``.
+        inner: how many calls one sample makes; the sample reports the time per call.
+        before: called before each sample, untimed (e.g. to empty a cache folder).
+        **kwargs: ``role``, ``items``, ``nbytes``, ``expect_failure``.
+
+    CPU time counts every thread of this process and the children it waited for
+    (``curl`` and ``tar`` in the download case).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[], Callable[[], Any]],
+        *,
+        inner: int = 1,
+        before: Callable[[], object] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, **kwargs)
+        self._build = build
+        self._inner = inner
+        self._before = before
+        self._op: Callable[[], Any] | None = None
+
+    def start(self) -> None:
+        self._op = self._build()
+
+    def measure(self) -> Sample:
+        if self._op is None:
+            raise RuntimeError(f"{self.name}: measure() called before start()")
+        op = self._op
+        if self._before is not None:
+            self._before()
+        out: Any = None
+        cpu0, t0 = _cpu_seconds(), time.perf_counter()
+        for _ in range(self._inner):
+            out = op()
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+        extras = dict(out) if isinstance(out, dict) else {}
+        return Sample(wall / self._inner, cpu / self._inner, extras)
+
+    def stop(self) -> None:
+        self._op = None
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A figure the case reports: ``subject`` against ``peer``.
+
+    Args:
+        subject: the contender the figure is about (usually ours).
+        peer: the contender it is compared with.
+        kind: ``"time"``: median time of subject / median time of peer (lower is better);
+            ``"speed"``: median time of peer / median time of subject, i.e. throughput of
+            subject over throughput of peer, or "x faster" (higher is better);
+            ``"seconds"``: the subject's median in seconds, for an absolute target
+            (``peer`` is then ``""``).
+        target: the goal, such as ``"<= 1.05"`` or ``">= 2"``, or ``""`` for none.
+    """
+
+    subject: str
+    peer: str
+    kind: Literal["time", "speed", "seconds"]
+    target: str = ""
+
+
+@dataclass
+class Plan:
+    """What a case runs: contenders, the figures to report, and how many repetitions.
+
+    Args:
+        contenders: run in this order in every round.
+        ratios: the figures to compute from the medians.
+        warmup: untimed runs of each contender before the rounds.
+        reps: timed rounds (each contender once per round).
+        min_reps: rounds always run, even when ``budget_s`` is spent.
+        budget_s: stop after the round that passes this many seconds of measuring.
+        notes: free text for the table (sizes, cores, what "usual style" means).
+        cleanup: called after the contenders stop (servers, temp folders), last first.
+    """
+
+    contenders: Sequence[Contender]
+    ratios: Sequence[Ratio] = ()
+    warmup: int = 1
+    reps: int = 5
+    min_reps: int = 3
+    budget_s: float = math.inf
+    notes: list[str] = field(default_factory=list)
+    cleanup: list[Callable[[], object]] = field(default_factory=list)
+
+
+@dataclass
+class Stats:
+    """Summary of one contender's samples (seconds)."""
+
+    median: float
+    min: float
+    max: float
+    n: int
+    cores: float | None
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> Stats:
+        secs = [s.seconds for s in samples]
+        usage = [s.cpu_seconds / s.seconds for s in samples if s.cpu_seconds and s.seconds > 0]
+        return cls(
+            median=statistics.median(secs),
+            min=min(secs),
+            max=max(secs),
+            n=len(secs),
+            cores=statistics.median(usage) if usage else None,
+        )
+
+
+@dataclass
+class ContenderResult:
+    """What one contender did: its status, samples and summary."""
+
+    name: str
+    role: str
+    status: Status
+    detail: str = ""
+    items: int | None = None
+    nbytes: int | None = None
+    samples: list[Sample] = field(default_factory=list)
+    stats: Stats | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RatioResult:
+    """A computed figure; ``value`` is None when either side has no timing."""
+
+    subject: str
+    peer: str
+    kind: str
+    target: str
+    value: float | None
+    met: bool | None
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one case, ready for JSON."""
+
+    name: str
+    title: str
+    status: Status
+    detail: str = ""
+    notes: list[str] = field(default_factory=list)
+    contenders: list[ContenderResult] = field(default_factory=list)
+    ratios: list[RatioResult] = field(default_factory=list)
+    wall_s: float = 0.0
+    suite: str = ""
+    command: str = ""
+    started: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _short_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:400]
+
+
+def check_target(value: float, target: str) -> bool | None:
+    """Whether ``value`` meets a target such as ``"<= 1.05"``; None when there is none.
+
+    Example:
+        >>> check_target(1.0, "<= 1.05"), check_target(1.9, ">= 2"), check_target(3.0, "")
+        (True, False, None)
+    """
+    parts = target.split()
+    if len(parts) != 2:
+        return None
+    op, bound = parts[0], float(parts[1])
+    checks: dict[str, Callable[[float, float], bool]] = {
+        "<=": lambda a, b: a <= b,
+        ">=": lambda a, b: a >= b,
+        "<": lambda a, b: a < b,
+        ">": lambda a, b: a > b,
+    }
+    if op not in checks:
+        raise ValueError(f"Expected a target like '<= 1.05' or '>= 2'. Received: {target!r}")
+    return checks[op](value, bound)
+
+
+def _ratio(ratio: Ratio, by_name: dict[str, ContenderResult]) -> RatioResult:
+    mine, theirs = by_name.get(ratio.subject), by_name.get(ratio.peer)
+    value: float | None = None
+    if ratio.kind == "seconds":
+        value = mine.stats.median if mine and mine.stats else None
+    elif mine and theirs and mine.stats and theirs.stats:
+        a, b = mine.stats.median, theirs.stats.median
+        value = a / b if ratio.kind == "time" else b / a
+    met = check_target(value, ratio.target) if value is not None else None
+    return RatioResult(ratio.subject, ratio.peer, ratio.kind, ratio.target, value, met)
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResult:
+    """Start the contenders, warm up, alternate them, and summarise.
+
+    Args:
+        name: the case's short name.
+        title: one line shown in the table.
+        plan: contenders, ratios and repetitions.
+        log: receives one progress line at a time.
+
+    Returns:
+        A :class:`CaseResult`. Contenders that are not built yet, fail as expected, or
+        raise, are recorded with that status; the others are measured.
+    """
+    t_case = time.perf_counter()
+    results = {
+        c.name: ContenderResult(c.name, c.role, "ok", items=c.items, nbytes=c.nbytes)
+        for c in plan.contenders
+    }
+    active: list[Contender] = []
+    started: list[Contender] = []
+
+    def fail(contender: Contender, exc: BaseException, when: str) -> None:
+        res = results[contender.name]
+        if isinstance(exc, NotYet):
+            res.status, res.detail = "not yet", str(exc)
+        elif contender.expect_failure:
+            res.status, res.detail = "fails as expected", _short_error(exc)
+        else:
+            res.status, res.detail = "error", f"{when}: {_short_error(exc)}"
+            log("".join(traceback.format_exception(exc)).rstrip())
+        log(f"[{name}] {contender.name}: {res.status}: {res.detail}")
+
+    def sample(contender: Contender, timed: bool) -> None:
+        try:
+            s = contender.measure()
+        except Exception as exc:
+            fail(contender, exc, "measure")
+            active.remove(contender)
+            return
+        if contender.expect_failure:
+            results[contender.name].detail = "expected to fail, but ran"
+        if timed:
+            results[contender.name].samples.append(s)
+            results[contender.name].extras.update(s.extras)
+        label = "rep" if timed else "warm-up"
+        log(f"[{name}] {contender.name} {label}: {_fmt(s.seconds)}")
+
+    try:
+        for contender in plan.contenders:
+            log(f"[{name}] starting {contender.name}")
+            started.append(contender)
+            try:
+                contender.start()
+            except Exception as exc:
+                fail(contender, exc, "start")
+                continue
+            active.append(contender)
+        for contender in list(active):
+            for _ in range(plan.warmup):
+                if contender in active:
+                    sample(contender, timed=False)
+        t_rounds = time.perf_counter()
+        for round_no in range(plan.reps):
+            for contender in list(active):
+                sample(contender, timed=True)
+            spent = time.perf_counter() - t_rounds
+            if round_no + 1 >= plan.min_reps and spent > plan.budget_s:
+                log(f"[{name}] budget of {plan.budget_s:.0f} s spent after {round_no + 1} rounds")
+                break
+    finally:
+        for contender in reversed(started):
+            try:
+                contender.stop()
+            except Exception as exc:
+                log(f"[{name}] {contender.name}: stop failed: {_short_error(exc)}")
+        for cleanup in reversed(plan.cleanup):
+            try:
+                cleanup()
+            except Exception as exc:
+                log(f"[{name}] cleanup failed: {_short_error(exc)}")
+
+    for res in results.values():
+        if res.samples:
+            res.stats = Stats.of(res.samples)
+    ratios = [_ratio(r, results) for r in plan.ratios]
+    contenders = list(results.values())
+    statuses = {c.status for c in contenders}
+    status: Status = "ok" if statuses & {"ok", "fails as expected"} else "not yet"
+    if "error" in statuses and not any(c.stats for c in contenders):
+        status = "error"
+    return CaseResult(
+        name=name,
+        title=title,
+        status=status,
+        notes=list(plan.notes),
+        contenders=contenders,
+        ratios=ratios,
+        wall_s=time.perf_counter() - t_case,
+    )
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """A named case: how to build its plan for a suite.
+
+    Args:
+        name: short name used by ``--case`` and in the table.
+        title: one line describing what is measured.
+        build: ``build(suite)`` returns the :class:`Plan`; it may generate data, and may
+            raise :class:`NotYet` when nothing in the case can run yet.
+        timeout_s: ``(quick, full)`` seconds the case may take before it is stopped.
+    """
+
+    name: str
+    title: str
+    build: Callable[[Any], Plan]
+    timeout_s: tuple[float, float] = (300.0, 1800.0)
+
+
+def run_case(spec: CaseSpec, suite: Any, *, log: Log = print) -> CaseResult:
+    """Build ``spec``'s plan for ``suite`` and run it; a :class:`NotYet` plan is recorded.
+
+    Args:
+        spec: the case.
+        suite: a :class:`benchmarks._suites.Suite`.
+        log: receives progress lines.
+
+    Returns:
+        The :class:`CaseResult`, with ``suite`` and ``started`` filled in.
+    """
+    import datetime as dt
+
+    started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    try:
+        plan = spec.build(suite)
+    except NotYet as exc:
+        log(f"[{spec.name}] not yet: {exc}")
+        result = CaseResult(spec.name, spec.title, "not yet", detail=str(exc))
+    except Exception as exc:
+        log("".join(traceback.format_exception(exc)).rstrip())
+        result = CaseResult(spec.name, spec.title, "error", detail=f"setup: {_short_error(exc)}")
+    else:
+        result = run_plan(spec.name, spec.title, plan, log=log)
+    result.suite, result.started = suite.name, started
+    result.wall_s = time.perf_counter() - t0
+    return result

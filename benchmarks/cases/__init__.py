@@ -1,0 +1,17 @@
+"""Every case, in the order of the issue and of the table.
+
+1. ``forward``, 2. ``finetune``, 3. ``load`` (``_layers.py``); 4. ``resolve``,
+``download``, ``construct`` (``_cache.py``); 5. ``images``, ``tabular``, ``framing``,
+``inspect`` (``_records.py``); 6. ``train`` (``_train.py``).
+
+Importing this package is light: TensorFlow is imported by a case when it runs.
+"""
+
+from __future__ import annotations
+
+from benchmarks._harness import CaseSpec
+from benchmarks.cases import _cache, _layers, _records
+
+__all__ = ["CASES"]
+
+CASES: tuple[CaseSpec, ...] = (*_layers.CASES, *_cache.CASES, *_records.CASES)

@@ -1,0 +1,286 @@
+"""Case 5, records: image and tabular pipelines, raw framing, and inspect.
+
+Every image pipeline yields the same batches: float32 images in [0, 1] at 224 px (decoded
+from 256 px JPEGs and resized) and int64 labels, 32 a batch. Every tabular pipeline yields
+dicts of ``x`` (float32, 10), ``n`` and ``label`` (int64), 1024 a batch. A run is one pass
+over all the shards, consumed in Python.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from benchmarks._data import Records, blob_records, jpeg_records, tabular_records
+from benchmarks._env import cpu_count
+from benchmarks._harness import CaseSpec, InProcess, NotYet, Plan, Ratio, require
+from benchmarks._subprocess import ColdProcess, Worker
+from benchmarks._suites import Suite
+
+__all__ = ["CASES"]
+
+IMAGE_SIZE = 224
+IMAGE_BATCH = 32
+TABULAR_BATCH = 1024
+
+
+def _count_batches(ds: Iterable[Any], key: Callable[[Any], Any]) -> dict[str, Any]:
+    n = 0
+    for batch in ds:
+        n += int(key(batch).shape[0])
+    return {"examples": n}
+
+
+# ---------------------------------------------------------------- images
+
+
+def _image_features() -> dict[str, Any]:
+    import tensorflow as tf
+
+    return {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
+def _decode_resize(data: Any) -> Any:
+    import tensorflow as tf
+
+    image = tf.io.decode_jpeg(data, channels=3)
+    image = tf.image.resize(image, [IMAGE_SIZE, IMAGE_SIZE])
+    return image / 255.0
+
+
+def _usual_images(records: Records) -> Callable[[], Any]:
+    """The style of most tutorials: map(parse_single_example) without parallelism, batch."""
+    import tensorflow as tf
+
+    features = _image_features()
+
+    def parse(serialized: Any) -> Any:
+        ex = tf.io.parse_single_example(serialized, features)
+        return _decode_resize(ex["image"]), ex["label"]
+
+    ds = tf.data.TFRecordDataset(list(records.files)).map(parse).batch(IMAGE_BATCH)
+    return lambda: _count_batches(ds, lambda b: b[1])
+
+
+def _best_images(records: Records) -> Callable[[], Any]:
+    """The tf.data guide, hand-tuned: parallel decode, nondeterministic order, prefetch."""
+    import tensorflow as tf
+
+    features = _image_features()
+
+    def parse(serialized: Any) -> Any:
+        ex = tf.io.parse_single_example(serialized, features)
+        return _decode_resize(ex["image"]), ex["label"]
+
+    ds = (
+        tf.data.TFRecordDataset(list(records.files), buffer_size=8 << 20)
+        .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .batch(IMAGE_BATCH)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return lambda: _count_batches(ds, lambda b: b[1])
+
+
+def _ours_images(records: Records) -> Callable[[], Any]:
+    records_api = require("hublayer.records", "dataset")
+    ds = records_api.dataset(
+        list(records.files),
+        batch_size=IMAGE_BATCH,
+        image_size=(IMAGE_SIZE, IMAGE_SIZE),
+        shuffle=False,
+    )
+    return lambda: _count_batches(ds, lambda b: b[1])
+
+
+def images(suite: Suite) -> Plan:
+    data = jpeg_records(suite.images)
+    kw: dict[str, Any] = {"items": data.count, "nbytes": data.nbytes}
+    return Plan(
+        [
+            InProcess("records.dataset", lambda: _ours_images(data), **kw),
+            InProcess("usual style", lambda: _usual_images(data), role="peer", **kw),
+            InProcess("tf.data best practice", lambda: _best_images(data), role="peer", **kw),
+        ],
+        [
+            Ratio("records.dataset", "usual style", "speed", ">= 2"),
+            Ratio("records.dataset", "tf.data best practice", "speed", ">= 1.0"),
+        ],
+        warmup=1,
+        reps=suite.pick(3, 5),
+        notes=[
+            f"{data.count:,} JPEG examples at 256 px (issue: 20,000"
+            + ("; the quick suite uses fewer)" if data.count < 20_000 else ")")
+            + f", {data.nbytes / 1e6:.0f} MB in {len(data.files)} shards; decoded and resized "
+            f"to {IMAGE_SIZE}, batches of {IMAGE_BATCH}, one pass per run.",
+            f"{cpu_count()} CPU cores available to every contender; the cores column is what each "
+            "used.",
+            "usual style: TFRecordDataset → map(parse_single_example + decode + resize) → batch. "
+            "Best practice: the same map with num_parallel_calls=AUTOTUNE, deterministic=False, "
+            "then batch and prefetch(AUTOTUNE).",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- tabular
+
+
+def _tabular_features() -> dict[str, Any]:
+    import tensorflow as tf
+
+    return {
+        "x": tf.io.FixedLenFeature([10], tf.float32),
+        "n": tf.io.FixedLenFeature([], tf.int64),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
+def _best_tabular(records: Records) -> Callable[[], Any]:
+    """Batch first, then one vectorized parse_example per batch, in parallel, prefetched."""
+    import tensorflow as tf
+
+    features = _tabular_features()
+    ds = (
+        tf.data.TFRecordDataset(list(records.files), buffer_size=8 << 20)
+        .batch(TABULAR_BATCH)
+        .map(
+            lambda b: tf.io.parse_example(b, features),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=False,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return lambda: _count_batches(ds, lambda b: b["label"])
+
+
+def _ours_tabular(records: Records) -> Callable[[], Any]:
+    records_api = require("hublayer.records", "dataset")
+    ds = records_api.dataset(list(records.files), batch_size=TABULAR_BATCH, shuffle=False)
+    return lambda: _count_batches(ds, lambda b: b["label"])
+
+
+def tabular(suite: Suite) -> Plan:
+    data = tabular_records(suite.tabular)
+    kw: dict[str, Any] = {"items": data.count, "nbytes": data.nbytes}
+    return Plan(
+        [
+            InProcess("records.dataset", lambda: _ours_tabular(data), **kw),
+            InProcess("tf.data best practice", lambda: _best_tabular(data), role="peer", **kw),
+        ],
+        [Ratio("records.dataset", "tf.data best practice", "speed", ">= 1.0")],
+        warmup=1,
+        reps=suite.pick(5, 7),
+        notes=[
+            f"{data.count:,} examples (issue: 1,000,000"
+            + ("; the quick suite uses fewer)" if data.count < 1_000_000 else ")")
+            + f": x float[10], n int64, label int64; {data.nbytes / 1e6:.0f} MB in "
+            f"{len(data.files)} shards; batches of {TABULAR_BATCH}, one pass per run.",
+            "Best practice: TFRecordDataset → batch → map(parse_example, AUTOTUNE, "
+            "deterministic=False) → prefetch (batching before parsing was the fastest setup "
+            "measured here).",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- raw framing
+
+
+def _count_tf_data(records: Records) -> Callable[[], Any]:
+    """Count with tf.data: batch the raw records and add up the batch sizes (CRCs checked)."""
+    import tensorflow as tf
+
+    ds = tf.data.TFRecordDataset(list(records.files), buffer_size=8 << 20).batch(8192)
+    return lambda: {"records": sum(int(b.shape[0]) for b in ds)}
+
+
+def framing(suite: Suite) -> Plan:
+    data = tabular_records(suite.tabular)
+    kw: dict[str, Any] = {"items": data.count, "nbytes": data.nbytes}
+    files = {"files": list(data.files)}
+    ours, package = "hublayer reader + CRC", "tfrecord package (no CRC)"
+    return Plan(
+        [
+            Worker(ours, "benchmarks.cases._readers:count_hublayer", files, **kw),
+            Worker(
+                package,
+                "benchmarks.cases._readers:count_tfrecord_package",
+                files,
+                role="peer",
+                **kw,
+            ),
+            InProcess("tf.data.TFRecordDataset", lambda: _count_tf_data(data), role="peer", **kw),
+        ],
+        [
+            Ratio(ours, package, "speed"),
+            Ratio(ours, "tf.data.TFRecordDataset", "speed"),
+        ],
+        warmup=1,
+        reps=suite.pick(5, 7),
+        notes=[
+            f"Count every record of the tabular shards ({data.count:,} records, "
+            f"{data.nbytes / 1e6:.0f} MB, {len(data.files)} files). The two readers without TF "
+            "run in their own process, which never imports TensorFlow (the tfrecord package's "
+            "example.proto clashes with TF's in one process); tf.data batches the raw records "
+            "by 8192 and adds up the batch sizes (it checks CRCs).",
+        ],
+    )
+
+
+# ---------------------------------------------------------------- inspect
+
+
+def _inspect_api(records: Records) -> Callable[[], Any]:
+    records_api = require("hublayer.records", "inspect")
+    return lambda: records_api.inspect(list(records.files)) and None
+
+
+def _inspect_check() -> None:
+    require("hublayer.records", "inspect")
+    group = require("hublayer.cli._records", "records").records
+    if "inspect" not in getattr(group, "commands", {}):
+        raise NotYet("the `hublayer records inspect` command is not built yet")
+
+
+def inspect(suite: Suite) -> Plan:
+    data = blob_records(suite.inspect_mb)
+    files = list(data.files)
+    return Plan(
+        [
+            InProcess("records.inspect()", lambda: _inspect_api(data), nbytes=data.nbytes),
+            ColdProcess(
+                "hublayer records inspect (CLI, cold)",
+                [sys.executable, "-m", "hublayer", "records", "inspect", *files],
+                precheck=_inspect_check,
+                nbytes=data.nbytes,
+            ),
+            InProcess(
+                "tf.data full count",
+                lambda: _count_tf_data(data),
+                role="peer",
+                nbytes=data.nbytes,
+            ),
+        ],
+        [
+            Ratio("records.inspect()", "", "seconds", "<= 5"),
+            Ratio("hublayer records inspect (CLI, cold)", "", "seconds", "<= 5"),
+            Ratio("records.inspect()", "tf.data full count", "speed"),
+        ],
+        warmup=1,
+        reps=suite.pick(3, 5),
+        notes=[
+            f"{data.nbytes / 2**30:.2f} GiB of shards ({len(files)} files, {data.count:,} "
+            "examples of about 64 KiB). Target: a few seconds at most, by sampling. A full "
+            "count with tf.data is shown for scale.",
+        ],
+    )
+
+
+CASES = (
+    CaseSpec("images", "Image pipeline: JPEG records to 224 px batches", images),
+    CaseSpec("tabular", "Tabular pipeline: small examples into batches", tabular),
+    CaseSpec("framing", "Raw framing: count records without TensorFlow", framing),
+    CaseSpec("inspect", "records inspect on 1 GB of shards", inspect),
+)
