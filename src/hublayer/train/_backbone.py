@@ -1,0 +1,288 @@
+"""The backbone: which model extracts the features, how it is called, and its fingerprint.
+
+A backbone is a ``hublayer.KerasLayer`` (built from a handle) or any built Keras layer or
+model with one input. This module is the only place in ``train`` that turns the user's
+``model`` argument into a layer, reads its input spec, and decides how it is called.
+
+The trap it avoids: in a Keras 3 functional model, ``backbone(inputs, training=False)`` is
+*not* sticky. ``Model.fit`` passes ``training=True`` to every layer whose ``call`` takes a
+``training`` argument, so BatchNorm statistics drift during fine-tuning. :class:`BackboneCall`
+fixes the mode itself, whatever the outer model is told.
+
+Example:
+    >>> backbone = load_backbone("/models/mobilenet_v2", trainable=False)  # doctest: +SKIP
+    >>> input_spec(backbone)  # doctest: +SKIP
+    TensorInfo(name='inputs', dtype='float32', shape=(None, 224, 224, 3), ...)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import keras
+import numpy as np
+
+from hublayer._specs import TensorInfo, input_specs_of
+from hublayer.errors import SignatureError, TrainingError
+
+__all__ = [
+    "BackboneCall",
+    "ModelLike",
+    "blocks_of",
+    "feature_dim",
+    "fingerprint_model",
+    "input_spec",
+    "load_backbone",
+    "unfreeze",
+]
+
+#: What ``fit_classifier(model=...)`` accepts.
+ModelLike: TypeAlias = "str | os.PathLike[str] | keras.Layer"
+
+
+def load_backbone(model: ModelLike, *, trainable: bool) -> keras.Layer:
+    """Turn a handle, a path or a layer into the backbone layer.
+
+    Args:
+        model: a model handle or local path (loaded with ``hublayer.KerasLayer``), or a
+            built Keras layer or model, used as is.
+        trainable: for a handle, whether the layer's variables may be trained later.
+
+    Returns:
+        The backbone layer.
+
+    Raises:
+        TypeError: ``model`` is none of the accepted kinds.
+    """
+    if isinstance(model, keras.Layer):
+        return model
+    if isinstance(model, str | os.PathLike):
+        from hublayer.layers import KerasLayer
+
+        layer: keras.Layer = KerasLayer(os.fspath(model), trainable=trainable)
+        return layer
+    raise TypeError(
+        "Expected `model` to be a model handle, a local path, a hublayer.KerasLayer or a "
+        f"built keras.Layer. Received: model={model!r} of type {type(model).__name__}."
+    )
+
+
+def input_spec(backbone: keras.Layer) -> TensorInfo:
+    """The one input the backbone takes.
+
+    Args:
+        backbone: a ``hublayer.KerasLayer`` (anything with ``input_specs``) or a
+            functional ``keras.Model``.
+
+    Returns:
+        Its input's :class:`~hublayer._specs.TensorInfo`.
+
+    Raises:
+        TrainingError: the input cannot be told, or the model takes several inputs.
+    """
+    specs: tuple[TensorInfo, ...]
+    if getattr(backbone, "input_specs", None) is not None:
+        specs = input_specs_of(backbone)
+    else:
+        inputs = getattr(backbone, "inputs", None) if isinstance(backbone, keras.Model) else None
+        if not inputs:
+            raise TrainingError(
+                "Expected a backbone whose input is known: a hublayer.KerasLayer or a "
+                f"functional keras.Model. Received: model={backbone!r}, which declares no "
+                "input. Build it with keras.Input(...) or load it with hublayer.KerasLayer.",
+                stage="model",
+            )
+        specs = tuple(
+            TensorInfo(
+                name=str(getattr(t, "name", f"input_{i}")),
+                dtype=str(t.dtype),
+                shape=tuple(t.shape),
+            )
+            for i, t in enumerate(inputs)
+        )
+    if len(specs) != 1:
+        raise TrainingError(
+            "Expected a backbone with exactly one input (an image or a text tensor). "
+            f"Received: inputs={[str(s) for s in specs]}. Wrap the model so it takes one "
+            "tensor, or pick a signature with one input.",
+            stage="model",
+        )
+    return specs[0]
+
+
+def feature_dim(backbone: keras.Layer, spec: TensorInfo) -> int:
+    """Size of the feature vector the backbone outputs for one example.
+
+    Raises:
+        SignatureError: the output is not one ``[batch, features]`` tensor.
+    """
+    symbolic = keras.Input(shape=spec.shape[1:], dtype=spec.dtype)
+    output = backbone(symbolic, training=False)
+    shape = tuple(getattr(output, "shape", ()))
+    if len(shape) != 2 or shape[-1] is None:
+        received = (
+            {k: tuple(v.shape) for k, v in output.items()} if isinstance(output, dict) else shape
+        )
+        raise SignatureError(
+            "Expected the backbone to output one feature vector of shape [batch, features]. "
+            f"Received: output shape={received}. Use a feature-vector model, or pick its "
+            "pooled output with hublayer.KerasLayer(handle, output_key=...).",
+            name="output",
+            expected="[batch, features]",
+            received=str(received),
+        )
+    return int(shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="hublayer")
+class BackboneCall(keras.Layer):
+    """Calls a backbone in a fixed mode, whatever ``training`` the outer model gets.
+
+    Args:
+        backbone: the layer to call.
+        train_batch_norm: if True, ``training=True`` reaches the backbone while the
+            outer model trains (BatchNorm statistics update, dropout is on). If False
+            (the default) the backbone always runs in inference mode, which is what
+            fine-tuning a pretrained model wants.
+
+    Call arguments:
+        inputs: the backbone's input.
+        training: the outer model's training flag.
+
+    Example:
+        >>> inputs = keras.Input((4,))  # doctest: +SKIP
+        >>> features = BackboneCall(backbone)(inputs)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, backbone: keras.Layer, *, train_batch_norm: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.train_batch_norm = bool(train_batch_norm)
+
+    def build(self, input_shape: Any) -> None:
+        if not self.backbone.built:
+            self.backbone.build(input_shape)
+        self.built = True
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        mode = bool(self.train_batch_norm and training is True)
+        return self.backbone(inputs, training=mode)
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        config["train_batch_norm"] = self.train_batch_norm
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BackboneCall:
+        config = dict(config)
+        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
+        return cls(backbone, **config)
+
+
+def fingerprint_model(backbone: keras.Layer) -> str:
+    """A sha256 of what decides the backbone's outputs: its class, config and weights.
+
+    Layer names are left out (Keras numbers them per process), so the same model built
+    twice has the same fingerprint; any change to a weight changes it.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"{type(backbone).__module__}.{type(backbone).__qualname__}\n".encode())
+    try:
+        config: Any = dict(backbone.get_config())
+    except NotImplementedError:
+        config = {}
+    config.pop("name", None)
+    digest.update(json.dumps(_without_trainable(config), sort_keys=True, default=repr).encode())
+    for variable in backbone.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+        digest.update(f"\n{value.dtype.str}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _without_trainable(config: Any) -> Any:
+    """The config without ``trainable`` flags, which do not change the outputs."""
+    if isinstance(config, dict):
+        return {k: _without_trainable(v) for k, v in config.items() if k != "trainable"}
+    if isinstance(config, list | tuple):
+        return [_without_trainable(v) for v in config]
+    return config
+
+
+_BLOCK = re.compile(r"^([A-Za-z]+[_-]?\d+[a-z]?)(?=$|[_/.:-])")
+
+
+def _block_key(path: str, prefix_parts: int) -> str:
+    parts = path.split("/")
+    head = parts[prefix_parts] if len(parts) > prefix_parts else parts[-1]
+    match = _BLOCK.match(head)
+    return match.group(1) if match else head
+
+
+def blocks_of(variables: Sequence[Any]) -> list[list[Any]]:
+    """Group trainable variables into blocks, in the order the model creates them.
+
+    A block is the first component of the variable's path after the prefix every path
+    shares, cut at its number: ``block6a_expand_conv/kernel`` and ``block6a_se/bias``
+    belong to ``block6a``; ``conv_1/kernel`` to ``conv_1``; ``dense/kernel`` to ``dense``.
+    """
+    paths = [str(getattr(v, "path", getattr(v, "name", ""))).removesuffix(":0") for v in variables]
+    split = [p.split("/") for p in paths]
+    common = 0
+    if len(split) > 1:
+        while all(len(s) > common + 1 and s[common] == split[0][common] for s in split):
+            common += 1
+    order: dict[str, list[Any]] = {}
+    for variable, path in zip(variables, paths, strict=True):
+        order.setdefault(_block_key(path, common), []).append(variable)
+    return list(order.values())
+
+
+def unfreeze(backbone: keras.Layer, blocks: int | None) -> int:
+    """Make the backbone trainable: all of it, or only its last ``blocks`` blocks.
+
+    Keras' ``trainable`` setter marks every variable the layer created trainable; BatchNorm
+    statistics stay non-trainable. The blocks left frozen have their variables'
+    ``trainable`` flags cleared, so optimizers never see them.
+
+    Args:
+        backbone: the backbone layer.
+        blocks: how many blocks, counted from the output, to train; None for all.
+
+    Returns:
+        How many variables will train.
+
+    Raises:
+        TrainingError: the backbone has no trainable variables, or ``blocks`` is not
+            between 1 and the number of blocks.
+    """
+    backbone.trainable = True
+    candidates = list(backbone.trainable_weights)
+    if not candidates:
+        raise TrainingError(
+            "Expected a backbone with trainable variables for fine-tuning. Received: a "
+            "model that exposes none. Use mode='feature_extraction', or a model published "
+            "with trainable variables.",
+            stage="fine_tune",
+        )
+    groups = blocks_of(candidates)
+    if blocks is not None and not 1 <= blocks <= len(groups):
+        raise TrainingError(
+            f"Expected unfreeze to be 'all' or a number of blocks between 1 and "
+            f"{len(groups)}. Received: unfreeze={blocks}. Pass a smaller number or 'all'.",
+            stage="fine_tune",
+        )
+    chosen = groups if blocks is None else groups[-blocks:]
+    keep = {id(v) for group in chosen for v in group}
+    for variable in candidates:
+        variable.trainable = id(variable) in keep
+    return len(keep)

@@ -1,0 +1,448 @@
+"""``fit_classifier``: a pretrained model and TFRecord files in, a trained classifier out.
+
+The order of work, and why:
+
+1. Check the arguments; load the backbone; read its input spec and feature size.
+2. Build every split's pipeline from the data's schema and the model's spec. A mismatch
+   (image size, dtype, text, a missing label) raises here, before anything runs.
+3. Feature extraction, and the first phase of fine-tuning, need the frozen backbone's
+   outputs: compute them once into the embedding cache (or load them from it).
+4. Train the head on the features; in ``fine_tune`` mode, then unfreeze and train the
+   whole model at a lower learning rate. Both phases stop early on the monitored
+   metric, keep the best weights, and checkpoint every epoch so a rerun resumes.
+5. Score every split, then write the model, SavedModel, metrics, history, plots and
+   report into ``out_dir``.
+
+Example:
+    >>> result = fit_classifier(  # doctest: +SKIP
+    ...     "/models/efficientnet_lite0", "data/train-*.tfrecord",
+    ...     validation="data/val-*.tfrecord", epochs=10, out_dir="runs/digits")
+    >>> result.metrics["splits"]["validation"]["accuracy"]  # doctest: +SKIP
+    0.973
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import keras
+import numpy as np
+
+from hublayer import config
+from hublayer._specs import TensorInfo
+from hublayer.train._backbone import (
+    ModelLike,
+    feature_dim,
+    fingerprint_model,
+    input_spec,
+    load_backbone,
+)
+from hublayer.train._callbacks import Checkpoints
+from hublayer.train._data import Classes, FilesLike, Source, expand_files
+from hublayer.train._embeddings import Embeddings, embed
+from hublayer.train._metrics import predict_batches, score
+from hublayer.train._model import HeadLike, assemble, build_head, describe_head
+from hublayer.train._phases import Run, fine_tune, raw_batches, train_head
+from hublayer.train._report import write_outputs
+
+__all__ = ["Mode", "TrainResult", "fit_classifier"]
+
+#: The two recipes.
+Mode = Literal["feature_extraction", "fine_tune"]
+_MODES = ("feature_extraction", "fine_tune")
+_EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`fit_classifier` produced.
+
+    Attributes:
+        model: the trained Keras model, input to class probabilities.
+        history: one list per column of ``history.csv`` (``epoch``, ``phase``, ``loss``,
+            ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``).
+        metrics: the content of ``metrics.json``: per-split scores, the confusion
+            matrix, timings and how the run went.
+        paths: what was written, by name (``"model"``, ``"saved_model"``, ``"metrics"``,
+            ``"history"``, ``"curves"``, ``"confusion"``, ``"report"``, ``"config"``).
+        class_names: class index to name.
+    """
+
+    model: keras.Model
+    history: dict[str, list[Any]]
+    metrics: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+    class_names: tuple[str, ...] = ()
+
+
+def _check(
+    mode: str,
+    epochs: int,
+    fine_tune_epochs: int,
+    batch_size: int,
+    rates: Sequence[float],
+    patience: int,
+    unfreeze_blocks: int | str,
+    dropout: float,
+) -> int | None:
+    if mode not in _MODES:
+        raise ValueError(f"Expected mode to be one of {list(_MODES)}. Received: mode={mode!r}.")
+    for name, value, low in (
+        ("epochs", epochs, 1),
+        ("fine_tune_epochs", fine_tune_epochs, 0),
+        ("batch_size", batch_size, 1),
+        ("patience", patience, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(
+                f"Expected {name} to be an integer >= {low}. Received: {name}={value!r}."
+            )
+    for rate in rates:
+        if not rate > 0:
+            raise ValueError(f"Expected learning rates > 0. Received: learning_rate={rate!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"Expected 0 <= dropout < 1. Received: dropout={dropout!r}.")
+    if unfreeze_blocks == "all":
+        return None
+    if isinstance(unfreeze_blocks, int) and not isinstance(unfreeze_blocks, bool):
+        return unfreeze_blocks
+    raise ValueError(
+        "Expected unfreeze to be 'all' or a number of blocks counted from the output. "
+        f"Received: unfreeze={unfreeze_blocks!r}."
+    )
+
+
+def fit_classifier(
+    model: ModelLike,
+    train: FilesLike,
+    *,
+    validation: FilesLike | None = None,
+    label: str = "label",
+    mode: Mode = "feature_extraction",
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    head: HeadLike = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    fine_tune_epochs: int | None = None,
+    fine_tune_learning_rate: float | None = None,
+    unfreeze: int | Literal["all"] = "all",
+    train_batch_norm: bool = False,
+    dropout: float = 0.2,
+    monitor: str | None = None,
+    patience: int = 3,
+    seed: int = 0,
+    num_classes: int | None = None,
+    embedding_cache: bool | str | os.PathLike[str] = True,
+    resume: bool = True,
+    pipeline: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
+    """Train a classifier on a pretrained model from TFRecord files.
+
+    Args:
+        model: a model handle or path (loaded as ``hublayer.KerasLayer``), or a built
+            Keras layer with one input and a ``[batch, features]`` output.
+        train: the training TFRecords: a glob, a file, or a list of them.
+        validation: validation TFRecords; early stopping watches ``val_accuracy`` then.
+        label: the feature holding the class (integers ``0..n-1``, or strings).
+        mode: ``"feature_extraction"`` (frozen backbone, head only) or ``"fine_tune"``
+            (head first, then the backbone at a lower learning rate).
+        epochs: head epochs (phase 1 in fine-tune mode).
+        batch_size: examples per batch.
+        learning_rate: Adam's learning rate for the head.
+        head: None for dropout and a softmax layer; hidden sizes such as ``[256]``; a
+            ``keras.Layer`` outputting probabilities; or ``f(num_classes) -> keras.Layer``.
+        out_dir: where to write the outputs and checkpoints; None writes nothing.
+        fine_tune_epochs: phase 2 epochs (default ``epochs``); fine-tune mode only.
+        fine_tune_learning_rate: phase 2 learning rate (default ``learning_rate / 10``).
+        unfreeze: ``"all"``, or how many of the backbone's last blocks to train.
+        train_batch_norm: run the backbone in training mode while fine-tuning
+            (BatchNorm statistics update); off by default.
+        dropout: dropout rate in the default heads.
+        monitor: the value early stopping watches (default ``"val_accuracy"`` with
+            validation data, else ``"loss"``).
+        patience: epochs without improvement before a phase stops.
+        seed: seeds weights, shuffling and dropout; a rerun gives the same model.
+        num_classes: the number of classes, when integer labels do not show them all.
+        embedding_cache: True caches embeddings under the hublayer cache folder, a path
+            caches them there, False runs the backbone on every batch of every epoch.
+        resume: continue from the checkpoint in ``out_dir`` after an interruption.
+        pipeline: extra keyword arguments for ``hublayer.records.dataset`` (e.g.
+            ``image=``, ``text=``), applied to every split.
+        progress: draw progress bars (default: ``$HUBLAYER_PROGRESS``, else on a TTY).
+        callbacks: more Keras callbacks for every phase.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        SpecMismatchError: the data cannot feed the model (raised before training).
+        SchemaError, RecordError: a missing label or input feature; unreadable files.
+        TrainingError: no examples, fewer than two classes, a backbone without trainable
+            variables in fine-tune mode, or a monitor the logs do not have.
+        ValueError: an argument out of range.
+
+    Example:
+        >>> result = fit_classifier(  # doctest: +SKIP
+        ...     "hub/mobilenet_v2", "train-*.tfrecord", validation="val-*.tfrecord",
+        ...     mode="fine_tune", epochs=5, fine_tune_epochs=2, out_dir="run")
+        >>> result.paths["report"]  # doctest: +SKIP
+        PosixPath('run/report.md')
+    """
+    started = time.perf_counter()
+    ft_epochs = epochs if fine_tune_epochs is None else fine_tune_epochs
+    ft_rate = learning_rate / 10 if fine_tune_learning_rate is None else fine_tune_learning_rate
+    blocks = _check(
+        mode, epochs, ft_epochs, batch_size, (learning_rate, ft_rate), patience, unfreeze, dropout
+    )
+    fine_tuning = mode == "fine_tune" and ft_epochs > 0
+    show = config.progress(progress)
+    timings: dict[str, float] = {}
+    keras.utils.set_random_seed(seed)
+
+    backbone = load_backbone(model, trainable=mode == "fine_tune")
+    spec = input_spec(backbone)
+    dim = feature_dim(backbone, spec)
+    options = dict(pipeline or {})
+    sources = {"train": Source("train", expand_files(train, role="train"), spec, label, options)}
+    if validation is not None:
+        files = expand_files(validation, role="validation")
+        sources["validation"] = Source("validation", files, spec, label, options)
+    for source in sources.values():  # a data/model mismatch raises here, before any work
+        source.dataset(batch_size=batch_size, shuffle=False)
+    model_fingerprint = fingerprint_model(backbone)
+    timings["load_s"] = time.perf_counter() - started
+
+    embedded = _embed_all(backbone, sources, model_fingerprint, embedding_cache, batch_size, show)
+    timings["embeddings_s"] = sum(e.seconds for e in embedded.values())
+    raw = {n: e.labels for n, e in embedded.items()} or {n: s.labels() for n, s in sources.items()}
+    others = [v for name, v in raw.items() if name != "train"]
+    classes = Classes.from_labels(raw["train"], others, num_classes)
+    labels = {name: classes.encode(values, split=name) for name, values in raw.items()}
+
+    head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
+    parts = assemble(backbone, spec, head=head_layer, dim=dim, train_batch_norm=train_batch_norm)
+    monitor = monitor or ("val_accuracy" if validation is not None else "loss")
+    run_id = _fingerprint(
+        model_fingerprint,
+        *(s.fingerprint() for s in sources.values()),
+        mode,
+        batch_size,
+        learning_rate,
+        ft_rate,
+        describe_head(head),
+        dropout,
+        seed,
+        unfreeze,
+        train_batch_norm,
+        monitor,
+        classes.names,
+        bool(embedded),
+    )
+    with tempfile.TemporaryDirectory(prefix="hublayer-checkpoints-") as scratch:
+        resumable = out_dir is not None
+        directory = Path(out_dir) / "checkpoints" if out_dir is not None else Path(scratch)
+        store = Checkpoints(directory, run_id, resume=resume and resumable)
+        run = Run(
+            parts,
+            sources,
+            embedded,
+            labels,
+            classes,
+            store,
+            batch_size=batch_size,
+            seed=seed,
+            monitor=monitor,
+            patience=patience,
+            progress=show,
+            callbacks=tuple(callbacks),
+        )
+        tick = time.perf_counter()
+        head_state = train_head(run, epochs=epochs, learning_rate=learning_rate)
+        timings["head_s"] = time.perf_counter() - tick
+        trained_variables = 0
+        if fine_tuning:
+            tick = time.perf_counter()
+            _, trained_variables = fine_tune(
+                run,
+                head_state,
+                start=epochs,
+                epochs=ft_epochs,
+                learning_rate=ft_rate,
+                blocks=blocks,
+            )
+            timings["fine_tune_s"] = time.perf_counter() - tick
+        backbone.trainable = False
+
+        tick = time.perf_counter()
+        scores = _score(run, fine_tuned=fine_tuning)
+        timings["evaluate_s"] = time.perf_counter() - tick
+        history = _columns(store.history)
+        metrics = _metrics(run, scores, timings, mode=mode, trained_variables=trained_variables)
+        paths: dict[str, Path] = {}
+        if out_dir is not None:
+            settings = _settings(
+                model,
+                run,
+                spec,
+                options,
+                mode=mode,
+                epochs=epochs,
+                fine_tune_epochs=ft_epochs,
+                learning_rate=learning_rate,
+                fine_tune_learning_rate=ft_rate,
+                unfreeze=unfreeze,
+                train_batch_norm=train_batch_norm,
+            )
+            timings["total_s"] = time.perf_counter() - started
+            paths = write_outputs(
+                Path(out_dir),
+                model=parts.classifier,
+                history=history,
+                metrics=metrics,
+                settings=settings,
+            )
+        store.clear()
+    timings["total_s"] = time.perf_counter() - started
+    return TrainResult(parts.classifier, history, metrics, paths, classes.names)
+
+
+def _embed_all(
+    backbone: keras.Layer,
+    sources: dict[str, Source],
+    model_fingerprint: str,
+    embedding_cache: bool | str | os.PathLike[str],
+    batch_size: int,
+    progress: bool,
+) -> dict[str, Embeddings]:
+    if embedding_cache is False:
+        return {}
+    root = (
+        config.cache_dir() / "embeddings"
+        if embedding_cache is True
+        else Path(os.fspath(embedding_cache))
+    )
+    return {
+        name: embed(
+            backbone,
+            source,
+            model_fingerprint=model_fingerprint,
+            root=root,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        for name, source in sources.items()
+    }
+
+
+def _fingerprint(*parts: Any) -> str:
+    payload = json.dumps(parts, sort_keys=True, default=repr)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _score(run: Run, *, fine_tuned: bool) -> dict[str, dict[str, Any]]:
+    """Score every split from one pass of predictions (cached features when the
+    backbone did not change)."""
+    count = len(run.classes.names)
+    scores: dict[str, dict[str, Any]] = {}
+    for name in run.sources:
+        if run.embedded and not fine_tuned:
+            features = run.embedded[name].features
+            probabilities = np.asarray(
+                run.parts.head_model.predict(features, batch_size=_EVAL_BATCH, verbose=0)
+            )
+            labels: np.ndarray | None = run.labels[name]
+        else:
+            batches = raw_batches(run, name, shuffle=False, batch_size=_EVAL_BATCH)
+            probabilities, labels = predict_batches(run.parts.classifier, batches)
+            labels = labels if labels is not None else np.zeros([0], np.int64)
+        scores[name] = score(probabilities, np.asarray(labels), num_classes=count)
+    return scores
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    keys = ["epoch", "phase", *sorted({k for row in rows for k in row} - {"epoch", "phase"})]
+    return {key: [row.get(key) for row in rows] for key in keys}
+
+
+def _metrics(
+    run: Run,
+    scores: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+    *,
+    mode: str,
+    trained_variables: int,
+) -> dict[str, Any]:
+    shown = "validation" if "validation" in scores else "train"
+    phases = {
+        name: {
+            "epochs_trained": sum(1 for row in run.store.history if row["phase"] == name),
+            "best_epoch": None if state.best_epoch is None else state.best_epoch + 1,
+            "best": state.best,
+            "stopped_early": state.stopped_early,
+        }
+        for name, state in run.store.phases.items()
+    }
+    return {
+        "splits": {
+            name: {k: v for k, v in s.items() if k != "confusion_matrix"}
+            for name, s in scores.items()
+        },
+        "confusion_matrix": {
+            "split": shown,
+            "classes": list(run.classes.names),
+            "matrix": scores[shown]["confusion_matrix"],
+        },
+        "classes": list(run.classes.names),
+        "run": {
+            "mode": mode,
+            "monitor": run.monitor,
+            "seed": run.seed,
+            "resumed": run.store.resumed,
+            "phases": phases,
+            "embedding_cache": {n: "hit" if e.hit else "computed" for n, e in run.embedded.items()}
+            or "off",
+            "trainable_backbone_variables": trained_variables,
+        },
+        "timings": timings,
+    }
+
+
+def _describe_model(model: ModelLike) -> str:
+    if isinstance(model, str | os.PathLike):
+        return os.fspath(model)
+    return f"<{type(model).__name__} {getattr(model, 'name', '')}>"
+
+
+def _settings(
+    model: ModelLike, run: Run, spec: TensorInfo, options: dict[str, Any], **hyper: Any
+) -> dict[str, Any]:
+    """What ``config.json`` records: enough to read new data for this model again."""
+    return {
+        "format": 1,
+        "model": _describe_model(model),
+        "label": run.sources["train"].label,
+        "class_names": list(run.classes.names),
+        "labels_are_strings": run.classes.strings,
+        "input": {
+            "name": spec.name,
+            "dtype": spec.dtype,
+            "shape": list(spec.shape),
+            "value_range": None if spec.value_range is None else list(spec.value_range),
+        },
+        "pipeline": {k: repr(v) for k, v in options.items()},
+        "batch_size": run.batch_size,
+        "seed": run.seed,
+        **hyper,
+        "files": {name: list(source.files) for name, source in run.sources.items()},
+    }

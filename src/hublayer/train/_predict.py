@@ -1,0 +1,240 @@
+"""Use a trained ``out_dir`` on new TFRecord files: predict and evaluate.
+
+``out_dir/config.json`` records what the data must look like (the model input spec, the
+label feature, the class names, the pipeline options), so new files are read exactly as
+the training files were.
+
+Example:
+    >>> preds = predict("runs/digits", "data/new-*.tfrecord", output="preds.csv")  # doctest: +SKIP
+    >>> preds.predicted[:3]  # doctest: +SKIP
+    ['7', '2', '1']
+    >>> evaluate("runs/digits", "data/test-*.tfrecord")["accuracy"]  # doctest: +SKIP
+    0.968
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from hublayer._specs import TensorInfo
+from hublayer.errors import ModelNotFoundError, SchemaError, SpecMismatchError
+from hublayer.train._data import Classes, FilesLike, Source, expand_files
+from hublayer.train._metrics import predict_batches, score
+from hublayer.train._report import FILES
+
+__all__ = ["Classifier", "Predictions", "evaluate", "load_classifier", "predict"]
+
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A trained classifier loaded from an ``out_dir``.
+
+    Attributes:
+        model: the Keras model (input to class probabilities).
+        class_names: class index to name.
+        label: the label feature of the training data.
+        spec: the model input the data must feed.
+        settings: the whole ``config.json``.
+    """
+
+    model: keras.Model
+    class_names: tuple[str, ...]
+    label: str
+    spec: TensorInfo
+    settings: dict[str, Any]
+
+    def source(self, files: FilesLike, *, label: str | None, name: str) -> Source:
+        """Read ``files`` for this model, as the training data was read."""
+        options = self.settings.get("pipeline_options", {})
+        return Source(name, expand_files(files, role=name), self.spec, label, options)
+
+
+def load_classifier(out_dir: str | os.PathLike[str]) -> Classifier:
+    """Load the model and settings written by ``fit_classifier(out_dir=...)``.
+
+    Raises:
+        ModelNotFoundError: ``out_dir`` lacks ``model.keras`` or ``config.json``.
+    """
+    folder = Path(out_dir)
+    model_path, config_path = folder / FILES["model"], folder / FILES["config"]
+    for path in (model_path, config_path):
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"Expected a training output folder with {FILES['model']} and "
+                f"{FILES['config']}. Received: {str(folder)!r}, which lacks {path.name}. "
+                "Pass the --out folder of `hublayer train` (fit_classifier's out_dir).",
+                path=str(folder),
+            )
+    import hublayer.layers  # registers KerasLayer for deserialization
+    import hublayer.train._backbone  # noqa: F401  (registers BackboneCall)
+
+    settings: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
+    model = keras.saving.load_model(model_path)
+    spec_fields = settings["input"]
+    spec = TensorInfo(
+        name=spec_fields["name"],
+        dtype=spec_fields["dtype"],
+        shape=tuple(spec_fields["shape"]),
+        value_range=None
+        if spec_fields["value_range"] is None
+        else tuple(spec_fields["value_range"]),
+    )
+    return Classifier(model, tuple(settings["class_names"]), settings["label"], spec, settings)
+
+
+def _classes(classifier: Classifier) -> Classes:
+    return Classes(classifier.class_names, bool(classifier.settings.get("labels_are_strings")))
+
+
+def _has_feature(files: tuple[str, ...], name: str) -> bool:
+    from hublayer import records
+
+    return name in records.inspect(list(files))
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Class probabilities for every record, in file order.
+
+    Attributes:
+        probabilities: float ``[examples, classes]``.
+        class_names: class index to name.
+        labels: the true class indices when the records have the label, else None.
+    """
+
+    probabilities: np.ndarray
+    class_names: tuple[str, ...]
+    labels: np.ndarray | None = None
+
+    @property
+    def indices(self) -> np.ndarray:
+        """The predicted class index of every record."""
+        indices: np.ndarray = self.probabilities.argmax(axis=1)
+        return indices
+
+    @property
+    def predicted(self) -> list[str]:
+        """The predicted class name of every record."""
+        return [self.class_names[i] for i in self.indices.tolist()]
+
+    @property
+    def accuracy(self) -> float | None:
+        """Accuracy against the records' labels, when they have them."""
+        if self.labels is None or not len(self.labels):
+            return None
+        return float((self.indices == self.labels).mean())
+
+    def write_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write one row per record: ``index, prediction, confidence[, label],
+        p_<class>...``; returns the path."""
+        target = Path(path)
+        temp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+        header = ["index", "prediction", "confidence"]
+        header += ["label"] if self.labels is not None else []
+        header += [f"p_{name}" for name in self.class_names]
+        with temp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for row, probs in enumerate(self.probabilities):
+                best = int(probs.argmax())
+                cells: list[Any] = [row, self.class_names[best], f"{probs[best]:.6f}"]
+                if self.labels is not None:
+                    cells.append(self.class_names[int(self.labels[row])])
+                cells += [f"{p:.6f}" for p in probs]
+                writer.writerow(cells)
+        os.replace(temp, target)
+        return target
+
+
+def predict(
+    out_dir: str | os.PathLike[str] | Classifier,
+    data: FilesLike,
+    *,
+    batch_size: int = _BATCH,
+    output: str | os.PathLike[str] | None = None,
+) -> Predictions:
+    """Class probabilities for every record of ``data``.
+
+    Args:
+        out_dir: a training output folder, or a loaded :class:`Classifier`.
+        data: TFRecord files (glob, file or list); the label is optional.
+        batch_size: records per batch.
+        output: also write the predictions as CSV here.
+
+    Returns:
+        The :class:`Predictions` (with the true labels when the records have them).
+
+    Raises:
+        ModelNotFoundError: ``out_dir`` is not a training output folder.
+        SpecMismatchError: the records cannot feed the model.
+        RecordError: no file matches ``data``.
+    """
+    classifier = out_dir if isinstance(out_dir, Classifier) else load_classifier(out_dir)
+    files = expand_files(data, role="data")
+    label = classifier.label if _has_feature(files, classifier.label) else None
+    source = classifier.source(files, label=label, name="data")
+    dataset = source.dataset(batch_size=batch_size, shuffle=False)
+    probabilities, raw = predict_batches(classifier.model, dataset)
+    labels = None
+    if raw is not None:
+        try:
+            labels = _classes(classifier).encode(raw, split="data")
+        except SpecMismatchError:  # labels from another class set: report none
+            labels = None
+    result = Predictions(probabilities, classifier.class_names, labels)
+    if output is not None:
+        result.write_csv(output)
+    return result
+
+
+def evaluate(
+    out_dir: str | os.PathLike[str] | Classifier,
+    data: FilesLike,
+    *,
+    label: str | None = None,
+    batch_size: int = _BATCH,
+) -> dict[str, Any]:
+    """Accuracy, loss and confusion matrix of a trained classifier on labelled records.
+
+    Args:
+        out_dir: a training output folder, or a loaded :class:`Classifier`.
+        data: labelled TFRecord files (glob, file or list).
+        label: the label feature (default: the one used in training).
+        batch_size: records per batch.
+
+    Returns:
+        ``{"examples", "accuracy", "loss", "confusion_matrix", "classes"}``.
+
+    Raises:
+        SchemaError: the records have no such label feature.
+        SpecMismatchError: a label that is not one of the model's classes, or records
+            that cannot feed the model.
+    """
+    classifier = out_dir if isinstance(out_dir, Classifier) else load_classifier(out_dir)
+    files = expand_files(data, role="data")
+    key = label or classifier.label
+    if not _has_feature(files, key):
+        raise SchemaError(
+            f"Expected the records to have the label feature {key!r}. Received: files "
+            f"without it, e.g. {files[0]!r}. Pass label= the feature holding the class.",
+            feature=key,
+        )
+    source = classifier.source(files, label=key, name="data")
+    dataset = source.dataset(batch_size=batch_size, shuffle=False)
+    probabilities, raw = predict_batches(classifier.model, dataset)
+    labels = _classes(classifier).encode(
+        raw if raw is not None else np.zeros([0], np.int64), split="evaluation"
+    )
+    scores = score(probabilities, labels, num_classes=len(classifier.class_names))
+    scores["classes"] = list(classifier.class_names)
+    return scores
