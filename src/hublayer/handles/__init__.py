@@ -21,6 +21,7 @@ from hublayer.handles._parse import (
     TfhubHandle,
     parse_handle,
 )
+from hublayer.handles._resolve import resolve
 
 __all__ = [
     "SCHEMES",
@@ -33,4 +34,5 @@ __all__ = [
     "StoreHandle",
     "TfhubHandle",
     "parse_handle",
+    "resolve",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "Scheme",
     "StoreHandle",
     "TfhubHandle",
+    "kaggle_handle_in",
     "kaggle_identity",
     "parse_handle",
     "safe_key",
@@ -353,6 +354,15 @@ def kaggle_identity(segments: list[str]) -> KaggleHandle | None:
         version = int(segments[4])
     owner, model, framework, variation = segments[:4]
     return KaggleHandle(owner, model, framework, variation, version)
+
+
+def kaggle_handle_in(url: str) -> KaggleHandle | None:
+    """The versioned Kaggle model a URL names (as redirects show it), else None."""
+    rest = _under(url, _kaggle_bases())
+    if rest is None or not rest.startswith("models/"):
+        return None
+    handle = kaggle_identity(rest.split("/")[1:])
+    return handle if handle is not None and handle.version is not None else None
 
 
 def _claims_kaggle(text: str) -> bool:

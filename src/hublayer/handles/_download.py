@@ -1,0 +1,342 @@
+"""Streaming HTTP downloads that retry, resume with ``Range``, and check their length.
+
+:class:`RemoteFile` is a read-only stream of one URL's body. It follows redirects (their
+chain stays visible in :attr:`RemoteFile.chain`), retries the statuses in
+:data:`RETRY_STATUSES` and the transport errors in :data:`RETRY_ERRORS` with exponential
+backoff and jitter (honouring ``Retry-After``), and, when a connection drops mid-body,
+reconnects with ``Range: bytes=<offset>-`` plus ``If-Range``. A server that ignores
+``Range`` is read again from the start and the bytes already seen are skipped, so the
+consumer never notices. The body must have exactly its ``Content-Length``, and there
+must be that much free disk space before the first byte is read.
+
+Reads return exactly the bytes asked for (fewer only at the end), in the large chunks
+the unpacker asks for, so a download can be unpacked while it streams in.
+
+Example:
+    >>> with new_client() as client:  # doctest: +SKIP
+    ...     with RemoteFile(client, "https://example.com/m.tar.gz", space_dir=Path(".")) as f:
+    ...         head = f.read(512)
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from hublayer import config
+from hublayer._version import __version__
+from hublayer.errors import DownloadError, InsufficientSpaceError
+
+__all__ = ["RETRY_ERRORS", "RETRY_STATUSES", "RemoteFile", "get_json", "new_client"]
+
+#: HTTP statuses worth another attempt: timeouts, rate limits and server-side errors.
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Transport errors worth another attempt: timeouts, resets, refused or cut connections.
+RETRY_ERRORS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+CHUNK = 1 << 20
+_BACKOFF_BASE = 0.25
+_BACKOFF_CAP = 10.0
+_RETRY_AFTER_CAP = 60.0
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def new_client() -> httpx.Client:
+    """An HTTP client with hublayer's timeouts, redirects and identity encoding."""
+    timeout = config.download_timeout()
+    return httpx.Client(
+        follow_redirects=True,
+        max_redirects=20,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+        headers={"User-Agent": f"hublayer/{__version__}", "Accept-Encoding": "identity"},
+    )
+
+
+def _backoff(attempt: int, response: httpx.Response | None) -> float:
+    if response is not None and (after := response.headers.get("retry-after")):
+        try:
+            return min(float(after), _RETRY_AFTER_CAP)
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(after).timestamp()
+            return min(max(when - time.time(), 0.0), _RETRY_AFTER_CAP)
+        except (ValueError, TypeError):
+            pass
+    return min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+def _status_error(url: str, response: httpx.Response, handle: str | None) -> DownloadError:
+    status = response.status_code
+    if status in (401, 403):
+        fix = (
+            "The model may need you to accept its license on the website, or credentials; "
+            "check the handle and your access."
+        )
+    elif status == 404:
+        fix = "Check the handle's spelling and version."
+    else:
+        fix = "Check the handle, or try again later."
+    return DownloadError(
+        f"Expected {url} to serve a model. Received: HTTP {status} {response.reason_phrase}"
+        f" (handle={handle!r}). {fix} Set HUBLAYER_OFFLINE=1 to use only cached models.",
+        url=url,
+        status=status,
+        handle=handle,
+    )
+
+
+class RemoteFile:
+    """A read-once stream of ``url``'s body, with retries and ``Range`` resume.
+
+    Args:
+        client: the HTTP client (see :func:`new_client`).
+        url: what to download; redirects are followed.
+        space_dir: a folder on the disk the body will be written to, for the free-space
+            check (None skips it).
+        retries: attempts per connection; defaults to ``config.download_retries()``.
+        progress: draw a progress bar; defaults to ``config.progress()``.
+        handle: the handle, for error messages.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        url: str,
+        *,
+        space_dir: Path | None = None,
+        retries: int | None = None,
+        progress: bool | None = None,
+        handle: str | None = None,
+    ) -> None:
+        self.client = client
+        self.url = url
+        self.space_dir = space_dir
+        self.retries = config.download_retries(retries)
+        self.handle = handle
+        self.offset = 0
+        self.total: int | None = None
+        self.chain: list[str] = []
+        self.validator: str | None = None
+        self.status: int | None = None
+        self.content_type: str | None = None
+        self._progress = config.progress(progress)
+        self._bar: Any = None
+        self._response: httpx.Response | None = None
+        self._chunks: Any = None
+        self._buffer = bytearray()
+        self._eof = False
+
+    # connection ----------------------------------------------------------------------
+
+    def _send(self, headers: dict[str, str]) -> httpx.Response:
+        """One request with retries on the named statuses and transport errors."""
+        last: str = "no attempt"
+        response: httpx.Response | None = None
+        for attempt in range(1, self.retries + 1):
+            if attempt > 1:
+                time.sleep(_backoff(attempt - 1, response))
+            response = None
+            try:
+                response = self.client.send(
+                    self.client.build_request("GET", self.url, headers=headers), stream=True
+                )
+            except RETRY_ERRORS as error:
+                last = f"{type(error).__name__}: {error}"
+                continue
+            except httpx.HTTPError as error:  # too many redirects, bad URL, proxy...
+                raise DownloadError(
+                    f"Expected to reach {self.url}. Received: {type(error).__name__}: {error}. "
+                    "Check the handle and your network settings.",
+                    url=self.url,
+                    handle=self.handle,
+                ) from error
+            if response.status_code in RETRY_STATUSES:
+                last = f"HTTP {response.status_code} {response.reason_phrase}"
+                response.close()
+                continue
+            if response.status_code >= 400:
+                response.close()
+                raise _status_error(self.url, response, self.handle)
+            return response
+        raise DownloadError(
+            f"Expected {self.url} to answer within {self.retries} attempts. Received: {last}"
+            f" (handle={self.handle!r}). Try again later, raise HUBLAYER_DOWNLOAD_RETRIES, "
+            "or set HUBLAYER_OFFLINE=1 to use only cached models.",
+            url=self.url,
+            status=response.status_code if response is not None else None,
+            handle=self.handle,
+        )
+
+    def open(self) -> httpx.Response:
+        """Send the first request; the body is not read yet. Checks free disk space."""
+        response = self._send({})
+        self._response = response
+        self._chunks = response.iter_raw(CHUNK)
+        self.chain = [str(r.url) for r in response.history] + [str(response.url)]
+        self.status = response.status_code
+        self.content_type = response.headers.get("content-type")
+        length = response.headers.get("content-length")
+        self.total = int(length) if length and length.isdigit() else None
+        self.validator = response.headers.get("etag") or response.headers.get("last-modified")
+        if self.total is not None and self.space_dir is not None:
+            free = shutil.disk_usage(self.space_dir).free
+            if free < self.total:
+                self.close()
+                raise InsufficientSpaceError(
+                    f"Expected {self.total} free bytes to download {self.url}. Received: "
+                    f"{free} bytes free under {self.space_dir}. Free some space, run "
+                    "`hublayer cache prune`, or point HUBLAYER_CACHE_DIR elsewhere.",
+                    path=str(self.space_dir),
+                    needed=self.total,
+                    free=free,
+                )
+        if self._progress:
+            from tqdm.auto import tqdm
+
+            name = str(response.url).split("?", 1)[0].rsplit("/", 1)[-1]
+            self._bar = tqdm(
+                total=self.total, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=name[:30], file=sys.stderr, leave=False,
+            )  # fmt: skip
+        return response
+
+    def _resume(self, reason: str) -> None:
+        """Reconnect after a cut at ``offset``; continue where the body stopped."""
+        if self._response is not None:
+            self._response.close()
+        headers = {"Range": f"bytes={self.offset}-"} if self.offset else {}
+        if self.offset and self.validator:
+            headers["If-Range"] = self.validator
+        response = self._send(headers)
+        self._response = response
+        self._chunks = response.iter_raw(CHUNK)
+        validator = response.headers.get("etag") or response.headers.get("last-modified")
+        changed = self.validator is not None and validator not in (None, self.validator)
+        if response.status_code == 206:
+            match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+            size = None if match is None or match[3] == "*" else int(match[3])
+            if match is None or int(match[1]) != self.offset or size != self.total or changed:
+                self._changed(response, reason)
+            return
+        length = response.headers.get("content-length")
+        if changed or (self.total is not None and length != str(self.total)):
+            self._changed(response, reason)
+        remaining = self.offset  # the server ignored Range: read the start again, drop it
+        while remaining > 0:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                self._changed(response, reason)
+            if len(chunk) > remaining:
+                self._take(chunk[remaining:])
+            remaining -= min(remaining, len(chunk))
+
+    def _changed(self, response: httpx.Response, reason: str) -> None:
+        response.close()
+        raise DownloadError(
+            f"Expected {self.url} to stay the same while it downloaded. Received: a different"
+            f" file after the connection broke ({reason}). Run the command again.",
+            url=self.url,
+            status=response.status_code,
+            handle=self.handle,
+        )
+
+    def _take(self, chunk: bytes) -> None:
+        self.offset += len(chunk)
+        self._buffer += chunk
+        if self._bar is not None:
+            self._bar.update(len(chunk))
+
+    def _pull(self) -> bool:
+        """Append the next chunk to the buffer; False at the end of the body."""
+        stalls = 0
+        offset_at_cut = -1
+        while True:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                if self.total is None or self.offset >= self.total:
+                    return False
+                reason = f"body ended at byte {self.offset} of {self.total}"
+            except RETRY_ERRORS as error:
+                reason = f"{type(error).__name__} at byte {self.offset}: {error}"
+            else:
+                self._take(chunk)
+                return True
+            stalls = stalls + 1 if offset_at_cut == self.offset else 1
+            if stalls >= self.retries:
+                raise DownloadError(
+                    f"Expected the rest of {self.url} after {stalls} reconnects. Received: "
+                    f"nothing more ({reason}). Try again later.",
+                    url=self.url,
+                    handle=self.handle,
+                )
+            if stalls > 1:
+                time.sleep(_backoff(stalls - 1, None))
+            offset_at_cut = self.offset
+            self._resume(reason)
+
+    # file interface ------------------------------------------------------------------
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes (all the rest for ``n < 0``); fewer only at the end."""
+        if self._chunks is None:
+            self.open()
+        while (n < 0 or len(self._buffer) < n) and not self._eof:
+            if not self._pull():
+                self._eof = True
+        if n < 0 or n >= len(self._buffer):
+            out = bytes(self._buffer)
+            self._buffer.clear()
+            return out
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return out
+
+    def close(self) -> None:
+        """Close the connection and the progress bar."""
+        if self._response is not None:
+            self._response.close()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> RemoteFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def get_json(client: httpx.Client, url: str, *, handle: str | None = None) -> Any:
+    """GET ``url`` (with retries) and parse its JSON body."""
+    with RemoteFile(client, url, handle=handle, progress=False) as remote:
+        body = remote.read()
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise DownloadError(
+            f"Expected JSON from {url}. Received: {body[:80]!r}. Check the endpoint setting "
+            "(HUBLAYER_KAGGLE_ENDPOINT) or try again later.",
+            url=url,
+            status=200,
+            handle=handle,
+        ) from error

@@ -1,0 +1,176 @@
+"""``resolve``: a handle in, a trusted local path out.
+
+The fast path (a complete entry whose files all have their recorded sizes) parses the
+handle, reads one small manifest and ``stat``s each file: no lock, no hashing, no
+network. Everything else happens under the entry's cross-process lock, so of N
+processes asking at once exactly one downloads and the others then use its result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hublayer import config
+from hublayer.errors import CorruptEntryError, DownloadError, NotCachedError
+from hublayer.handles._cache import Cache, Lookup
+from hublayer.handles._manifest import Manifest
+from hublayer.handles._parse import (
+    Handle,
+    HfHandle,
+    HttpHandle,
+    KaggleHandle,
+    LocalHandle,
+    StoreHandle,
+    TfhubHandle,
+    parse_handle,
+)
+from hublayer.handles._resolvers import LocalResolver, UrlResolver
+from hublayer.handles._stage import Resolver, Session, Stage, log
+from hublayer.handles._stores import HfResolver, StoreResolver
+
+__all__ = ["resolve"]
+
+_URL = UrlResolver()
+
+#: Which resolver serves which handle type; one ordered, immutable table.
+RESOLVERS: tuple[tuple[type[Any], Resolver[Any]], ...] = (
+    (LocalHandle, LocalResolver()),
+    (TfhubHandle, _URL),
+    (KaggleHandle, _URL),
+    (HttpHandle, _URL),
+    (StoreHandle, StoreResolver()),
+    (HfHandle, HfResolver()),
+)
+
+
+def _resolver(handle: Handle) -> Resolver[Any]:
+    return next(r for kind, r in RESOLVERS if isinstance(handle, kind))
+
+
+def _offline_error(handle: Handle, hit: Lookup, cache: Cache) -> Exception:
+    if hit.problems:
+        shown = "; ".join(hit.problems[:3]) + (" ..." if len(hit.problems) > 3 else "")
+        return CorruptEntryError(
+            f"Expected the cached entry {hit.key} to match its manifest. Received: {shown}. "
+            f"Offline mode is on, so it cannot be fetched again: run `hublayer fetch "
+            f"{handle}` with network access, or `hublayer cache rm {hit.key}`.",
+            handle=str(handle),
+            path=str(cache.entry_dir(hit.key)),
+            problems=hit.problems,
+        )
+    return NotCachedError(
+        f"Expected {handle} in the cache at {cache.root} (offline mode is on). Received: no "
+        f"complete entry {hit.key}. Run `hublayer fetch {handle}` with network access, or "
+        "unset HUBLAYER_OFFLINE.",
+        handle=str(handle),
+        path=str(cache.entry_dir(hit.key)),
+    )
+
+
+def _build(handle: Handle, key: str, session: Session, resolver: Resolver[Any]) -> Path:
+    """Fetch ``handle`` into entry ``key``; the caller holds ``key``'s lock."""
+    cache = session.cache
+    cache.clear_stale(key)
+    with cache.staging(key) as path:
+        stage = Stage(session, key, path, str(handle))
+        try:
+            existing = resolver.fetch(handle, stage)
+            if existing is not None:
+                return existing
+            manifest = Manifest.scan(
+                path,
+                key=stage.key,
+                handle=str(handle),
+                known=stage.known,
+                main=stage.main,
+                source=stage.source,
+            )
+            result = cache.commit(stage.key, path, manifest)
+            if stage.alias_of is not None:
+                cache.write_alias(stage.alias_of, stage.key)
+            return result
+        finally:
+            stage.release()
+
+
+def resolve(
+    handle: str | Handle,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    offline: bool | None = None,
+    force_download: bool = False,
+) -> str:
+    """Turn a model handle into a local path whose files are complete and intact.
+
+    Accepts a local folder or archive, ``file://``, tfhub.dev and Kaggle handles, any
+    http(s) archive URL, ``gs://`` / ``s3://`` (extras ``[gcs]`` / ``[s3]``) and
+    ``hf://`` (extra ``[hf]``); see :func:`hublayer.handles.parse_handle`. Local folders
+    are used in place; everything else is cached (see :mod:`hublayer.cache`).
+
+    Args:
+        handle: the model handle.
+        cache_dir: the cache folder; defaults to ``config.cache_dir()``
+            (``$HUBLAYER_CACHE_DIR``, else ``$TFHUB_CACHE_DIR``, else ``~/.cache/hublayer``).
+        offline: never use the network; defaults to ``$HUBLAYER_OFFLINE``.
+        force_download: fetch again even when a complete entry exists.
+
+    Returns:
+        The path of the model folder (or of the model file, for single-file handles).
+
+    Raises:
+        HandleError: the handle fits no accepted form, or more than one.
+        NotCachedError: offline, and the handle is not cached.
+        CorruptEntryError: offline, and the cached entry is damaged.
+        ModelNotFoundError: a local path does not exist or is not a readable archive.
+        DownloadError: the server failed after retries, or sent no valid archive.
+        UnsafeArchiveError: the archive would write outside its entry, or is too big.
+        InsufficientSpaceError: the disk is too full for the download.
+        CacheLockError: another process held the entry's lock too long.
+
+    Example:
+        >>> import hublayer, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> hublayer.resolve(folder) == folder
+        True
+    """
+    parsed = parse_handle(handle)
+    resolver = _resolver(parsed)
+    is_offline = config.offline(offline)
+    session = Session(
+        cache=Cache.at(cache_dir),
+        offline=is_offline,
+        force=force_download,
+        progress=config.progress(),
+        limit=config.max_unpack_bytes(),
+    )
+    try:
+        parsed, where = resolver.locate(parsed, session)
+        if isinstance(where, Path):
+            return str(where)
+        cache = session.cache
+        if not force_download:
+            hit = cache.lookup(where)
+            if hit.path is not None:
+                return str(hit.path)
+            if is_offline:
+                raise _offline_error(parsed, hit, cache)
+            if hit.problems:
+                log.warning(
+                    "Cache entry %s is damaged (%s); fetching it again.", hit.key, hit.problems
+                )
+        elif is_offline:
+            raise DownloadError(
+                f"Expected network access to force a new download of {parsed}. Received: "
+                "offline mode on. Pass offline=False or unset HUBLAYER_OFFLINE.",
+                handle=str(parsed),
+            )
+        with cache.lock(where) as lock:
+            if lock.took_over is not None:
+                log.warning("Took over the lock of %s from %s.", where, lock.took_over.describe())
+            if not force_download and (hit := cache.lookup(where)).path is not None:
+                return str(hit.path)
+            return str(_build(parsed, where, session, resolver))
+    finally:
+        session.close()
