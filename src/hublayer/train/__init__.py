@@ -18,8 +18,20 @@ Example:
 from __future__ import annotations
 
 from hublayer.train._fit import TrainResult, fit_classifier
+from hublayer.train._predict import (
+    Classifier,
+    Predictions,
+    evaluate,
+    load_classifier,
+    predict,
+)
 
 __all__ = [
+    "Classifier",
+    "Predictions",
     "TrainResult",
+    "evaluate",
     "fit_classifier",
+    "load_classifier",
+    "predict",
 ]

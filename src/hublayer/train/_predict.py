@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import keras
 import numpy as np
@@ -134,24 +134,28 @@ class Predictions:
             return None
         return float((self.indices == self.labels).mean())
 
-    def write_csv(self, path: str | os.PathLike[str]) -> Path:
+    def to_csv(self, stream: TextIO) -> None:
         """Write one row per record: ``index, prediction, confidence[, label],
-        p_<class>...``; returns the path."""
-        target = Path(path)
-        temp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+        p_<class>...``, after a header row."""
         header = ["index", "prediction", "confidence"]
         header += ["label"] if self.labels is not None else []
         header += [f"p_{name}" for name in self.class_names]
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(header)
+        for row, probs in enumerate(self.probabilities):
+            best = int(probs.argmax())
+            cells: list[Any] = [row, self.class_names[best], f"{probs[best]:.6f}"]
+            if self.labels is not None:
+                cells.append(self.class_names[int(self.labels[row])])
+            cells += [f"{p:.6f}" for p in probs]
+            writer.writerow(cells)
+
+    def write_csv(self, path: str | os.PathLike[str]) -> Path:
+        """:meth:`to_csv` into a file (written whole, then renamed); returns the path."""
+        target = Path(path)
+        temp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
         with temp.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            for row, probs in enumerate(self.probabilities):
-                best = int(probs.argmax())
-                cells: list[Any] = [row, self.class_names[best], f"{probs[best]:.6f}"]
-                if self.labels is not None:
-                    cells.append(self.class_names[int(self.labels[row])])
-                cells += [f"{p:.6f}" for p in probs]
-                writer.writerow(cells)
+            self.to_csv(handle)
         os.replace(temp, target)
         return target
 

@@ -1,0 +1,306 @@
+"""``hublayer train``, ``hublayer predict`` and ``hublayer evaluate``.
+
+Thin wrappers over :mod:`hublayer.train`: parse the flags, call the API, print a summary.
+The progress bars come from the API (on a terminal, or with ``--progress``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["evaluate", "predict", "train"]
+
+
+def _unfreeze(value: str) -> int | str:
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected 'all' or a number of blocks, received {value!r}", param_hint="--unfreeze"
+        ) from None
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            str(cell).ljust(w) if i == 0 else str(cell).rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
+    header = ["true \\ predicted", *classes]
+    rows = [[name, *map(str, row)] for name, row in zip(classes, matrix, strict=True)]
+    return _table(rows, header)
+
+
+@click.command("train")
+@click.option("--model", "model", required=True, help="Model handle or path (feature vector).")
+@click.option(
+    "--train", "train_files", required=True, multiple=True, help="Training TFRecords (glob)."
+)
+@click.option("--val", "val_files", multiple=True, help="Validation TFRecords (glob).")
+@click.option("--label", default="label", show_default=True, help="Feature holding the class.")
+@click.option(
+    "--mode",
+    type=click.Choice(["feature_extraction", "fine_tune"]),
+    default="feature_extraction",
+    show_default=True,
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Head epochs (phase 1 of fine_tune).",
+)
+@click.option(
+    "--fine-tune-epochs",
+    type=click.IntRange(min=0),
+    help="Phase 2 epochs in fine_tune mode [default: --epochs].",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--learning-rate", "--lr", type=float, default=1e-3, show_default=True)
+@click.option(
+    "--fine-tune-learning-rate",
+    type=float,
+    help="Phase 2 learning rate [default: --learning-rate / 10].",
+)
+@click.option(
+    "--unfreeze",
+    default="all",
+    show_default=True,
+    help="'all', or how many of the backbone's last blocks to fine-tune.",
+)
+@click.option(
+    "--hidden",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Hidden layer size of the head (repeat for more layers).",
+)
+@click.option(
+    "--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Epochs without improvement before early stopping.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("hublayer-run"),
+    show_default=True,
+    help="Output folder.",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Do not cache embeddings: run the backbone on every batch of every epoch.",
+)
+@click.option(
+    "--embeddings-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to cache embeddings [default: <cache dir>/embeddings].",
+)
+@click.option("--restart", is_flag=True, help="Ignore a checkpoint in --out and start over.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bars [default: on a terminal]."
+)
+def train(
+    model: str,
+    train_files: tuple[str, ...],
+    val_files: tuple[str, ...],
+    label: str,
+    mode: str,
+    epochs: int,
+    fine_tune_epochs: int | None,
+    batch_size: int,
+    learning_rate: float,
+    fine_tune_learning_rate: float | None,
+    unfreeze: str,
+    hidden: tuple[int, ...],
+    dropout: float,
+    patience: int,
+    seed: int,
+    out_dir: Path,
+    no_cache: bool,
+    embeddings_dir: Path | None,
+    restart: bool,
+    progress: bool | None,
+) -> None:
+    """Train a classifier on a pretrained model from TFRecord files.
+
+    Feature extraction computes the frozen model's embeddings once (cached, so a
+    rerun skips them) and trains a head; fine_tune then trains the model too, at a
+    lower learning rate. Rerunning after an interruption resumes from the last epoch.
+
+    \b
+    Examples:
+      hublayer train --model ./efficientnet_lite0 --train 'data/train-*.tfrecord' \\
+          --val 'data/val-*.tfrecord' --epochs 10 --out runs/digits
+      hublayer train --model ./efficientnet_lite0 --train 'data/train-*' \\
+          --val 'data/val-*' --mode fine_tune --epochs 5 --fine-tune-epochs 2
+    """
+    from hublayer.train import fit_classifier
+
+    cache: bool | Path = False if no_cache else (embeddings_dir or True)
+    result = fit_classifier(
+        model,
+        list(train_files),
+        validation=list(val_files) or None,
+        label=label,
+        mode=mode,  # type: ignore[arg-type]
+        epochs=epochs,
+        fine_tune_epochs=fine_tune_epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        fine_tune_learning_rate=fine_tune_learning_rate,
+        unfreeze=_unfreeze(unfreeze),  # type: ignore[arg-type]
+        head=list(hidden),
+        dropout=dropout,
+        patience=patience,
+        seed=seed,
+        out_dir=out_dir,
+        embedding_cache=cache,
+        resume=not restart,
+        progress=progress,
+    )
+    metrics = result.metrics
+    rows = [
+        [name, str(s["examples"]), _number(s["accuracy"]), _number(s["loss"])]
+        for name, s in metrics["splits"].items()
+    ]
+    click.echo(_table(rows, ["split", "examples", "accuracy", "loss"]))
+    click.echo("")
+    run = metrics["run"]
+    for name, phase in run["phases"].items():
+        note = ", stopped early" if phase["stopped_early"] else ""
+        click.echo(
+            f"{name}: {phase['epochs_trained']} epochs, best epoch {phase['best_epoch']} "
+            f"({run['monitor']} {_number(phase['best'])}){note}"
+        )
+    cache_state = run["embedding_cache"]
+    if isinstance(cache_state, dict):
+        cache_state = ", ".join(f"{k} {v}" for k, v in cache_state.items())
+    click.echo(f"embedding cache: {cache_state}" + ("; resumed" if run["resumed"] else ""))
+    timings = ", ".join(
+        f"{k.removesuffix('_s')} {v:.1f}s" for k, v in metrics["timings"].items() if k != "total_s"
+    )
+    click.echo(f"time: {metrics['timings']['total_s']:.1f}s ({timings})")
+    click.echo(f"report: {result.paths['report']}")
+
+
+@click.command("predict")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The --out folder of `hublayer train`.",
+)
+@click.option("--data", "data_files", required=True, multiple=True, help="TFRecords (glob).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="CSV to write ('-' for stdout).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+def predict(model_dir: Path, data_files: tuple[str, ...], output: str, batch_size: int) -> None:
+    """Predict the class of every record with a trained classifier.
+
+    Writes one CSV row per record: index, prediction, confidence, the true label when
+    the records have it, and every class probability.
+
+    \b
+    Examples:
+      hublayer predict --model runs/digits --data 'data/new-*.tfrecord' --output preds.csv
+      hublayer predict --model runs/digits --data data/one.tfrecord | head
+    """
+    from hublayer.train import predict as predict_records
+
+    to_stdout = output == "-"
+    result = predict_records(
+        model_dir,
+        list(data_files),
+        batch_size=batch_size,
+        output=None if to_stdout else output,
+    )
+    if to_stdout:
+        result.to_csv(sys.stdout)
+    summary = f"predicted {len(result.probabilities)} records"
+    if result.accuracy is not None:
+        summary += f"; accuracy {result.accuracy:.4f} against their labels"
+    if not to_stdout:
+        summary += f"; wrote {output}"
+    click.echo(summary, err=to_stdout)
+
+
+@click.command("evaluate")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The --out folder of `hublayer train`.",
+)
+@click.option(
+    "--data", "data_files", required=True, multiple=True, help="Labelled TFRecords (glob)."
+)
+@click.option("--label", help="Label feature [default: the one used in training].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the scores as JSON.",
+)
+def evaluate(
+    model_dir: Path,
+    data_files: tuple[str, ...],
+    label: str | None,
+    batch_size: int,
+    output: Path | None,
+) -> None:
+    """Score a trained classifier on labelled records: accuracy, loss, confusion matrix.
+
+    \b
+    Examples:
+      hublayer evaluate --model runs/digits --data 'data/test-*.tfrecord'
+      hublayer evaluate --model runs/digits --data 'data/test-*' --output test.json
+    """
+    from hublayer.train import evaluate as evaluate_records
+
+    scores = evaluate_records(model_dir, list(data_files), label=label, batch_size=batch_size)
+    click.echo(
+        _table(
+            [[str(scores["examples"]), _number(scores["accuracy"]), _number(scores["loss"])]],
+            ["examples", "accuracy", "loss"],
+        )
+    )
+    click.echo("")
+    click.echo(_confusion(scores["confusion_matrix"], scores["classes"]))
+    if output is not None:
+        output.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}")
