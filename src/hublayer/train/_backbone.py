@@ -33,7 +33,7 @@ from hublayer.errors import SignatureError, TrainingError
 __all__ = [
     "BackboneCall",
     "ModelLike",
-    "blocks_of",
+    "block_groups",
     "feature_dim",
     "fingerprint_model",
     "input_spec",
@@ -228,31 +228,44 @@ def _block_key(path: str, prefix_parts: int) -> str:
     return match.group(1) if match else head
 
 
-def blocks_of(variables: Sequence[Any]) -> list[list[Any]]:
-    """Group trainable variables into blocks, in the order the model creates them.
+def block_groups(paths: Sequence[str]) -> list[list[int]]:
+    """Group variable paths into blocks, in model order; returns indices into ``paths``.
 
-    A block is the first component of the variable's path after the prefix every path
-    shares, cut at its number: ``block6a_expand_conv/kernel`` and ``block6a_se/bias``
-    belong to ``block6a``; ``conv_1/kernel`` to ``conv_1``; ``dense/kernel`` to ``dense``.
+    A block is the first component of the path after the prefix every path shares, cut
+    at its number: ``block6a_expand_conv/kernel`` and ``block6a_se/bias`` belong to
+    ``block6a``; ``conv_1/kernel`` to ``conv_1``; ``dense/kernel`` to ``dense``.
+
+    Example:
+        >>> block_groups(["m/block1a_conv/kernel", "m/block1a_bn/gamma", "m/head/kernel"])
+        [[0, 1], [2]]
     """
-    paths = [str(getattr(v, "path", getattr(v, "name", ""))).removesuffix(":0") for v in variables]
-    split = [p.split("/") for p in paths]
+    split = [p.removesuffix(":0").split("/") for p in paths]
     common = 0
     if len(split) > 1:
         while all(len(s) > common + 1 and s[common] == split[0][common] for s in split):
             common += 1
-    order: dict[str, list[Any]] = {}
-    for variable, path in zip(variables, paths, strict=True):
-        order.setdefault(_block_key(path, common), []).append(variable)
+    order: dict[str, list[int]] = {}
+    for index, path in enumerate(paths):
+        order.setdefault(_block_key(path.removesuffix(":0"), common), []).append(index)
     return list(order.values())
+
+
+def _check_blocks(blocks: int | None, available: int) -> None:
+    if blocks is not None and not 1 <= blocks <= available:
+        raise TrainingError(
+            f"Expected unfreeze to be 'all' or a number of blocks between 1 and "
+            f"{available}. Received: unfreeze={blocks}. Pass a smaller number or 'all'.",
+            stage="fine_tune",
+        )
 
 
 def unfreeze(backbone: keras.Layer, blocks: int | None) -> int:
     """Make the backbone trainable: all of it, or only its last ``blocks`` blocks.
 
-    Keras' ``trainable`` setter marks every variable the layer created trainable; BatchNorm
-    statistics stay non-trainable. The blocks left frozen have their variables'
-    ``trainable`` flags cleared, so optimizers never see them.
+    A ``hublayer.KerasLayer`` decides trainability itself (``KerasLayer.unfreeze``), so
+    the chosen blocks are passed to it as exact variable paths. For other Keras layers,
+    the ``trainable`` setter marks every variable trainable, then the variables of the
+    blocks left frozen have their flags cleared. BatchNorm statistics never train.
 
     Args:
         backbone: the backbone layer.
@@ -262,9 +275,24 @@ def unfreeze(backbone: keras.Layer, blocks: int | None) -> int:
         How many variables will train.
 
     Raises:
-        TrainingError: the backbone has no trainable variables, or ``blocks`` is not
-            between 1 and the number of blocks.
+        NotTrainableError, TrainingError: the backbone has no trainable variables, or
+            ``blocks`` is not between 1 and the number of blocks.
     """
+    own = getattr(backbone, "unfreeze", None)
+    if callable(own) and hasattr(backbone, "variable_paths"):
+        own()
+        trainable = {id(v) for v in backbone.trainable_weights}
+        paths = [
+            path
+            for path, variable in zip(backbone.variable_paths, backbone.weights, strict=True)
+            if id(variable) in trainable
+        ]
+        groups = block_groups(paths)
+        _check_blocks(blocks, len(groups))
+        if blocks is not None:
+            chosen = [paths[i] for group in groups[-blocks:] for i in group]
+            own([f"^{re.escape(path)}$" for path in chosen])
+        return len(backbone.trainable_weights)
     backbone.trainable = True
     candidates = list(backbone.trainable_weights)
     if not candidates:
@@ -274,15 +302,9 @@ def unfreeze(backbone: keras.Layer, blocks: int | None) -> int:
             "with trainable variables.",
             stage="fine_tune",
         )
-    groups = blocks_of(candidates)
-    if blocks is not None and not 1 <= blocks <= len(groups):
-        raise TrainingError(
-            f"Expected unfreeze to be 'all' or a number of blocks between 1 and "
-            f"{len(groups)}. Received: unfreeze={blocks}. Pass a smaller number or 'all'.",
-            stage="fine_tune",
-        )
-    chosen = groups if blocks is None else groups[-blocks:]
-    keep = {id(v) for group in chosen for v in group}
-    for variable in candidates:
-        variable.trainable = id(variable) in keep
+    groups = block_groups([str(getattr(v, "path", v.name)) for v in candidates])
+    _check_blocks(blocks, len(groups))
+    keep = {i for group in (groups if blocks is None else groups[-blocks:]) for i in group}
+    for index, variable in enumerate(candidates):
+        variable.trainable = index in keep
     return len(keep)

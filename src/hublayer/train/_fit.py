@@ -282,7 +282,6 @@ def fit_classifier(
                 blocks=blocks,
             )
             timings["fine_tune_s"] = time.perf_counter() - tick
-        backbone.trainable = False
 
         tick = time.perf_counter()
         scores = _score(run, fine_tuned=fine_tuning)
