@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from hublayer import config
+from hublayer.testing import FileServer
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +23,14 @@ def hublayer_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("HUBLAYER_CACHE_DIR", str(cache))
     monkeypatch.setenv("HUBLAYER_PROGRESS", "0")
     return cache
+
+
+@pytest.fixture
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    """A running ``hublayer.testing.FileServer`` on 127.0.0.1, serving its own empty folder.
+
+    Put files in ``file_server.root`` or add routes; tell it to misbehave with ``fail``,
+    ``drop``, ``truncate``, ``slow``, ``redirect`` and ``range_support``.
+    """
+    with FileServer(tmp_path_factory.mktemp("served")) as server:
+        yield server

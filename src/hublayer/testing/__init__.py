@@ -15,6 +15,7 @@ import importlib
 from typing import Any
 
 __all__: list[str] = [
+    "FileServer",
     "archive",
     "bert_encoder",
     "image_classifier",
@@ -26,6 +27,7 @@ __all__: list[str] = [
 
 # name -> private module that defines it; each module's owner adds its names here.
 _LAZY: dict[str, str] = {
+    "FileServer": "._server",
     "archive": "._archive",
     "bert_encoder": "._text_models",
     "image_classifier": "._models",
