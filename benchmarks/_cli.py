@@ -108,6 +108,17 @@ def _run_child(spec: CaseSpec, suite: str) -> dict[str, Any]:
         return CaseResult(spec.name, spec.title, "error", detail=f"{why}: {last}"[:400]).to_json()
 
 
+def _ratio_line(ratio: dict[str, Any]) -> str:
+    value, target = ratio["value"], ratio["target"]
+    goal = f" (target {target})" if target else ""
+    if ratio["kind"] == "seconds":
+        shown = "n/a" if value is None else fmt_seconds(value)
+        return f"median of {ratio['subject']}: {shown}{goal.replace(')', ' s)')}"
+    label = "time ratio" if ratio["kind"] == "time" else "speed-up"
+    shown = "n/a" if value is None else f"{value:.2f}x"
+    return f"{label} {ratio['subject']} vs {ratio['peer']}: {shown}{goal}"
+
+
 def _failed(case: dict[str, Any]) -> bool:
     return case["status"] == "error" or any(c["status"] == "error" for c in case["contenders"])
 
@@ -143,8 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(case)
         _log(f"=== {spec.name}: {case['status']} in {fmt_seconds(case.get('wall_s', 0.0))}")
         for ratio in case["ratios"]:
-            value = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f}x"
-            _log(f"    {ratio['kind']} {ratio['subject']} vs {ratio['peer']}: {value}")
+            _log(f"    {_ratio_line(ratio)}")
     _log(f"all cases done in {fmt_seconds(time.perf_counter() - t0)}")
     if not args.no_save:
         path = write_results(environment(), results, [c.name for c in cases])

@@ -354,6 +354,8 @@ def _ratio(ratio: Ratio, by_name: dict[str, ContenderResult]) -> RatioResult:
 
 
 def _fmt(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds * 1e6:.0f} µs"
     return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 

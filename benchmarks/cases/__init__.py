@@ -10,8 +10,8 @@ Importing this package is light: TensorFlow is imported by a case when it runs.
 from __future__ import annotations
 
 from benchmarks._harness import CaseSpec
-from benchmarks.cases import _cache, _layers, _records
+from benchmarks.cases import _cache, _layers, _records, _train
 
 __all__ = ["CASES"]
 
-CASES: tuple[CaseSpec, ...] = (*_layers.CASES, *_cache.CASES, *_records.CASES)
+CASES: tuple[CaseSpec, ...] = (*_layers.CASES, *_cache.CASES, *_records.CASES, *_train.CASES)

@@ -41,18 +41,13 @@ def _serve(file: Path, plan_cleanup: list[Callable[[], object]]) -> tuple[str, s
     return server.url(file.name), root
 
 
-def _use_cache(folder: str) -> None:
-    os.environ["HUBLAYER_CACHE_DIR"] = folder
-
-
 # ---------------------------------------------------------------- resolve
 
 
 def _resolve_ours(handle: str, cache: str) -> Callable[[], Any]:
-    hublayer = require("hublayer.handles", "resolve")
-    _use_cache(cache)
-    hublayer.resolve(handle)  # download and unpack once, untimed
-    return lambda: hublayer.resolve(handle)
+    handles = require("hublayer.handles", "resolve")
+    handles.resolve(handle, cache_dir=cache)  # download and unpack once, untimed
+    return lambda: handles.resolve(handle, cache_dir=cache)
 
 
 def resolve(suite: Suite) -> Plan:
@@ -94,9 +89,8 @@ def resolve(suite: Suite) -> Plan:
 
 
 def _download_ours(url: str, cache: str) -> Callable[[], Any]:
-    hublayer = require("hublayer.handles", "resolve")
-    _use_cache(cache)
-    return lambda: hublayer.resolve(url) and None
+    handles = require("hublayer.handles", "resolve")
+    return lambda: handles.resolve(url, cache_dir=cache) and None
 
 
 def _curl_tar(url: str, folder: str) -> Callable[[], Any]:
@@ -159,9 +153,9 @@ def download(suite: Suite) -> Plan:
 
 def _construct_ours(handle: str, cache: str) -> Callable[[], Any]:
     layers = require("hublayer.layers", "KerasLayer")
-    hublayer = require("hublayer.handles", "resolve")
-    _use_cache(cache)
-    hublayer.resolve(handle)  # fill the cache, untimed
+    handles = require("hublayer.handles", "resolve")
+    os.environ["HUBLAYER_CACHE_DIR"] = cache  # KerasLayer takes the cache from config
+    handles.resolve(handle, cache_dir=cache)  # fill the cache, untimed
     return lambda: layers.KerasLayer(handle) and None
 
 

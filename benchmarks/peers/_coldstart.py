@@ -36,7 +36,9 @@ def _hublayer(path: str) -> Any:
 
 
 def _hub(path: str) -> Any:
-    import tensorflow_hub as hub
+    from benchmarks.peers._legacy import import_hub
+
+    hub = import_hub()
 
     return hub.KerasLayer(path)(_image())
 

@@ -13,6 +13,7 @@ The hand-written GradientTape step lives here too: it is the classic TF2 loop
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from benchmarks._data import image_batch
 
 __all__ = [
     "construct_hub",
+    "fit_hub",
+    "import_hub",
     "finetune_hub",
     "finetune_tape",
     "forward_hub",
@@ -37,6 +40,27 @@ def _tf() -> Any:
     return tf
 
 
+def import_hub() -> Any:
+    """Import ``tensorflow_hub``, even where setuptools no longer ships ``pkg_resources``.
+
+    tensorflow_hub 0.16.1 runs ``from pkg_resources import parse_version`` on import, and
+    setuptools 81+ removed ``pkg_resources``. When it is missing, a stand-in module with
+    ``packaging``'s ``parse_version`` is registered first; nothing else is changed.
+    """
+    import importlib.util
+    import types
+
+    if importlib.util.find_spec("pkg_resources") is None and "pkg_resources" not in sys.modules:
+        from packaging.version import parse
+
+        shim = types.ModuleType("pkg_resources")
+        shim.parse_version = parse  # type: ignore[attr-defined]
+        sys.modules["pkg_resources"] = shim
+    import tensorflow_hub
+
+    return tensorflow_hub
+
+
 def _labels(batch: int, classes: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, classes, size=batch)
 
@@ -44,7 +68,7 @@ def _labels(batch: int, classes: int, seed: int) -> np.ndarray:
 def forward_hub(model: str, batch: int = 32, size: int = 224) -> Callable[[], Any]:
     """``hub.KerasLayer(model)`` called on one batch (inference)."""
     tf = _tf()
-    import tensorflow_hub as hub
+    hub = import_hub()
 
     layer = hub.KerasLayer(model)
     x = tf.constant(image_batch(batch, size))
@@ -56,7 +80,7 @@ def finetune_hub(
 ) -> Callable[[], Any]:
     """One ``train_on_batch`` step of ``Sequential([hub.KerasLayer(trainable=True), Dense])``."""
     tf = _tf()
-    import tensorflow_hub as hub
+    hub = import_hub()
 
     tf.keras.utils.set_random_seed(seed)
     net = tf.keras.Sequential(
@@ -110,7 +134,7 @@ def construct_hub(handle: str, cache_dir: str) -> Callable[[], Any]:
     """``hub.KerasLayer(handle)`` on a handle already in ``cache_dir`` (construction only)."""
     _tf()
     os.environ["TFHUB_CACHE_DIR"] = cache_dir
-    import tensorflow_hub as hub
+    hub = import_hub()
 
     hub.resolve(handle)  # fills the cache before timing starts
     return lambda: hub.KerasLayer(handle)
@@ -120,7 +144,63 @@ def resolve_hub(handle: str, cache_dir: str) -> Callable[[], Any]:
     """``tensorflow_hub.resolve(handle)`` once the handle is in ``cache_dir``."""
     _tf()
     os.environ["TFHUB_CACHE_DIR"] = cache_dir
-    import tensorflow_hub as hub
+    hub = import_hub()
 
     hub.resolve(handle)  # download and unpack once, untimed
     return lambda: hub.resolve(handle)
+
+
+def fit_hub(
+    model: str,
+    train: list[str],
+    validation: list[str],
+    size: int,
+    epochs: int = 10,
+    seed: int = 0,
+    classes: int = 10,
+) -> Callable[[], Any]:
+    """The TF Hub tutorials' feature extraction: a frozen ``hub.KerasLayer`` and ``fit``.
+
+    The pipeline decodes and resizes once and keeps the images in memory (``cache()``), as
+    the tutorials do, so each epoch after the first runs the backbone only.
+    """
+    tf = _tf()
+    hub = import_hub()
+    features = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(serialized: Any) -> Any:
+        ex = tf.io.parse_single_example(serialized, features)
+        image = tf.image.resize(tf.io.decode_jpeg(ex["image"], channels=3), [size, size])
+        return image / 255.0, ex["label"]
+
+    def pipeline(files: list[str], shuffle: bool) -> Any:
+        ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.cache()
+        if shuffle:
+            ds = ds.shuffle(1024, seed=seed)
+        return ds.batch(32).prefetch(tf.data.AUTOTUNE)
+
+    def run() -> dict[str, Any]:
+        tf.keras.utils.set_random_seed(seed)
+        net = tf.keras.Sequential(
+            [
+                tf.keras.Input(shape=(size, size, 3)),
+                hub.KerasLayer(model, trainable=False),
+                tf.keras.layers.Dropout(0.2),
+                tf.keras.layers.Dense(classes, activation="softmax"),
+            ]
+        )
+        net.compile(
+            optimizer=tf.keras.optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        val = pipeline(validation, shuffle=False)
+        history = net.fit(pipeline(train, shuffle=True), epochs=epochs, verbose=0)
+        _, accuracy = net.evaluate(val, verbose=0)
+        return {"val_accuracy": float(accuracy), "epochs_run": len(history.history["loss"])}
+
+    return run
