@@ -27,6 +27,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -51,6 +52,7 @@ CHUNK = 1 << 20
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 10.0
 _RETRY_AFTER_CAP = 60.0
+_MAX_REDIRECTS = 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -58,8 +60,7 @@ def new_client() -> httpx.Client:
     """An HTTP client with hublayer's timeouts, redirects and identity encoding."""
     timeout = config.download_timeout()
     return httpx.Client(
-        follow_redirects=True,
-        max_redirects=20,
+        follow_redirects=False,  # RemoteFile follows them itself, to see each hop
         timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
         headers={"User-Agent": f"hublayer/{__version__}", "Accept-Encoding": "identity"},
     )
@@ -142,8 +143,30 @@ class RemoteFile:
 
     # connection ----------------------------------------------------------------------
 
-    def _send(self, headers: dict[str, str]) -> httpx.Response:
-        """One request with retries on the named statuses and transport errors."""
+    def _follow(
+        self, headers: dict[str, str], on_redirect: Callable[[str], bool] | None
+    ) -> httpx.Response | None:
+        """One GET, following redirects by hand so ``on_redirect`` sees each hop first."""
+        request = self.client.build_request("GET", self.url, headers=headers)
+        self.chain = [self.url]
+        for _ in range(_MAX_REDIRECTS):
+            response = self.client.send(request, stream=True, follow_redirects=False)
+            if not (response.is_redirect and response.next_request is not None):
+                return response
+            response.close()
+            request = response.next_request
+            self.chain.append(str(request.url))
+            if on_redirect is not None and on_redirect(str(request.url)):
+                return None
+        raise httpx.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects", request=request)
+
+    def _send(
+        self, headers: dict[str, str], on_redirect: Callable[[str], bool] | None = None
+    ) -> httpx.Response | None:
+        """One request with retries on the named statuses and transport errors.
+
+        Returns None when ``on_redirect`` stopped the chain.
+        """
         last: str = "no attempt"
         response: httpx.Response | None = None
         for attempt in range(1, self.retries + 1):
@@ -151,9 +174,7 @@ class RemoteFile:
                 time.sleep(_backoff(attempt - 1, response))
             response = None
             try:
-                response = self.client.send(
-                    self.client.build_request("GET", self.url, headers=headers), stream=True
-                )
+                response = self._follow(headers, on_redirect)
             except RETRY_ERRORS as error:
                 last = f"{type(error).__name__}: {error}"
                 continue
@@ -164,6 +185,8 @@ class RemoteFile:
                     url=self.url,
                     handle=self.handle,
                 ) from error
+            if response is None:
+                return None
             if response.status_code in RETRY_STATUSES:
                 last = f"HTTP {response.status_code} {response.reason_phrase}"
                 response.close()
@@ -181,12 +204,21 @@ class RemoteFile:
             handle=self.handle,
         )
 
-    def open(self) -> httpx.Response:
-        """Send the first request; the body is not read yet. Checks free disk space."""
-        response = self._send({})
+    def open(self, on_redirect: Callable[[str], bool] | None = None) -> bool:
+        """Send the first request (the body is not read yet), and check free disk space.
+
+        Args:
+            on_redirect: called with each redirect target before it is requested; when
+                it returns True the chain stops there and nothing more is sent.
+
+        Returns:
+            True when the body is ready to read; False when ``on_redirect`` stopped.
+        """
+        response = self._send({}, on_redirect)
+        if response is None:
+            return False
         self._response = response
         self._chunks = response.iter_raw(CHUNK)
-        self.chain = [str(r.url) for r in response.history] + [str(response.url)]
         self.status = response.status_code
         self.content_type = response.headers.get("content-type")
         length = response.headers.get("content-length")
@@ -212,7 +244,7 @@ class RemoteFile:
                 total=self.total, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=name[:30], file=sys.stderr, leave=False,
             )  # fmt: skip
-        return response
+        return True
 
     def _resume(self, reason: str) -> None:
         """Reconnect after a cut at ``offset``; continue where the body stopped."""
@@ -222,6 +254,8 @@ class RemoteFile:
         if self.offset and self.validator:
             headers["If-Range"] = self.validator
         response = self._send(headers)
+        if response is None:  # pragma: no cover - no hook on resume
+            raise AssertionError("resume requests have no redirect hook")
         self._response = response
         self._chunks = response.iter_raw(CHUNK)
         validator = response.headers.get("etag") or response.headers.get("last-modified")
@@ -294,7 +328,7 @@ class RemoteFile:
     def read(self, n: int = -1, /) -> bytes:
         """Up to ``n`` bytes (all the rest for ``n < 0``); fewer only at the end."""
         if self._chunks is None:
-            self.open()
+            raise ValueError("RemoteFile.read() before open()")
         while (n < 0 or len(self._buffer) < n) and not self._eof:
             if not self._pull():
                 self._eof = True
@@ -329,6 +363,7 @@ class RemoteFile:
 def get_json(client: httpx.Client, url: str, *, handle: str | None = None) -> Any:
     """GET ``url`` (with retries) and parse its JSON body."""
     with RemoteFile(client, url, handle=handle, progress=False) as remote:
+        remote.open()
         body = remote.read()
     try:
         return json.loads(body)

@@ -111,6 +111,20 @@ def _public(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+class _Reuse:
+    """Redirect hook: re-key on a Kaggle identity; stop if that entry is already complete."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        self.path: Path | None = None
+
+    def __call__(self, hop: str) -> bool:
+        identity = kaggle_handle_in(hop)
+        if identity is not None:
+            self.path = self.stage.rekey(identity.key)
+        return self.path is not None
+
+
 def fetch_archive(url: str, stage: Stage) -> Path | None:
     """Download ``url`` and unpack it into ``stage.path`` as it streams in.
 
@@ -131,12 +145,9 @@ def fetch_archive(url: str, stage: Stage) -> Path | None:
             progress=session.progress,
             handle=stage.handle,
         ) as remote:
-            remote.open()
-            identity = next(filter(None, map(kaggle_handle_in, remote.chain)), None)
-            if identity is not None:
-                existing = stage.rekey(identity.key)
-                if existing is not None:
-                    return existing
+            reuse = _Reuse(stage)
+            if not remote.open(on_redirect=reuse):
+                return reuse.path
             try:
                 stage.known = unpack(remote, stage.path, limit=session.limit, name=url)
             except ArchiveFormatError as error:

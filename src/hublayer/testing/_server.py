@@ -259,7 +259,10 @@ class FileServer:
             self._server = _Server(("127.0.0.1", 0), _Handler)
             self._server.owner = self
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="hublayer-file-server", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.02},
+                name="hublayer-file-server",
+                daemon=True,
             )
             self._thread.start()
         return self
