@@ -1,15 +1,19 @@
 """Load, inspect and export models: TF2 SavedModels, TF1-style SavedModels, ``.keras`` files.
 
 - :func:`export_saved_model`: write a Keras 3 model as a TF2 Reusable SavedModel.
+- :func:`inspect`: describe a model as a :class:`ModelInfo` (signatures, specs, sizes).
 
 Example:
     >>> import hublayer
-    >>> hublayer.models.export_saved_model  # doctest: +ELLIPSIS
-    <function export_saved_model at ...>
+    >>> from hublayer import testing
+    >>> info = hublayer.models.inspect(testing.text_embedding("/tmp/nnlm"))
+    >>> [str(spec) for spec in info.input_specs]
+    ['sentences: string[None]']
 """
 
 from __future__ import annotations
 
 from hublayer.models._export import export_saved_model
+from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
 
-__all__ = ["export_saved_model"]
+__all__ = ["ModelInfo", "SignatureInfo", "export_saved_model", "inspect"]
