@@ -218,7 +218,7 @@ class RemoteFile:
         if response is None:
             return False
         self._response = response
-        self._chunks = response.iter_raw(CHUNK)
+        self._chunks = response.iter_raw()
         self.status = response.status_code
         self.content_type = response.headers.get("content-type")
         length = response.headers.get("content-length")
@@ -257,7 +257,7 @@ class RemoteFile:
         if response is None:  # pragma: no cover - no hook on resume
             raise AssertionError("resume requests have no redirect hook")
         self._response = response
-        self._chunks = response.iter_raw(CHUNK)
+        self._chunks = response.iter_raw()
         validator = response.headers.get("etag") or response.headers.get("last-modified")
         changed = self.validator is not None and validator not in (None, self.validator)
         if response.status_code == 206:

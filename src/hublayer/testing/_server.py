@@ -7,7 +7,7 @@ background thread on port 0, serves a folder and in-memory routes, supports ``Ra
 - answer the next N requests with 500 / 503 (optionally with ``Retry-After``);
 - drop the connection (TCP reset) after N bytes of a body;
 - truncate a body after N bytes (a clean close, the full ``Content-Length`` announced);
-- send bytes slowly (bytes per second);
+- send bytes slowly (bytes per second), or stall mid-body for a while;
 - redirect, in chains, to other paths or to another host name of the same server
   (``localhost`` instead of ``127.0.0.1``).
 
@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import json
@@ -57,7 +58,7 @@ _CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class Request:
-    """One request the server received."""
+    """One request the server received; header names are Title-Cased (``Range``)."""
 
     method: str
     path: str
@@ -76,12 +77,13 @@ class Response:
 
 @dataclass
 class _Fault:
-    kind: str  # "status", "drop" or "truncate"
+    kind: str  # "status", "drop", "truncate" or "stall"
     times: int
     path: str | None
     status: int = 500
     after: int = 0
     retry_after: float | None = None
+    seconds: float = 0.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,7 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         parts = urlsplit(self.path)
         path = unquote(parts.path)
-        request = Request(self.command, path, parts.query, dict(self.headers.items()))
+        headers = {name.title(): value for name, value in self.headers.items()}
+        request = Request(self.command, path, parts.query, headers)
         owner._record(request)
         fault = owner._take_fault(path, ("status",))
         if fault is not None:
@@ -110,9 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route = owner._routes.get(path)
         if callable(route):
-            response = route(request)
-            self._simple(response.status, response.body, response.headers, head)
-            return
+            route = route(request)
         if isinstance(route, Response):
             if route.status != 200:
                 self._simple(route.status, route.body, route.headers, head)
@@ -179,13 +180,15 @@ class _Handler(BaseHTTPRequestHandler):
         if head:
             return
         cut = owner._take_fault(path, ("drop", "truncate"))
+        stall = owner._take_fault(path, ("stall",))
         rate = owner._rates.get(path, owner._rates.get(None))
         stop = end if cut is None else min(end, start + cut.after)
-        if file is not None:
-            with open(file, "rb") as f:
-                self._send(f, None, start, stop, rate)
-        else:
-            self._send(None, data, start, stop, rate)
+        pause = stop if stall is None else min(stop, start + stall.after)
+        with open(file, "rb") if file is not None else contextlib.nullcontext() as f:
+            self._send(f, data, start, pause, rate)
+            if stall is not None and not self.close_connection:
+                time.sleep(stall.seconds)
+                self._send(f, data, pause, stop, rate)
         if cut is not None and stop < end:
             self.close_connection = True
             if cut.kind == "drop":  # RST instead of FIN
@@ -200,6 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if f is not None and rate is None:
                 if stop > start:
+                    self.wfile.flush()
                     self.connection.sendfile(f, start, stop - start)
                 return
             if f is not None:
@@ -351,6 +355,13 @@ class FileServer:
         """Close cleanly after ``after`` body bytes (full length announced), ``times`` times."""
         with self._lock:
             self._faults.append(_Fault("truncate", times, path, after=after))
+
+    def stall(
+        self, seconds: float, *, after: int = 0, times: int = 1, path: str | None = None
+    ) -> None:
+        """Pause ``seconds`` after ``after`` body bytes (a hung connection), ``times`` times."""
+        with self._lock:
+            self._faults.append(_Fault("stall", times, path, after=after, seconds=seconds))
 
     def slow(self, bytes_per_second: float | None, *, path: str | None = None) -> None:
         """Send bodies (of ``path``, or all) at this rate; None removes the limit."""
