@@ -179,7 +179,10 @@ class _Writer:
         self._link_set.add(rel)
 
     def hardlink(self, rel: str, target_name: str) -> None:
-        target = self.path(target_name)
+        try:
+            target = self.path(target_name)
+        except UnsafeArchiveError:
+            raise self.refuse(rel, f"is a hard link to {target_name!r} outside") from None
         if target is None or target not in self.files or target in self._link_set:
             raise self.refuse(rel, f"is a hard link to {target_name!r}, not to a file before it")
         size, digest = self.files[target]
@@ -239,7 +242,7 @@ def _unpack_tar(reader: Readable, writer: _Writer) -> None:
             elif member.islnk():
                 writer.hardlink(rel, member.linkname)
             else:
-                kind = "a device file" if member.isdev() else "a special file (FIFO or other)"
+                kind = "a device file" if member.ischr() or member.isblk() else "a special file"
                 raise writer.refuse(member.name, f"is {kind}")
 
 
