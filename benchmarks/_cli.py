@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks._env import environment
 from benchmarks._harness import CaseResult, CaseSpec, run_case
-from benchmarks._report import fmt_seconds, write_results
+from benchmarks._report import HERE, fmt_seconds, write_results
 from benchmarks._subprocess import ROOT, child_env
 from benchmarks._suites import SUITES
 
@@ -57,6 +57,18 @@ def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument(
         "--no-save", action="store_true", help="print results; write no JSON or RESULTS.md"
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=HERE / "results",
+        help="where <date>-<host>.json goes (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=HERE / "RESULTS.md",
+        help="the table to write (default: benchmarks/RESULTS.md)",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child: run this case in-process
     parser.add_argument("--json-out", help=argparse.SUPPRESS)  # child: write result here
@@ -157,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log(f"    {_ratio_line(ratio)}")
     _log(f"all cases done in {fmt_seconds(time.perf_counter() - t0)}")
     if not args.no_save:
-        path = write_results(environment(), results, [c.name for c in cases])
-        _log(f"wrote {path} and {path.parent.parent / 'RESULTS.md'}")
+        order = [c.name for c in cases]
+        path = write_results(
+            environment(), results, order, results_dir=args.results_dir, markdown=args.markdown
+        )
+        _log(f"wrote {path} and {args.markdown}")
     return 1 if any(_failed(c) for c in results) else 0

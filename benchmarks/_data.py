@@ -224,7 +224,7 @@ def tar_gz(source: Path, target: Path) -> None:
     """Pack ``source``'s contents into ``target``, byte-for-byte reproducibly (mtime 0)."""
     with (
         open(target, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path in sorted(source.rglob("*")):

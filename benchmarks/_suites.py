@@ -62,7 +62,7 @@ SUITES: dict[str, Suite] = {
         archive_mb=200,
         inspect_mb=1024,
         train_images=640,
-        train_size=96,
+        train_size=64,
     ),
     "full": Suite(
         name="full",

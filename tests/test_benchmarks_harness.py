@@ -1,0 +1,420 @@
+"""The benchmark harness's mechanics, on trivial contenders (no timing is asserted).
+
+What a reader of RESULTS.md relies on: contenders alternate after a warm-up; medians,
+ratios and targets are computed as labelled; a feature that is missing shows as "not
+yet" without failing the run; a peer in another process (and its stray output) works;
+results land in the JSON file and the table. About 5 s (a few tiny child processes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+import textwrap
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import _cli, _data, _report
+from benchmarks._env import environment
+from benchmarks._harness import (
+    CaseSpec,
+    Contender,
+    InProcess,
+    NotYet,
+    Plan,
+    Ratio,
+    Sample,
+    check_target,
+    require,
+    run_case,
+    run_plan,
+)
+from benchmarks._subprocess import FIRST_OUTPUT, ColdProcess, Worker
+from benchmarks._suites import SUITES
+from benchmarks.peers._server import LoopbackServer
+
+
+class Scripted(Contender):
+    """Returns preset times and records every call in a shared journal."""
+
+    def __init__(self, name: str, times: list[float], journal: list[str], **kw: Any) -> None:
+        super().__init__(name, **kw)
+        self.times, self.journal, self.calls = list(times), journal, 0
+
+    def start(self) -> None:
+        self.journal.append(f"start {self.name}")
+
+    def measure(self) -> Sample:
+        self.journal.append(self.name)
+        self.calls += 1
+        return Sample(self.times.pop(0) if self.times else 1.0, cpu_seconds=0.5)
+
+    def stop(self) -> None:
+        self.journal.append(f"stop {self.name}")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _run(plan: Plan) -> Any:
+    return run_plan("case", "a case", plan, log=_quiet)
+
+
+def test_contenders_alternate_after_warmup_and_stop_in_reverse() -> None:
+    journal: list[str] = []
+    a, b = Scripted("A", [], journal), Scripted("B", [], journal, role="peer")
+    _run(Plan([a, b], warmup=1, reps=3))
+    assert journal == [
+        "start A",
+        "start B",
+        "A",  # warm-up
+        "B",
+        "A",  # rounds
+        "B",
+        "A",
+        "B",
+        "A",
+        "B",
+        "stop B",
+        "stop A",
+    ]
+
+
+def test_stats_and_ratios_use_medians_of_timed_runs_only() -> None:
+    journal: list[str] = []
+    ours = Scripted("ours", [99.0, 1.0, 3.0, 2.0], journal, items=10, nbytes=2_000_000)
+    peer = Scripted("peer", [99.0, 4.0, 4.0, 8.0], journal, role="peer")
+    plan = Plan(
+        [ours, peer],
+        [
+            Ratio("ours", "peer", "time", "<= 1.05"),
+            Ratio("ours", "peer", "speed", ">= 2"),
+            Ratio("ours", "", "seconds", "< 1"),
+        ],
+        warmup=1,
+        reps=3,
+    )
+    result = _run(plan)
+    stats = result.contenders[0].stats
+    assert (stats.median, stats.min, stats.max, stats.n) == (2.0, 1.0, 3.0, 3)
+    assert stats.cores == pytest.approx(0.25)  # median of cpu/wall = 0.5 / 2
+    time_ratio, speed_up, seconds = result.ratios
+    assert (time_ratio.value, time_ratio.met) == (0.5, True)
+    assert (speed_up.value, speed_up.met) == (2.0, True)
+    assert (seconds.value, seconds.met) == (2.0, False)
+
+
+def test_missing_feature_is_not_yet_and_the_others_still_run() -> None:
+    def build() -> Callable[[], None]:
+        require("hublayer.no_such_package")
+        return lambda: None
+
+    journal: list[str] = []
+    plan = Plan(
+        [InProcess("ours", build), Scripted("peer", [], journal, role="peer")],
+        [Ratio("ours", "peer", "time", "<= 1")],
+        warmup=0,
+        reps=2,
+    )
+    result = _run(plan)
+    ours, peer = result.contenders
+    assert ours.status == "not yet"
+    assert "hublayer.no_such_package is not built yet" in ours.detail
+    assert (peer.status, peer.stats.n) == ("ok", 2)
+    assert result.status == "ok"
+    assert (result.ratios[0].value, result.ratios[0].met) == (None, None)
+
+
+def test_require_names_the_missing_attribute() -> None:
+    assert require("json", "dumps") is json
+    with pytest.raises(NotYet, match=r"json\.no_such_name is not built yet"):
+        require("json", "no_such_name")
+
+
+def test_errors_are_recorded_and_expected_failures_keep_their_message() -> None:
+    def boom() -> None:
+        raise ValueError("'Conv1_kernel:0_momentum' is not a valid scope name")
+
+    plan = Plan(
+        [
+            InProcess("broken", lambda: boom),
+            InProcess("known to fail", lambda: boom, role="peer", expect_failure=True),
+            InProcess("fine", lambda: lambda: None, role="peer"),
+        ],
+        warmup=1,
+        reps=2,
+    )
+    result = _run(plan)
+    broken, known, fine = result.contenders
+    assert broken.status == "error"
+    assert broken.detail.startswith("measure: ValueError:")
+    assert known.status == "fails as expected"
+    assert "is not a valid scope name" in known.detail
+    assert fine.stats.n == 2
+
+
+def test_a_spent_budget_stops_after_min_reps() -> None:
+    journal: list[str] = []
+    plan = Plan([Scripted("A", [], journal)], warmup=0, reps=10, min_reps=2, budget_s=0.0)
+    assert _run(plan).contenders[0].stats.n == 2
+
+
+def test_inner_repeats_report_time_per_call_and_before_runs_untimed() -> None:
+    calls: list[str] = []
+    contender = InProcess(
+        "x", lambda: lambda: calls.append("op"), inner=5, before=lambda: calls.append("before")
+    )
+    _run(Plan([contender], warmup=0, reps=2))
+    assert calls == ["before"] + ["op"] * 5 + ["before"] + ["op"] * 5
+
+
+def test_cleanup_runs_even_when_a_contender_fails_to_start() -> None:
+    done: list[str] = []
+
+    def bad() -> Callable[[], None]:
+        raise OSError("no disk")
+
+    plan = Plan([InProcess("x", bad)], cleanup=[lambda: done.append("cleaned")])
+    result = _run(plan)
+    assert result.status == "error"
+    assert done == ["cleaned"]
+
+
+@pytest.mark.parametrize(
+    ("value", "target", "met"),
+    [(1.0, "<= 1.05", True), (1.1, "<= 1.05", False), (2.0, ">= 2", True), (3.0, "", None)],
+)
+def test_check_target(value: float, target: str, met: bool | None) -> None:
+    assert check_target(value, target) is met
+
+
+def test_check_target_rejects_an_unknown_operator() -> None:
+    with pytest.raises(ValueError, match="Expected a target like"):
+        check_target(1.0, "== 1")
+
+
+def test_run_case_records_a_case_that_cannot_start_yet() -> None:
+    def build(_: Any) -> Plan:
+        raise NotYet("hublayer.records.dataset is not built yet")
+
+    result = run_case(CaseSpec("images", "Images", build), SUITES["quick"], log=_quiet)
+    assert (result.status, result.detail) == (
+        "not yet",
+        "hublayer.records.dataset is not built yet",
+    )
+    assert result.suite == "quick"
+
+
+# ---------------------------------------------------------------- other processes
+
+
+@pytest.fixture
+def target_module(tmp_path: Path) -> dict[str, str]:
+    """A module for worker targets, importable in the child through PYTHONPATH."""
+    (tmp_path / "bench_targets.py").write_text(
+        textwrap.dedent(
+            """
+            from benchmarks._harness import NotYet
+
+            def counter(start=0):
+                state = {"n": start}
+                def op():
+                    print("noise on stdout must not break the protocol")
+                    state["n"] += 1
+                    return {"n": state["n"]}
+                return op
+
+            def missing():
+                raise NotYet("hublayer.thing is not built yet")
+
+            def crashing():
+                import os
+                return lambda: os._exit(7)
+            """
+        )
+    )
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def test_worker_runs_the_target_in_a_child_process(target_module: dict[str, str]) -> None:
+    worker = Worker("w", "bench_targets:counter", {"start": 10}, env=target_module, inner=2)
+    result = _run(Plan([worker], warmup=1, reps=2))
+    (res,) = result.contenders
+    assert res.status == "ok"
+    assert res.stats.n == 2
+    assert res.extras == {"n": 16}  # warm-up 2 calls + 2 rounds of 2, from 10
+
+
+def test_worker_reports_not_yet_and_crashes(target_module: dict[str, str]) -> None:
+    plan = Plan(
+        [
+            Worker("missing", "bench_targets:missing", env=target_module),
+            Worker("crashing", "bench_targets:crashing", env=target_module),
+        ],
+        warmup=0,
+        reps=1,
+    )
+    missing, crashing = _run(plan).contenders
+    assert (missing.status, missing.detail) == ("not yet", "hublayer.thing is not built yet")
+    assert crashing.status == "error"
+    assert "worker exited with status 7" in crashing.detail
+
+
+def test_cold_process_is_timed_to_its_marker() -> None:
+    code = f"import json; print('loading'); print('{FIRST_OUTPUT} ' + json.dumps({{'cpu': 0.25}}))"
+    sample = ColdProcess("cold", [sys.executable, "-c", code]).measure()
+    assert sample.seconds > 0
+    assert sample.cpu_seconds == 0.25
+
+
+def test_cold_process_exit_status_3_means_not_yet() -> None:
+    code = "import sys; print('hublayer.KerasLayer is not built yet', file=sys.stderr); sys.exit(3)"
+    with pytest.raises(NotYet, match="not built yet"):
+        ColdProcess("cold", [sys.executable, "-c", code]).measure()
+    with pytest.raises(RuntimeError, match="exited with status 1 before output"):
+        ColdProcess("cold", [sys.executable, "-c", "raise SystemExit(1)"]).measure()
+
+
+def test_loopback_server_serves_files_and_ignores_queries(tmp_path: Path) -> None:
+    (tmp_path / "model.tar.gz").write_bytes(b"x" * 100_000)
+    with LoopbackServer(tmp_path) as server:
+        url = server.url("model.tar.gz") + "?tf-hub-format=compressed"
+        with urllib.request.urlopen(url) as response:
+            assert response.read() == b"x" * 100_000
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_cached_data_is_built_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_data, "DATA_DIR", tmp_path)
+    builds: list[Path] = []
+
+    def build(folder: Path) -> None:
+        builds.append(folder)
+        (folder / "x.bin").write_bytes(b"1")
+
+    first = _data.cached("thing", {"n": 1}, build)
+    second = _data.cached("thing", {"n": 1}, build)
+    other = _data.cached("thing", {"n": 2}, build)
+    assert first == second != other
+    assert len(builds) == 2
+    assert (first / "x.bin").read_bytes() == b"1"
+    assert json.loads((first / ".complete").read_text()) == {"n": 1}
+    assert not list(tmp_path.glob(".*tmp*"))  # no leftover temp folders
+
+
+def test_generated_data_is_deterministic(tmp_path: Path) -> None:
+    assert _data._jpeg(7, 64, 10, 0) == _data._jpeg(7, 64, 10, 0)
+    assert _data._jpeg(7, 64, 10, 0)[1] == 7
+    assert _data._jpeg(7, 64, 10, 0) != _data._jpeg(8, 64, 10, 0)
+    source = tmp_path / "src"
+    (source / "variables").mkdir(parents=True)
+    (source / "saved_model.pb").write_bytes(b"pb")
+    (source / "variables" / "variables.index").write_bytes(b"idx")
+    _data.tar_gz(source, tmp_path / "a.tar.gz")
+    _data.tar_gz(source, tmp_path / "b.tar.gz")
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        assert sorted(tar.getnames()) == [
+            "saved_model.pb",
+            "variables",
+            "variables/variables.index",
+        ]
+
+
+# ---------------------------------------------------------------- results
+
+
+def _case_json(name: str, value: float) -> dict[str, Any]:
+    journal: list[str] = []
+    plan = Plan(
+        [Scripted("ours", [value] * 4, journal), Scripted("peer", [1.0] * 4, journal, role="peer")],
+        [Ratio("ours", "peer", "time", "<= 1.05")],
+        warmup=1,
+        reps=3,
+        notes=["a note | with a pipe"],
+    )
+    result = run_plan(name, f"title of {name}", plan, log=_quiet)
+    result.suite, result.command = "quick", "python -m benchmarks --suite quick"
+    return result.to_json()
+
+
+def test_results_go_to_dated_json_and_a_markdown_table(tmp_path: Path) -> None:
+    env = environment()
+    md = tmp_path / "RESULTS.md"
+    path = _report.write_results(
+        env, [_case_json("forward", 0.5)], ["forward"], results_dir=tmp_path, markdown=md
+    )
+    assert path.name == f"{env['date'][:10]}-{env['host']}.json"
+    doc = json.loads(path.read_text())
+    assert doc["cases"][0]["ratios"][0]["value"] == 0.5
+    text = md.read_text()
+    for expected in (
+        "`python -m benchmarks --suite quick` (`make bench`)",
+        f"TensorFlow {env['versions']['tensorflow']}",
+        "tf-keras",
+        "tensorflow-hub",
+        f"Python {env['python']}",
+        f"CPUs: {env['cpus']} usable",
+        f"| forward | time ratio ours vs peer | 0.50{_report.TIMES} | <= 1.05 | yes |",
+        "- a note | with a pipe",
+    ):
+        assert expected in text
+
+
+def test_a_partial_rerun_keeps_the_other_cases(tmp_path: Path) -> None:
+    env, md = environment(), tmp_path / "RESULTS.md"
+    order = ["forward", "finetune"]
+    first = [_case_json("forward", 0.5), _case_json("finetune", 2.0)]
+    _report.write_results(env, first, order, results_dir=tmp_path, markdown=md)
+    path = _report.write_results(
+        env, [_case_json("forward", 0.8)], order, results_dir=tmp_path, markdown=md
+    )
+    cases = json.loads(path.read_text())["cases"]
+    assert [c["name"] for c in cases] == ["forward", "finetune"]
+    assert [c["ratios"][0]["value"] for c in cases] == [0.8, 2.0]
+    row = f"| finetune | time ratio ours vs peer | 2.00{_report.TIMES} | <= 1.05 | **no** |"
+    assert row in md.read_text()
+
+
+def test_cli_runs_selected_cases_and_writes_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def build(_: Any) -> Plan:
+        journal: list[str] = []
+        return Plan([Scripted("ours", [], journal)], warmup=0, reps=1)
+
+    spec = CaseSpec("tiny", "A tiny case", build)
+    monkeypatch.setattr(_cli, "_cases", lambda: (spec,))
+    # The child process would import the real registry; run the child's path in-process.
+    monkeypatch.setattr(
+        _cli, "_run_child", lambda s, suite: run_case(s, SUITES[suite], log=_quiet).to_json()
+    )
+    assert _cli.main(["--list"]) == 0
+    assert "tiny" in capsys.readouterr().out
+    md = tmp_path / "RESULTS.md"
+    argv = ["--case", "tiny", "--results-dir", str(tmp_path), "--markdown", str(md)]
+    assert _cli.main(argv) == 0
+    assert "`python -m benchmarks --suite quick --case tiny`" in md.read_text()
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    with pytest.raises(SystemExit):
+        _cli.main(["--case", "nope"])
+
+
+def test_cli_child_mode_writes_one_case_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def build(_: Any) -> Plan:
+        raise NotYet("not built")
+
+    monkeypatch.setattr(_cli, "_cases", lambda: (CaseSpec("tiny", "A tiny case", build),))
+    out = tmp_path / "case.json"
+    assert _cli.main(["--one", "tiny", "--json-out", str(out)]) == 0
+    assert json.loads(out.read_text())["status"] == "not yet"
