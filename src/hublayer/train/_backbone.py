@@ -278,6 +278,9 @@ def unfreeze(backbone: keras.Layer, blocks: int | None) -> int:
         NotTrainableError, TrainingError: the backbone has no trainable variables, or
             ``blocks`` is not between 1 and the number of blocks.
     """
+    # Keras skips `trainable = True` on a layer that is already trainable, leaving earlier
+    # per-variable choices in place: freeze first, so every selection starts from scratch.
+    backbone.trainable = False
     own = getattr(backbone, "unfreeze", None)
     if callable(own) and hasattr(backbone, "variable_paths"):
         own()
@@ -291,6 +294,7 @@ def unfreeze(backbone: keras.Layer, blocks: int | None) -> int:
         _check_blocks(blocks, len(groups))
         if blocks is not None:
             chosen = [paths[i] for group in groups[-blocks:] for i in group]
+            backbone.trainable = False
             own([f"^{re.escape(path)}$" for path in chosen])
         return len(backbone.trainable_weights)
     backbone.trainable = True

@@ -209,10 +209,11 @@ class Classes:
                     stage="data",
                 )
             names = tuple(str(i) for i in range(count))
-        if len(names) < 2:
+        seen = np.unique(train)
+        if len(seen) < 2:
             raise TrainingError(
-                f"Expected at least two classes to train a classifier. Received: {names}. "
-                "Check label= and the training files.",
+                "Expected at least two classes in the training labels to train a classifier. "
+                f"Received: only {seen.tolist()}. Check label= and the training files.",
                 stage="data",
             )
         return cls(names=names, strings=strings)
