@@ -6,9 +6,9 @@ runs on every batch of every epoch (what the TF Hub tutorials do with
 ``hub.KerasLayer(trainable=False)``); with it, each image goes through the backbone once
 and the head trains on cached embeddings. The cache folder is emptied before every run
 (untimed), so every run computes its embeddings. Early stopping is off (``patience`` =
-``epochs``), so both train every epoch. A third contender is the tutorials' code itself:
-``tf_keras`` + ``hub.KerasLayer`` + ``model.fit`` on a tf.data pipeline that caches
-decoded images, in its own process.
+``epochs``), so both train every epoch. In the full suite a third contender is the
+tutorials' code itself: ``tf_keras`` + ``hub.KerasLayer`` + ``model.fit`` on a tf.data
+pipeline that caches decoded images, in its own process.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def train(suite: Suite) -> Plan:
     ]
     ratios = [Ratio(CACHED, RECOMPUTE, "speed", ">= 5")]
     if suite.full:
-        tutorial = {"model": model, "train": list(fit_files), "validation": list(val_files)}
-        tutorial.update(size=suite.train_size, epochs=epochs, seed=SEED)
+        tutorial: dict[str, Any] = {"model": model, "size": suite.train_size, "seed": SEED}
+        tutorial.update(train=list(fit_files), validation=list(val_files), epochs=epochs)
         contenders.append(
             Worker(
                 TUTORIAL, "benchmarks.peers._legacy:fit_hub", tutorial, env=LEGACY_ENV, role="peer"
