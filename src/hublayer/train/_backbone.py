@@ -191,8 +191,8 @@ class BackboneCall(keras.Layer):
 def fingerprint_model(backbone: keras.Layer) -> str:
     """A sha256 of what decides the backbone's outputs: its class, config and weights.
 
-    Layer names are left out (Keras numbers them per process), so the same model built
-    twice has the same fingerprint; any change to a weight changes it.
+    Layer names and trainability are left out (Keras numbers layers per process), so the
+    same model built twice has the same fingerprint; any change to a weight changes it.
     """
     digest = hashlib.sha256()
     digest.update(f"{type(backbone).__module__}.{type(backbone).__qualname__}\n".encode())
@@ -210,9 +210,12 @@ def fingerprint_model(backbone: keras.Layer) -> str:
 
 
 def _without_trainable(config: Any) -> Any:
-    """The config without ``trainable`` flags, which do not change the outputs."""
+    """The config without what only decides which variables train (``trainable``,
+    ``trainable_patterns``...): it does not change the outputs."""
     if isinstance(config, dict):
-        return {k: _without_trainable(v) for k, v in config.items() if k != "trainable"}
+        return {
+            k: _without_trainable(v) for k, v in config.items() if not k.startswith("trainable")
+        }
     if isinstance(config, list | tuple):
         return [_without_trainable(v) for v in config]
     return config

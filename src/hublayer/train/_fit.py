@@ -34,10 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import keras
-import numpy as np
 
 from hublayer import config
-from hublayer._specs import TensorInfo
 from hublayer.train._backbone import (
     ModelLike,
     feature_dim,
@@ -45,20 +43,20 @@ from hublayer.train._backbone import (
     input_spec,
     load_backbone,
 )
+from hublayer.train._backbone import unfreeze as unfreeze_backbone
 from hublayer.train._callbacks import Checkpoints
 from hublayer.train._data import Classes, FilesLike, Source, expand_files
 from hublayer.train._embeddings import Embeddings, embed
-from hublayer.train._metrics import predict_batches, score
 from hublayer.train._model import HeadLike, assemble, build_head, describe_head
-from hublayer.train._phases import Run, fine_tune, raw_batches, train_head
+from hublayer.train._phases import Run, fine_tune, train_head
 from hublayer.train._report import write_outputs
+from hublayer.train._summary import columns, metrics_of, score_splits, settings_of
 
 __all__ = ["Mode", "TrainResult", "fit_classifier"]
 
 #: The two recipes.
 Mode = Literal["feature_extraction", "fine_tune"]
 _MODES = ("feature_extraction", "fine_tune")
-_EVAL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -221,6 +219,9 @@ def fit_classifier(
     for source in sources.values():  # a data/model mismatch raises here, before any work
         source.dataset(batch_size=batch_size, shuffle=False)
     model_fingerprint = fingerprint_model(backbone)
+    if fine_tuning:  # a backbone that cannot fine-tune fails now, not after phase 1
+        unfreeze_backbone(backbone, blocks)
+        backbone.trainable = False
     timings["load_s"] = time.perf_counter() - started
 
     embedded = _embed_all(backbone, sources, model_fingerprint, embedding_cache, batch_size, show)
@@ -284,13 +285,13 @@ def fit_classifier(
             timings["fine_tune_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        scores = _score(run, fine_tuned=fine_tuning)
+        scores = score_splits(run, fine_tuned=fine_tuning)
         timings["evaluate_s"] = time.perf_counter() - tick
-        history = _columns(store.history)
-        metrics = _metrics(run, scores, timings, mode=mode, trained_variables=trained_variables)
+        history = columns(store.history)
+        metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
         paths: dict[str, Path] = {}
         if out_dir is not None:
-            settings = _settings(
+            settings = settings_of(
                 model,
                 run,
                 spec,
@@ -347,101 +348,3 @@ def _embed_all(
 def _fingerprint(*parts: Any) -> str:
     payload = json.dumps(parts, sort_keys=True, default=repr)
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _score(run: Run, *, fine_tuned: bool) -> dict[str, dict[str, Any]]:
-    """Score every split from one pass of predictions (cached features when the
-    backbone did not change)."""
-    count = len(run.classes.names)
-    scores: dict[str, dict[str, Any]] = {}
-    for name in run.sources:
-        if run.embedded and not fine_tuned:
-            features = run.embedded[name].features
-            probabilities = np.asarray(
-                run.parts.head_model.predict(features, batch_size=_EVAL_BATCH, verbose=0)
-            )
-            labels: np.ndarray | None = run.labels[name]
-        else:
-            batches = raw_batches(run, name, shuffle=False, batch_size=_EVAL_BATCH)
-            probabilities, labels = predict_batches(run.parts.classifier, batches)
-            labels = labels if labels is not None else np.zeros([0], np.int64)
-        scores[name] = score(probabilities, np.asarray(labels), num_classes=count)
-    return scores
-
-
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    keys = ["epoch", "phase", *sorted({k for row in rows for k in row} - {"epoch", "phase"})]
-    return {key: [row.get(key) for row in rows] for key in keys}
-
-
-def _metrics(
-    run: Run,
-    scores: dict[str, dict[str, Any]],
-    timings: dict[str, float],
-    *,
-    mode: str,
-    trained_variables: int,
-) -> dict[str, Any]:
-    shown = "validation" if "validation" in scores else "train"
-    phases = {
-        name: {
-            "epochs_trained": sum(1 for row in run.store.history if row["phase"] == name),
-            "best_epoch": None if state.best_epoch is None else state.best_epoch + 1,
-            "best": state.best,
-            "stopped_early": state.stopped_early,
-        }
-        for name, state in run.store.phases.items()
-    }
-    return {
-        "splits": {
-            name: {k: v for k, v in s.items() if k != "confusion_matrix"}
-            for name, s in scores.items()
-        },
-        "confusion_matrix": {
-            "split": shown,
-            "classes": list(run.classes.names),
-            "matrix": scores[shown]["confusion_matrix"],
-        },
-        "classes": list(run.classes.names),
-        "run": {
-            "mode": mode,
-            "monitor": run.monitor,
-            "seed": run.seed,
-            "resumed": run.store.resumed,
-            "phases": phases,
-            "embedding_cache": {n: "hit" if e.hit else "computed" for n, e in run.embedded.items()}
-            or "off",
-            "trainable_backbone_variables": trained_variables,
-        },
-        "timings": timings,
-    }
-
-
-def _describe_model(model: ModelLike) -> str:
-    if isinstance(model, str | os.PathLike):
-        return os.fspath(model)
-    return f"<{type(model).__name__} {getattr(model, 'name', '')}>"
-
-
-def _settings(
-    model: ModelLike, run: Run, spec: TensorInfo, options: dict[str, Any], **hyper: Any
-) -> dict[str, Any]:
-    """What ``config.json`` records: enough to read new data for this model again."""
-    return {
-        "format": 1,
-        "model": _describe_model(model),
-        "label": run.sources["train"].label,
-        "class_names": list(run.classes.names),
-        "labels_are_strings": run.classes.strings,
-        "input": {
-            "name": spec.name,
-            "dtype": spec.dtype,
-            "shape": list(spec.shape),
-            "value_range": None if spec.value_range is None else list(spec.value_range),
-        },
-        "pipeline": {k: repr(v) for k, v in options.items()},
-        "batch_size": run.batch_size,
-        "seed": run.seed,
-        **hyper,
-        "files": {name: list(source.files) for name, source in run.sources.items()},
-    }

@@ -1,0 +1,120 @@
+"""What a run reports: per-split scores, ``metrics.json`` and ``config.json`` contents.
+
+Example:
+    >>> columns([{"epoch": 1, "phase": "head", "loss": 0.5}])
+    {'epoch': [1], 'phase': ['head'], 'loss': [0.5]}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from hublayer._specs import TensorInfo
+from hublayer.train._backbone import ModelLike
+from hublayer.train._metrics import predict_batches, score
+from hublayer.train._phases import Run, raw_batches
+
+__all__ = ["columns", "metrics_of", "score_splits", "settings_of"]
+
+_EVAL_BATCH = 256
+
+
+def score_splits(run: Run, *, fine_tuned: bool) -> dict[str, dict[str, Any]]:
+    """Score every split from one pass of predictions (cached features when the
+    backbone did not change)."""
+    count = len(run.classes.names)
+    scores: dict[str, dict[str, Any]] = {}
+    for name in run.sources:
+        if run.embedded and not fine_tuned:
+            features = run.embedded[name].features
+            probabilities = np.asarray(
+                run.parts.head_model.predict(features, batch_size=_EVAL_BATCH, verbose=0)
+            )
+            labels: np.ndarray | None = run.labels[name]
+        else:
+            batches = raw_batches(run, name, shuffle=False, batch_size=_EVAL_BATCH)
+            probabilities, labels = predict_batches(run.parts.classifier, batches)
+            labels = labels if labels is not None else np.zeros([0], np.int64)
+        scores[name] = score(probabilities, np.asarray(labels), num_classes=count)
+    return scores
+
+
+def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    keys = ["epoch", "phase", *sorted({k for row in rows for k in row} - {"epoch", "phase"})]
+    return {key: [row.get(key) for row in rows] for key in keys}
+
+
+def metrics_of(
+    run: Run,
+    scores: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+    *,
+    mode: str,
+    trained_variables: int,
+) -> dict[str, Any]:
+    shown = "validation" if "validation" in scores else "train"
+    phases = {
+        name: {
+            "epochs_trained": sum(1 for row in run.store.history if row["phase"] == name),
+            "best_epoch": None if state.best_epoch is None else state.best_epoch + 1,
+            "best": state.best,
+            "stopped_early": state.stopped_early,
+        }
+        for name, state in run.store.phases.items()
+    }
+    return {
+        "splits": {
+            name: {k: v for k, v in s.items() if k != "confusion_matrix"}
+            for name, s in scores.items()
+        },
+        "confusion_matrix": {
+            "split": shown,
+            "classes": list(run.classes.names),
+            "matrix": scores[shown]["confusion_matrix"],
+        },
+        "classes": list(run.classes.names),
+        "run": {
+            "mode": mode,
+            "monitor": run.monitor,
+            "seed": run.seed,
+            "resumed": run.store.resumed,
+            "phases": phases,
+            "embedding_cache": {n: "hit" if e.hit else "computed" for n, e in run.embedded.items()}
+            or "off",
+            "trainable_backbone_variables": trained_variables,
+        },
+        "timings": timings,
+    }
+
+
+def _describe_model(model: ModelLike) -> str:
+    if isinstance(model, str | os.PathLike):
+        return os.fspath(model)
+    return f"<{type(model).__name__} {getattr(model, 'name', '')}>"
+
+
+def settings_of(
+    model: ModelLike, run: Run, spec: TensorInfo, options: dict[str, Any], **hyper: Any
+) -> dict[str, Any]:
+    """What ``config.json`` records: enough to read new data for this model again."""
+    return {
+        "format": 1,
+        "model": _describe_model(model),
+        "label": run.sources["train"].label,
+        "class_names": list(run.classes.names),
+        "labels_are_strings": run.classes.strings,
+        "input": {
+            "name": spec.name,
+            "dtype": spec.dtype,
+            "shape": list(spec.shape),
+            "value_range": None if spec.value_range is None else list(spec.value_range),
+        },
+        "pipeline": {k: repr(v) for k, v in options.items()},
+        "batch_size": run.batch_size,
+        "seed": run.seed,
+        **hyper,
+        "files": {name: list(source.files) for name, source in run.sources.items()},
+    }
