@@ -2,6 +2,7 @@
 
 - :func:`export_saved_model`: write a Keras 3 model as a TF2 Reusable SavedModel.
 - :func:`inspect`: describe a model as a :class:`ModelInfo` (signatures, specs, sizes).
+- :func:`load`: load a model handle, like ``tensorflow_hub.load``.
 
 Example:
     >>> import hublayer
@@ -15,5 +16,6 @@ from __future__ import annotations
 
 from hublayer.models._export import export_saved_model
 from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
+from hublayer.models._load import load
 
-__all__ = ["ModelInfo", "SignatureInfo", "export_saved_model", "inspect"]
+__all__ = ["ModelInfo", "SignatureInfo", "export_saved_model", "inspect", "load"]

@@ -1,0 +1,486 @@
+"""``KerasLayer``: a pretrained model as a Keras 3 layer that fine-tunes, saves and serves.
+
+How a layer gets its model::
+
+    KerasLayer(handle)            __init__ -> build() -> load_model(): resolve, load, wrap
+    keras.models.load_model(...)  from_config (nothing loaded)
+                                  -> build_from_config: placeholder variables from the
+                                     saved build config (so compile() and the optimizer
+                                     see them)
+                                  -> load_own_variables: saved values kept aside
+                                  -> load_assets: load the embedded copy (or resolve the
+                                     handle) into the placeholders, then apply the values
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hublayer._specs import TensorInfo
+from hublayer.errors import BackendError, NotTrainableError
+from hublayer.layers import _assets, _shapes, _signatures, _variables
+from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
+from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
+
+__all__ = ["KerasLayer"]
+
+# Set by from_config: build the layer without loading; Keras then calls build_from_config.
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("hublayer_deferred", default=False)
+
+
+@keras.saving.register_keras_serializable(package="hublayer")
+class KerasLayer(keras.layers.Layer):
+    """Wrap a pretrained model (TF Hub / Kaggle SavedModel, ``.keras`` file) as a Keras 3 layer.
+
+    A drop-in for ``tensorflow_hub.KerasLayer``: the arguments mean what they mean there.
+    The layer works in Sequential, functional and subclassed models and under
+    ``tf.distribute`` strategies; it fine-tunes with every Keras optimizer, and a model
+    holding it saves to a self-contained ``.keras`` file and exports for TF Serving.
+
+    Args:
+        handle: any handle ``hublayer.resolve`` accepts (tfhub.dev or Kaggle URL, ``kaggle://``,
+            ``gs://``, ``s3://``, ``hf://``, archive URL, local folder or ``.keras`` file), or
+            an already loaded object or callable (such a layer cannot be saved).
+        trainable: whether the model's trainable variables train. Requires ``__call__``
+            (not a signature) and at least one trainable variable.
+        arguments: extra keyword arguments passed to the model on every call.
+        signature: call this signature instead of ``__call__``. A TF1 Hub module defaults to
+            ``"default"``. Needs ``output_key`` or ``signature_outputs_as_dict=True``.
+        signature_outputs_as_dict: return the signature's whole output dict.
+        output_key: the output to return from a dict (TF1 Hub modules: ``"default"``).
+        output_shape: output shape(s) without the batch dimension, for models whose
+            functions do not declare them.
+        tags: the meta graph of a TF1 SavedModel (default: the one with no tags).
+        load_options: a ``tf.saved_model.LoadOptions``.
+        trainable_patterns: partial fine-tuning: only variables whose path (e.g.
+            ``"block_16_conv/kernel"``, see :attr:`variable_paths`) matches one of these
+            regular expressions train.
+        trainable_last_n: partial fine-tuning: the variables of the last N layers train.
+        embed_saved_model: copy the model's files into ``.keras`` archives (default), so
+            they reload offline. Turn off for very large models; reloading then resolves
+            ``handle`` again.
+        **kwargs: passed to ``keras.layers.Layer`` (``name``, ``dtype``...). As in
+            ``tensorflow_hub``, ``dtype=tf.string`` (any non-float dtype) with
+            ``input_shape=[]`` declares the input of a text model.
+
+    Call arguments:
+        inputs: a tensor, or a dict of tensors for models with named inputs.
+        training: reaches the model only when the layer is trainable and the model
+            accepts it (the BatchNormalization rule).
+
+    Returns:
+        The model's output: a tensor, or a dict for dict outputs without ``output_key``.
+
+    Raises:
+        BackendError: the Keras backend is not TensorFlow.
+        SignatureError: a wrong ``signature`` or ``output_key``, or inputs the model cannot
+            take; the message lists the valid names or shows the expected spec.
+        NotTrainableError: ``trainable=True`` on a signature or a model without trainable
+            variables.
+
+    Example:
+        >>> import keras, hublayer as hub
+        >>> from hublayer import testing
+        >>> handle = testing.image_feature_vector("/tmp/ifv", image_size=32, dim=16)
+        >>> model = keras.Sequential([
+        ...     keras.Input((32, 32, 3)), hub.KerasLayer(handle), keras.layers.Dense(2)])
+        >>> model.output_shape
+        (None, 2)
+    """
+
+    def __init__(
+        self,
+        handle: Any,
+        trainable: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        signature: str | None = None,
+        signature_outputs_as_dict: bool = False,
+        output_key: str | None = None,
+        output_shape: Any = None,
+        tags: Sequence[str] | None = None,
+        load_options: Any = None,
+        *,
+        trainable_patterns: Sequence[str] | str | None = None,
+        trainable_last_n: int | None = None,
+        embed_saved_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            raise BackendError(
+                "Expected the TensorFlow Keras backend: a SavedModel runs only on "
+                f"TensorFlow. Received: backend={backend!r}. Set KERAS_BACKEND=tensorflow "
+                "before importing keras (or keras.config.set_backend('tensorflow')), or "
+                "call the model through tf.saved_model.load in a TensorFlow process.",
+                backend=backend,
+            )
+        kwargs.pop("autocast", None)  # always off: the layer casts to what the model expects
+        policy, input_dtype = split_dtype(kwargs.pop("dtype", None))
+        # A non-float input (TF Hub's dtype=tf.string, input_shape=[]) must not make
+        # Sequential add a float32 Input; it builds from this layer's dtype on first data.
+        self._input_shape = kwargs.pop("input_shape", None) if input_dtype else None
+        self._options = CallOptions(
+            handle=handle,
+            tags=list(tags) if tags is not None else None,
+            load_options=load_options,
+            signature=signature,
+            output_key=output_key,
+            as_dict=bool(signature_outputs_as_dict),
+            output_shape=(
+                _shapes.parse_output_shape(output_shape) if output_shape is not None else None
+            ),
+        )
+        self._arguments = dict(arguments or {})
+        self._patterns = _patterns(trainable_patterns)
+        self._last_n = trainable_last_n
+        _variables.select_trainable(["-"], self._patterns, self._last_n)  # fail early
+        self._embed = bool(embed_saved_model)
+        self._loaded: LoadedModel | None = None
+        self._pending: PendingModel | None = None
+        self._build_spec: dict[str, Any] | None = None
+        self._stash: list[np.ndarray] | None = None
+        self._owned: _assets.OwnedFolder | None = None
+        super().__init__(trainable=trainable, dtype=policy, autocast=False, **kwargs)
+        if not _DEFERRED.get():
+            self.build()
+            if self._trainable:
+                self._check_trainable()
+
+    # ----------------------------------------------------------------- loading
+    def build(self, input_shape: Any = None) -> None:
+        """Load the model (when reloading: create its variables only); no-op once done."""
+        if self._loaded is not None or self._pending is not None:
+            return
+        spec = self._build_spec or {}
+        if "keras_model" in spec:
+            self._options = _replace_handle(
+                self._options, keras.saving.deserialize_keras_object(spec["keras_model"])
+            )
+        elif "variables" in spec:
+            slots = tuple(_variables.VariableSlot.from_config(c) for c in spec["variables"])
+            variables = tuple(_variables.placeholders(slots))
+            for variable in variables:
+                self._track_variable(variable)
+            output_spec = _shapes.spec_from_config(spec.get("output_spec"))
+            self._pending = PendingModel(variables, slots, output_spec)
+            self._apply_trainable()
+            return
+        self._set_loaded(load_model(self._options, source=None, pending=None))
+
+    def _set_loaded(self, loaded: LoadedModel) -> LoadedModel:
+        if isinstance(loaded.obj, keras.Layer):
+            self._keras_model = loaded.obj  # a sublayer: Keras saves and trains it
+        elif self._pending is None:
+            for variable in loaded.variables:
+                self._track_variable(variable)
+        if not isinstance(loaded.obj, keras.Layer):
+            self._resolved = loaded.obj  # tracked by TF, so model.export keeps its resources
+        self._loaded, self._pending = loaded, None
+        if self._stash is not None:
+            for variable, value in zip(loaded.variables, self._stash, strict=True):
+                variable.assign(value)
+            self._stash = None
+        self._apply_trainable()
+        return loaded
+
+    def _ensure_loaded(self) -> LoadedModel:
+        if self._loaded is not None:
+            return self._loaded
+        if not self.built:
+            self.build()
+        if self._loaded is None:  # pending, and load_assets never came: resolve the handle
+            self._set_loaded(load_model(self._options, source=None, pending=self._pending))
+        assert self._loaded is not None
+        return self._loaded
+
+    # --------------------------------------------------------------- training
+    @property
+    def trainable(self) -> bool:
+        """Whether the layer trains; setting it keeps the partial fine-tuning selection."""
+        return bool(self._trainable)
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = bool(value)
+        if value and getattr(self, "_loaded", None) is not None:
+            self._check_trainable()
+        keras.layers.Layer.trainable.fset(self, value)  # type: ignore[attr-defined]
+        self._apply_trainable()
+
+    def unfreeze(
+        self, patterns: Sequence[str] | str | None = None, *, last_n: int | None = None
+    ) -> None:
+        """Make the layer trainable: all of the model's trainable variables, or a selection.
+
+        Call ``model.compile(...)`` afterwards, as for any change of ``trainable``.
+        BatchNorm statistics of the whole model move while the layer trains.
+
+        Args:
+            patterns: regular expressions over :attr:`variable_paths` (``re.search``).
+            last_n: the variables of the last ``last_n`` layers (paths that differ only in
+                their last component form a layer).
+
+        Raises:
+            NotTrainableError: the selection is empty, or the layer calls a signature.
+            ValueError: a pattern does not compile, or ``last_n`` is negative.
+
+        Example:
+            >>> layer.unfreeze(last_n=2)  # doctest: +SKIP
+            >>> model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="mse")  # doctest: +SKIP
+        """
+        chosen = _patterns(patterns)
+        _variables.select_trainable(["-"], chosen, last_n)
+        previous = (self._patterns, self._last_n)
+        self._patterns, self._last_n = chosen, last_n
+        try:
+            self.trainable = True
+        except NotTrainableError:
+            self._patterns, self._last_n = previous
+            self._apply_trainable()
+            raise
+
+    @property
+    def variable_paths(self) -> tuple[str, ...]:
+        """The model's names of :attr:`weights` (``"block_1/conv/kernel"``), in that order."""
+        state = self._loaded or self._pending
+        return tuple(slot.path for slot in state.slots) if state is not None else ()
+
+    def _selection(self) -> list[bool]:
+        state = self._loaded or self._pending
+        if state is None:
+            return []
+        paths = [slot.path for slot in state.slots if slot.trainable]
+        chosen = iter(_variables.select_trainable(paths, self._patterns, self._last_n))
+        return [slot.trainable and next(chosen) for slot in state.slots]
+
+    def _apply_trainable(self) -> None:
+        state = getattr(self, "_loaded", None) or getattr(self, "_pending", None)
+        if state is None:
+            return
+        for variable, selected in zip(state.variables, self._selection(), strict=True):
+            variable.trainable = self._trainable and selected
+
+    def _check_trainable(self) -> None:
+        loaded = self._ensure_loaded()
+        _signatures.check_trainable(
+            loaded.target, loaded.hub_v1, self._options.handle_name, any(self._selection())
+        )
+
+    # ------------------------------------------------------------------- call
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        """Run the model; see the class docstring."""
+        loaded = self._loaded or self._ensure_loaded()
+        target = loaded.target
+        x = _signatures.conform_inputs(
+            inputs,
+            target.input_specs,
+            cast=cast_input,
+            where=_where(target),
+            handle=self._options.handle_name,
+        )
+        if target.signature is not None:
+            result = target.fn(**x, **self._arguments)
+        elif target.has_training:
+            result = self._call_with_training(target.fn, x, training)
+        else:
+            result = target.fn(x, **self._arguments)
+        result = _signatures.select_output(
+            result, loaded.output_key, target.signature, self._options.handle_name
+        )
+        if self._options.output_shape is not None:
+            result = _shapes.set_output_shape(result, self._options.output_shape, inputs)
+        if self._trainable:
+            for loss in loaded.regularizers:
+                self.add_loss(loss())
+        return cast_outputs(result, self.compute_dtype)
+
+    def _call_with_training(self, fn: Callable[..., Any], x: Any, training: Any) -> Any:
+        # The BatchNorm rule: training reaches the model only while the layer trains.
+        # TF Hub models trace training=True and training=False as Python bools, so the
+        # function is picked here; a symbolic bool chooses between the two with tf.cond.
+        if not self._trainable or training is None:
+            return fn(x, training=False, **self._arguments)
+        if isinstance(training, bool | np.bool_ | int):
+            return fn(x, training=bool(training), **self._arguments)
+        return tf.cond(
+            tf.cast(training, tf.bool),
+            lambda: fn(x, training=True, **self._arguments),
+            lambda: fn(x, training=False, **self._arguments),
+        )
+
+    def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
+        """The output spec the model declares, with the inputs' batch size; nothing runs."""
+        if self._loaded is not None:
+            _signatures.conform_inputs(
+                inputs,
+                self._loaded.target.input_specs,
+                cast=cast_input,
+                where=_where(self._loaded.target),
+                handle=self._options.handle_name,
+            )
+        state = self._loaded or self._pending
+        spec = state.output_spec if state is not None else None
+        if spec is None:  # the model declares no spec: trace call
+            return super().compute_output_spec(inputs, training=training)
+        return _shapes.keras_tensors(spec, inputs, self.compute_dtype)
+
+    # ------------------------------------------------------------- properties
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        """The declared input shape, batch first: only with a non-float ``dtype``.
+
+        It makes ``keras.Sequential`` start with an ``Input`` of this layer's dtype (a
+        ``tf.string`` text input), as ``tensorflow_hub`` layers did.
+
+        Raises:
+            AttributeError: no non-float input was declared.
+        """
+        if self._input_shape is None:
+            raise AttributeError("input_shape is only set with input_shape= and dtype=tf.string")
+        return (None, *self._input_shape)
+
+    @property
+    def handle(self) -> Any:
+        """The handle (or object) the layer was built from."""
+        return self._options.handle
+
+    @property
+    def resolved_object(self) -> Any:
+        """The loaded object, as ``tensorflow_hub.KerasLayer.resolved_object``."""
+        return self._ensure_loaded().obj
+
+    @property
+    def input_specs(self) -> tuple[TensorInfo, ...]:
+        """The model's inputs as :class:`~hublayer._specs.TensorInfo`, for ``hublayer.records``."""
+        return _signatures.tensor_infos(self._ensure_loaded().target.input_specs)
+
+    # ----------------------------------------------------------------- saving
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments; round-trips through ``from_config``.
+
+        Raises:
+            NotImplementedError: the layer wraps a model object, not a handle.
+            ValueError: ``arguments`` or ``output_shape`` are not JSON-serializable.
+        """
+        options = self._options
+        if self._build_spec is not None and "keras_model" in self._build_spec:
+            handle: Any = self._build_spec["handle"]
+        elif isinstance(options.handle, str | os.PathLike):
+            handle = os.fspath(options.handle)
+        else:
+            raise NotImplementedError(
+                "Expected a handle string to save a KerasLayer's config. Received: a "
+                f"handle of type {type(options.handle).__name__}. Pass the model's handle "
+                "(a path or URL), or write the object with hublayer.export_saved_model and "
+                "pass that folder."
+            )
+        config: dict[str, Any] = super().get_config()
+        config.pop("autocast", None)
+        config.update(
+            handle=handle,
+            arguments=_json_checked("arguments", self._arguments),
+            signature=options.signature,
+            signature_outputs_as_dict=options.as_dict,
+            output_key=options.output_key,
+            output_shape=_shapes.output_shape_to_config(options.output_shape),
+            tags=options.tags,
+            trainable_patterns=self._patterns,
+            trainable_last_n=self._last_n,
+            embed_saved_model=self._embed,
+        )
+        if self._input_shape is not None:
+            config["input_shape"] = list(self._input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> KerasLayer:
+        """Rebuild from :meth:`get_config`; the model loads on build, or from the archive."""
+        token = _DEFERRED.set(True)
+        try:
+            layer: KerasLayer = super().from_config(config)
+        finally:
+            _DEFERRED.reset(token)
+        return layer
+
+    def get_build_config(self) -> dict[str, Any]:
+        """What a reload needs before the model's files arrive: variables and output spec."""
+        loaded = self._ensure_loaded()
+        if isinstance(loaded.obj, keras.Layer):
+            return {
+                "keras_model": keras.saving.serialize_keras_object(loaded.obj),
+                "handle": self.get_config()["handle"],
+            }
+        if any(slot.index < 0 for slot in loaded.slots):
+            return {}
+        return {
+            "variables": [slot.to_config() for slot in loaded.slots],
+            "output_spec": _shapes.spec_to_config(loaded.output_spec),
+        }
+
+    def build_from_config(self, config: dict[str, Any]) -> None:
+        """Create placeholder variables from :meth:`get_build_config` (or load, without one)."""
+        self._build_spec = dict(config) if config else None
+        self.build()
+
+    def save_assets(self, dir_path: str) -> None:
+        """Copy the wrapped model's files into the ``.keras`` archive (unless embedding is off)."""
+        loaded = self._ensure_loaded()
+        source = loaded.source if self._embed else None
+        _assets.write_assets(dir_path, source=source, handle=self._options.handle_name)
+
+    def load_assets(self, dir_path: str) -> None:
+        """Load the model from the archive's copy, or resolve the handle if it has none."""
+        if self._pending is None:
+            return
+        self._owned = _assets.take_embedded(dir_path)
+        source = self._owned.path if self._owned is not None else None
+        self._set_loaded(load_model(self._options, source=source, pending=self._pending))
+
+    def load_own_variables(self, store: Any) -> None:
+        """Load saved values; while the model's files are pending, keep them until then."""
+        if self._pending is None:
+            super().load_own_variables(store)
+            return
+        self._check_load_own_variables(store)
+        self._stash = [np.asarray(store[str(i)]) for i in range(len(self._pending.variables))]
+
+
+def _where(target: _signatures.Target) -> str:
+    return f"signature {target.signature!r}" if target.signature else "__call__"
+
+
+def _patterns(value: Sequence[str] | str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else [str(p) for p in value]
+
+
+def _json_checked(name: str, value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except TypeError:
+        raise ValueError(
+            f"Expected KerasLayer({name}=...) to be JSON-serializable to save the layer. "
+            f"Received: {name}={value!r}. Use plain numbers, strings, lists and dicts."
+        ) from None
+    return value
+
+
+def _replace_handle(options: CallOptions, handle: Any) -> CallOptions:
+    return CallOptions(
+        handle=handle,
+        tags=None,
+        load_options=None,
+        signature=options.signature,
+        output_key=options.output_key,
+        as_dict=options.as_dict,
+        output_shape=options.output_shape,
+    )

@@ -1,0 +1,181 @@
+"""Load a model handle into a Python object, the way ``tensorflow_hub.load`` does.
+
+What a resolved handle may hold, and what :func:`load` returns for it::
+
+    folder/saved_model.pb              TF2 SavedModel   -> tf.saved_model.load(folder)
+    folder/saved_model.pb              TF1 SavedModel   -> the same, signatures only; with
+      (+ tfhub_module.pb, or several                       tags=None, the TF Hub convention:
+       meta graphs)                                        the meta graph with no tags
+    model.keras  (or a folder holding                      keras.saving.load_model(file)
+      exactly one *.keras file)
+
+Example:
+    >>> import hublayer
+    >>> from hublayer import testing
+    >>> model = hublayer.load(testing.image_feature_vector("/tmp/ifv"))
+    >>> sorted(model.signatures)
+    ['serving_default']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hublayer.errors import ModelNotFoundError
+
+__all__ = ["is_hub_module_v1", "load", "load_path", "resolve_handle"]
+
+_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+_HUB_MODULE_FILE = "tfhub_module.pb"
+_KERAS_SUFFIX = ".keras"
+
+Handle = str | os.PathLike[str]
+
+
+def resolve_handle(handle: Handle) -> Path:
+    """Turn a handle into a local path, through ``hublayer.resolve``.
+
+    Args:
+        handle: any handle ``hublayer.resolve`` accepts, or a local path.
+
+    Returns:
+        The local folder (or ``.keras`` file) the handle points to.
+
+    Raises:
+        HandleError, ModelNotFoundError, NotCachedError, DownloadError...: as
+            ``hublayer.resolve`` raises them.
+    """
+    from hublayer.handles import resolve
+
+    return Path(resolve(os.fspath(handle)))
+
+
+def is_hub_module_v1(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is in the legacy TF1 Hub format (it holds ``tfhub_module.pb``)."""
+    return Path(path, _HUB_MODULE_FILE).is_file()
+
+
+def _keras_file(path: Path) -> Path | None:
+    if path.is_file() and path.suffix == _KERAS_SUFFIX:
+        return path
+    if path.is_dir() and not any((path / name).exists() for name in _SAVED_MODEL_FILES):
+        candidates = sorted(path.glob(f"*{_KERAS_SUFFIX}"))
+        if len(candidates) == 1:
+            return candidates[0]
+    return None
+
+
+def _meta_graph_tags(path: Path) -> list[frozenset[str]]:
+    """The tag sets of the meta graphs in a binary ``saved_model.pb`` (empty if unreadable)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString((path / "saved_model.pb").read_bytes())
+    except (OSError, ValueError):
+        return []
+    return [frozenset(meta.meta_info_def.tags) for meta in proto.meta_graphs]
+
+
+def _default_tags(path: Path) -> list[str] | None:
+    """``tags=None`` means: the TF Hub convention (no tags) when the choice is ambiguous."""
+    if is_hub_module_v1(path):
+        return []
+    tag_sets = _meta_graph_tags(path)
+    if len(tag_sets) > 1 and frozenset() in tag_sets:
+        return []
+    return None
+
+
+def load_path(
+    path: str | os.PathLike[str],
+    tags: Iterable[str] | None = None,
+    options: Any = None,
+    *,
+    handle: Handle | None = None,
+) -> Any:
+    """Load the model in a local folder or ``.keras`` file.
+
+    Args:
+        path: a SavedModel folder, a ``.keras`` file, or a folder holding one ``.keras`` file.
+        tags: the meta graph to load from a TF1 SavedModel. ``None`` picks the one with no
+            tags when there are several (the TF Hub convention), else TensorFlow's default.
+        options: a ``tf.saved_model.LoadOptions``.
+        handle: the handle ``path`` came from, for error messages.
+
+    Returns:
+        The loaded object: what ``tf.saved_model.load`` returns (with
+        ``_is_hub_module_v1`` set, as ``tensorflow_hub.load`` does), or a ``keras.Model``.
+
+    Raises:
+        ModelNotFoundError: ``path`` holds no SavedModel and no ``.keras`` file.
+    """
+    folder = Path(path)
+    shown = os.fspath(handle) if handle is not None else str(folder)
+    keras_file = _keras_file(folder)
+    if keras_file is not None:
+        import keras
+
+        import hublayer.layers  # noqa: F401  (registers KerasLayer for nested layers)
+
+        return keras.saving.load_model(keras_file)
+    if not any((folder / name).is_file() for name in _SAVED_MODEL_FILES):
+        raise ModelNotFoundError(
+            f"Expected a SavedModel (a folder with saved_model.pb) or a .keras file. "
+            f"Received: handle={shown!r}, which resolved to {str(folder)!r} holding "
+            f"{_listing(folder)}. Check the handle, or remove the damaged folder so it is "
+            "fetched again.",
+            handle=shown,
+            path=str(folder),
+        )
+    import tensorflow as tf
+
+    chosen = list(tags) if tags is not None else _default_tags(folder)
+    loaded = tf.saved_model.load(str(folder), tags=chosen, options=options)
+    loaded._is_hub_module_v1 = is_hub_module_v1(folder)
+    return loaded
+
+
+def load(handle: Handle, tags: Iterable[str] | None = None, options: Any = None) -> Any:
+    """Resolve a handle and load the model it names, like ``tensorflow_hub.load``.
+
+    Args:
+        handle: any handle ``hublayer.resolve`` accepts: a tfhub.dev or Kaggle URL, a
+            ``kaggle://``, ``gs://``, ``s3://`` or ``hf://`` handle, an archive URL, or a
+            local folder or ``.keras`` file.
+        tags: the meta graph to load from a TF1 SavedModel; ``None`` follows TF Hub (the
+            meta graph with no tags when there are several).
+        options: a ``tf.saved_model.LoadOptions``.
+
+    Returns:
+        The loaded object. For a SavedModel, what ``tf.saved_model.load`` returns: call it,
+        read ``.signatures``, ``.variables``... For a ``.keras`` file, a ``keras.Model``.
+
+    Raises:
+        HandleError: the handle fits no accepted form.
+        ModelNotFoundError: the handle resolves to something that holds no model.
+
+    Example:
+        >>> import hublayer
+        >>> from hublayer import testing
+        >>> model = hublayer.load(testing.image_feature_vector("/tmp/ifv", dim=8))
+        >>> import tensorflow as tf
+        >>> model(tf.zeros([1, 32, 32, 3])).shape
+        TensorShape([1, 8])
+    """
+    return load_path(resolve_handle(handle), tags, options, handle=handle)
+
+
+def _listing(folder: Path) -> str:
+    if not folder.exists():
+        return "nothing (it does not exist)"
+    if folder.is_file():
+        return f"a file named {folder.name!r}"
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return "nothing (an empty folder)"
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"[{shown}]"
