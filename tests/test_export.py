@@ -53,6 +53,32 @@ def test_regularization_losses_match_keras(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.regularization_losses[0](), 0.01 * np.sum(kernel**2), 1e-5)
 
 
+def test_regularization_losses_of_a_wrapped_saved_model_are_kept(tmp_path: Path) -> None:
+    class Wrapped(keras.layers.Layer):
+        """A layer that carries a SavedModel's losses, as hublayer.KerasLayer does."""
+
+        def build(self, input_shape: tuple[int, ...]) -> None:
+            self.w = self.add_weight(shape=(3,), initializer="ones")
+
+        @property
+        def regularization_losses(self) -> list:
+            return [lambda: 0.5 * tf.reduce_sum(tf.convert_to_tensor(self.w))]
+
+        def call(self, inputs: tf.Tensor) -> tf.Tensor:
+            return inputs * self.w
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Wrapped()(inputs))
+    loaded = tf.saved_model.load(export_saved_model(model, tmp_path / "m"))
+    assert [float(loss()) for loss in loaded.regularization_losses] == [1.5]
+    loaded.trainable_variables[0].assign([2.0, 2.0, 2.0])
+    assert float(loaded.regularization_losses[0]()) == 3.0  # reads the variable, not a constant
+
+    model.layers[-1].trainable = False
+    frozen = tf.saved_model.load(export_saved_model(model, tmp_path / "frozen"))
+    assert len(frozen.regularization_losses) == 0
+
+
 def test_training_true_runs_dropout_and_moves_batch_norm(tmp_path: Path) -> None:
     loaded = tf.saved_model.load(export_saved_model(_conv_model(), tmp_path / "m"))
     moving_mean = next(v for v in loaded.variables if v.name == "bn/moving_mean:0")
@@ -102,6 +128,14 @@ def test_dict_inputs_dict_outputs_and_extra_signatures(tmp_path: Path) -> None:
     pooled = loaded.signatures["pool"](**feed)
     assert list(pooled) == ["pooled"]
     np.testing.assert_allclose(pooled["pooled"], out["pooled"], atol=1e-6)
+
+
+def test_sequential_model(tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, name="dense")])
+    loaded = tf.saved_model.load(export_saved_model(model, tmp_path / "m", output_name="logits"))
+    x = np.ones((2, 5), "float32")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    assert list(loaded.signatures["serving_default"](inputs=x)) == ["logits"]
 
 
 def test_subclassed_model_needs_and_takes_an_input_signature(tmp_path: Path) -> None:

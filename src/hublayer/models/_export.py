@@ -7,6 +7,7 @@ What the written folder holds (the `Reusable SavedModel` contract of TF Hub)::
     ├── variables                          every variable, each saved once
     ├── trainable_variables
     ├── regularization_losses              zero-argument tf.functions, one per regularizer
+    │                                      (and those of wrapped SavedModels)
     └── signatures
         └── serving_default(**inputs) -> {output_name: tensor} (or the model's own dict)
 
@@ -133,10 +134,7 @@ def _input_specs(model: keras.layers.Layer, given: InputSignature | None) -> Any
             "input_signature=tf.TensorSpec([None, 224, 224, 3], tf.float32).",
             received=given,
         )
-    try:
-        structure = model.input  # type: ignore[attr-defined]
-    except (AttributeError, ValueError):
-        structure = None
+    structure = _symbolic_inputs(model)
     if structure is None:
         raise SignatureError(
             "Expected a functional or Sequential model with a known input, or an "
@@ -150,6 +148,19 @@ def _input_specs(model: keras.layers.Layer, given: InputSignature | None) -> Any
         names = [_input_name(t, i) for i, t in enumerate(structure)]
         return {name: _spec_of(t, name) for name, t in zip(names, structure, strict=True)}
     return _spec_of(structure, DEFAULT_INPUT_NAME)
+
+
+def _symbolic_inputs(model: keras.layers.Layer) -> Any:
+    """The ``keras.Input`` structure of a functional or Sequential model, else None."""
+    try:
+        return model.input  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        pass
+    # A Sequential model knows its inputs only as a list.
+    inputs = getattr(model, "inputs", None)
+    if isinstance(inputs, list | tuple) and len(inputs) == 1:
+        return inputs[0]
+    return inputs or None
 
 
 def _input_name(tensor: Any, index: int) -> str:
@@ -182,18 +193,36 @@ def _unique(variables: Sequence[Any]) -> list[tf.Variable]:
 
 
 def _regularization_losses(model: keras.layers.Layer) -> list[Any]:
-    """One zero-argument ``tf.function`` per variable that carries a Keras regularizer."""
+    """Zero-argument ``tf.function`` s: one per variable with a Keras regularizer, plus the
+    ``regularization_losses`` of each trainable sublayer that has them (a wrapped SavedModel,
+    such as ``hublayer.KerasLayer``, carries its model's losses there).
+    """
 
-    def loss_fn(regularizer: Callable[[Any], Any], variable: tf.Variable) -> Any:
-        fn = tf.function(lambda: regularizer(variable), autograph=False)
+    def traced(loss: Callable[[], Any]) -> Any:
+        fn = tf.function(loss, autograph=False)
         fn.get_concrete_function()
         return fn
 
-    return [
-        loss_fn(variable.regularizer, variable.value)
+    def weight_loss(regularizer: Callable[[Any], Any], variable: tf.Variable) -> Any:
+        return traced(lambda: regularizer(variable))
+
+    losses = [
+        weight_loss(variable.regularizer, variable.value)
         for variable in model.weights
         if getattr(variable, "regularizer", None) is not None
     ]
+    for layer in _sublayers(model):
+        if layer.trainable:
+            losses += [traced(loss) for loss in getattr(layer, "regularization_losses", ())]
+    return losses
+
+
+def _sublayers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+    found: list[keras.layers.Layer] = []
+    for layer in getattr(model, "layers", ()):
+        found.append(layer)
+        found.extend(_sublayers(layer))
+    return found
 
 
 def _named_outputs(outputs: Any, output_name: str) -> dict[str, Any]:
