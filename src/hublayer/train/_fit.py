@@ -118,6 +118,18 @@ def _check(
     )
 
 
+def _monitor(monitor: str | None, validated: bool) -> str:
+    if monitor is None:
+        return "val_accuracy" if validated else "loss"
+    logged = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if validated else [])
+    if monitor not in logged:
+        raise ValueError(
+            f"Expected monitor to be one of {logged}. Received: monitor={monitor!r}."
+            + ("" if validated else " Pass validation= to monitor validation metrics.")
+        )
+    return monitor
+
+
 def fit_classifier(
     model: ModelLike,
     train: FilesLike,
@@ -204,6 +216,7 @@ def fit_classifier(
         mode, epochs, ft_epochs, batch_size, (learning_rate, ft_rate), patience, unfreeze, dropout
     )
     fine_tuning = mode == "fine_tune" and ft_epochs > 0
+    monitor = _monitor(monitor, validation is not None)
     show = config.progress(progress)
     timings: dict[str, float] = {}
     keras.utils.set_random_seed(seed)
@@ -233,7 +246,6 @@ def fit_classifier(
 
     head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
     parts = assemble(backbone, spec, head=head_layer, dim=dim, train_batch_norm=train_batch_norm)
-    monitor = monitor or ("val_accuracy" if validation is not None else "loss")
     run_id = _fingerprint(
         model_fingerprint,
         *(s.fingerprint() for s in sources.values()),
