@@ -45,6 +45,24 @@ def test_round_trip_has_the_reusable_saved_model_attributes(tmp_path: Path) -> N
     np.testing.assert_allclose(serving(inputs=x)["feature_vector"], loaded(x), atol=1e-6)
 
 
+def test_round_trip_through_keras_layer_fine_tunes(tmp_path: Path) -> None:
+    import hublayer
+
+    model = _conv_model(dropout=0.0)
+    path = export_saved_model(model, tmp_path / "m")
+    layer = hublayer.KerasLayer(path, trainable=True)
+    classifier = keras.Sequential([keras.Input((16, 16, 3)), layer, keras.layers.Dense(2)])
+    x = _images(8)
+    np.testing.assert_allclose(layer(x), model(x, training=False), atol=1e-5)
+    classifier(x)
+    assert len(classifier.losses) == 1  # the exported L2 term
+    classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    kernel = next(w for w in layer.trainable_weights if "conv" in w.path and w.ndim == 4)
+    before = kernel.numpy().copy()
+    classifier.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
+    assert not np.allclose(kernel.numpy(), before)
+
+
 def test_regularization_losses_match_keras(tmp_path: Path) -> None:
     model = _conv_model()
     loaded = tf.saved_model.load(export_saved_model(model, tmp_path / "m"))

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hublayer._specs import TensorInfo
+from hublayer.models._load import load_path, resolve_handle
 
 __all__ = ["ModelInfo", "SignatureInfo", "inspect"]
 
@@ -157,8 +158,6 @@ def inspect(handle: str | os.PathLike[str], *, tags: Iterable[str] | None = None
         >>> info.call_takes_training, [str(s) for s in info.input_specs]
         (True, ['inputs: float32[None, 32, 32, 3]'])
     """
-    from hublayer.models._load import load_path, resolve_handle
-
     path = resolve_handle(handle)
     loaded = load_path(path, tags, handle=handle)
     shown = os.fspath(handle)
