@@ -68,6 +68,9 @@ class ModelInfo:
         call_takes_training: whether that call accepts ``training=``.
         entry_point: what ``KerasLayer`` calls by default: ``"__call__"`` or a signature.
         input_specs: the inputs of ``entry_point`` (records builds pipelines from these).
+            Image inputs (rank 4, 1/3/4 channels) carry TF Hub's value-range convention:
+            ``(0.0, 1.0)`` for floats, ``(0.0, 255.0)`` for uint8; a SavedModel does not
+            record it, so check the model's documentation when it differs.
         output_specs: its outputs; a single unnamed output is called ``"output"``.
         num_variables / num_trainable_variables: counts of distinct variables.
         num_parameters / num_trainable_parameters: scalar values in them.
