@@ -8,14 +8,17 @@ Both are optional extras, imported only when such a handle is resolved:
 - A store path that is a folder is copied file by file; an archive (by its suffix) is
   unpacked as it streams in; any other file (``model.keras``) becomes a one-file entry
   and resolve returns the file.
-- An ``hf://`` handle downloads the repository snapshot (only ``<subfolder>`` if given)
-  into the entry. Offline, a snapshot already in the Hugging Face cache is used in place.
+- An ``hf://`` handle downloads the repository snapshot (only ``<subfolder>`` if given,
+  whose contents become the entry). Offline, a snapshot already in the Hugging Face cache
+  is used in place. Hugging Face's own progress bars follow its settings
+  (``HF_HUB_DISABLE_PROGRESS_BARS``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import posixpath
 import shutil
 from pathlib import Path
@@ -88,7 +91,7 @@ class StoreResolver:
         import fsspec
 
         url = str(handle)
-        fs = fsspec.filesystem(handle.protocol)
+        fs = fsspec.filesystem(handle.protocol, skip_instance_cache=True)  # settings may change
         root = f"{handle.bucket}/{handle.path}".rstrip("/")
         try:
             info = fs.info(root)
@@ -173,32 +176,38 @@ class HfResolver:
 
     def fetch(self, handle: HfHandle, stage: Stage) -> Path | None:
         hub = _require("hf", str(handle))
+        download = stage.path.with_name(stage.path.name + ".hf")
         try:
             hub.snapshot_download(
                 handle.repo_id,
                 revision=handle.revision,
                 allow_patterns=[f"{handle.subfolder}/**"] if handle.subfolder else None,
-                local_dir=stage.path,
+                local_dir=download,
             )
         except (OSError, ValueError, hub.errors.HfHubHTTPError) as error:
+            shutil.rmtree(download, ignore_errors=True)
             status = getattr(getattr(error, "response", None), "status_code", None)
+            first_line = str(error).splitlines()[0] if str(error) else ""
             raise DownloadError(
                 f"Expected to download {handle} from the Hugging Face Hub. Received: "
-                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
-                "Check the repository, revision and your HF_TOKEN, or set HUBLAYER_OFFLINE=1.",
+                f"{type(error).__name__}: {first_line}. Check the repository, revision and "
+                "your HF_TOKEN or HF_ENDPOINT, or set HUBLAYER_OFFLINE=1.",
                 url=f"hf://{handle.repo_id}",
                 status=status,
                 handle=str(handle),
             ) from None
-        shutil.rmtree(stage.path / ".cache", ignore_errors=True)
-        if handle.subfolder:
-            if not (stage.path / handle.subfolder).is_dir():
+        try:
+            shutil.rmtree(download / ".cache", ignore_errors=True)
+            root = download / handle.subfolder if handle.subfolder else download
+            if not root.is_dir():
                 raise ModelNotFoundError(
                     f"Expected the folder {handle.subfolder!r} in {handle.repo_id}. Received: "
                     "no such folder at that revision. Check the handle's subfolder.",
                     handle=str(handle),
                     path=handle.subfolder,
                 )
-            stage.main = handle.subfolder
+            os.rename(root, stage.path)  # the subfolder's contents become the entry
+        finally:
+            shutil.rmtree(download, ignore_errors=True)
         stage.source = {"repo_id": handle.repo_id, "revision": handle.revision or "main"}
         return None
