@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
@@ -44,3 +45,28 @@ def test_import_is_light() -> None:
 def test_unknown_attribute_raises_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         hublayer.no_such_name  # noqa: B018
+
+
+def _sections() -> list[str]:
+    text = DOCS.read_text(encoding="utf-8")
+    return re.findall(r"^## `([a-z_.]+)`$", text, flags=re.MULTILINE)
+
+
+def test_every_documented_package_pins_its_all() -> None:
+    """Each `## \\`hublayer.x\\`` section lists exactly that module's sorted `__all__`."""
+    sections = [name for name in _sections() if name != "hublayer"]
+    assert sections, "docs/API.md lists no package sections"
+    for module_name in sections:
+        module = importlib.import_module(module_name)
+        exported = list(module.__all__)
+        assert exported == sorted(exported), f"{module_name}.__all__ is not sorted"
+        assert exported == sorted(_documented(module_name)), module_name
+
+
+def test_every_public_name_resolves() -> None:
+    for name in hublayer.__all__:
+        assert getattr(hublayer, name) is not None, name
+    for module_name in _sections():
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module_name}.{name}"
