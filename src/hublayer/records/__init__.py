@@ -6,6 +6,8 @@
   ``tf.train.Example`` to and from dicts of numpy arrays, without TensorFlow.
 - Schemas (``inspect``, ``Schema``): what the records hold, from a sample; JSON; parse
   specs for ``tf.io.parse_example``.
+- Pipelines (``dataset``, ``ImageOptions``): ``(features, label)`` batches for
+  ``model.fit``, matched to a model's input spec, following tf.data's best practice.
 
 Nothing here imports Keras; TensorFlow is imported only by the pipeline builders.
 
@@ -25,14 +27,18 @@ from hublayer.records._example import (
 )
 from hublayer.records._framing import Reader, Writer, read_records
 from hublayer.records._inspect import inspect
+from hublayer.records._match import ImageOptions
+from hublayer.records._pipeline import dataset
 from hublayer.records._schema import FeatureStats, ImageStats, Schema
 
 __all__ = [
     "FeatureStats",
+    "ImageOptions",
     "ImageStats",
     "Reader",
     "Schema",
     "Writer",
+    "dataset",
     "decode_example",
     "decode_sequence_example",
     "encode_example",

@@ -1,0 +1,440 @@
+"""Match records to a model: which feature feeds which input, decoded how.
+
+:func:`plan` turns a :class:`Schema`, the user's options and (optionally) a model's input
+spec into a :class:`Plan`: plain data that the pipeline builder follows. Every check
+happens here, before TensorFlow builds anything, so data that cannot feed the model
+fails with :class:`SpecMismatchError` before any training starts::
+
+    model input (TensorInfo)            feature chosen                    checks
+    ---------------------------------   -------------------------------   --------------------
+    float/uint8 [B, H, W, C] (image)    image=..., same name, or the      size known, channels
+                                        only image feature                 match (or convert)
+    string [B] or [B, 1] (text)         text=..., same name, or the       bytes of length 1
+                                        only text feature
+    anything else [B, ...]              the feature of the same name      kind, fixed length
+
+Pure Python: no TensorFlow, no Keras.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from hublayer._specs import TensorInfo, input_specs_of
+from hublayer.errors import SchemaError, SpecMismatchError
+from hublayer.records._schema import FeatureStats, Schema
+
+__all__ = ["ImageOptions", "ImagePlan", "Plan", "TensorPlan", "image_options", "plan"]
+
+Crop: TypeAlias = Literal["none", "center"]
+_GRAY = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How to decode an image feature. Fields left None come from the model, or the data.
+
+    Args:
+        feature: the bytes feature holding encoded images (default: the model input's
+            name, else the only image feature).
+        size: ``(height, width)`` or one int for a square; None keeps the model's size,
+            else the images' own size when they all have one.
+        channels: decode to this many channels (1, 3 or 4), converting when the data
+            differs: asking for it is how grayscale data feeds an RGB model.
+        dtype: ``"float32"`` (default), ``"float16"``, ``"bfloat16"`` or ``"uint8"``.
+        value_range: ``(low, high)`` that pixel values are scaled to; default the model's
+            range, else ``(0, 1)`` for floats (the TF Hub convention) and ``(0, 255)``
+            for ``uint8``.
+        crop: ``"none"`` (resize the whole image) or ``"center"``: keep the central
+            ``crop_fraction`` of the shorter side (ImageNet evaluation style), decoding
+            only that region of a JPEG, then resize. Cheaper, and for 256 to 224 it needs
+            no resize at all.
+        crop_fraction: the part of the shorter side that ``"center"`` keeps.
+
+    Example:
+        >>> ImageOptions(size=224, channels=3).size
+        (224, 224)
+    """
+
+    feature: str | None = None
+    size: tuple[int, int] | None = None
+    channels: int | None = None
+    dtype: str | None = None
+    value_range: tuple[float, float] | None = None
+    crop: Crop = "none"
+    crop_fraction: float = 0.875
+
+    def __post_init__(self) -> None:
+        size: Any = self.size
+        if isinstance(size, int) and not isinstance(size, bool):
+            object.__setattr__(self, "size", (size, size))
+        elif size is not None:
+            if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+                raise ValueError(
+                    "Expected image size to be an int or (height, width) of positive ints. "
+                    f"Received: size={size!r}."
+                )
+            object.__setattr__(self, "size", (int(size[0]), int(size[1])))
+        if self.channels not in (None, 1, 3, 4):
+            raise ValueError(
+                f"Expected image channels to be 1, 3 or 4. Received: channels={self.channels!r}."
+            )
+        if self.crop not in ("none", "center"):
+            raise ValueError(
+                f'Expected crop to be "none" or "center". Received: crop={self.crop!r}.'
+            )
+        if not 0.0 < self.crop_fraction <= 1.0:
+            raise ValueError(
+                f"Expected crop_fraction in (0, 1]. Received: crop_fraction={self.crop_fraction!r}."
+            )
+
+
+def image_options(image: ImageOptions | Mapping[str, Any] | str | int | None) -> ImageOptions:
+    """Normalize ``dataset(image=...)``: options, a dict of them, a feature name, a size."""
+    if image is None:
+        return ImageOptions()
+    if isinstance(image, ImageOptions):
+        return image
+    if isinstance(image, str):
+        return ImageOptions(feature=image)
+    if isinstance(image, int | tuple):
+        return ImageOptions(size=image)  # type: ignore[arg-type]
+    if isinstance(image, Mapping):
+        try:
+            return ImageOptions(**image)
+        except TypeError:
+            valid = ", ".join(ImageOptions.__dataclass_fields__)
+            raise ValueError(
+                f"Expected image options among {valid}. Received: {sorted(image)}."
+            ) from None
+    raise TypeError(
+        "Expected image= to be None, a feature name, a size, a dict or ImageOptions. "
+        f"Received: {image!r}."
+    )
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """Decode ``feature`` into ``[height, width, channels]`` of ``dtype``."""
+
+    feature: str
+    output: str
+    height: int
+    width: int
+    channels: int
+    dtype: str
+    value_range: tuple[float, float]
+    crop: Crop
+    crop_fraction: float
+    jpeg_only: bool
+    source_size: tuple[int, int] | None  # every image's size, when they all share one
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    """Parse ``feature`` as is: dense with ``shape`` per record, or ragged."""
+
+    feature: str
+    output: str
+    dtype: str  # as parsed: string, float32, int64
+    shape: tuple[int, ...] | None  # None: ragged
+    cast: str | None = None  # the model's dtype, when it differs
+    reshape: tuple[int, ...] | None = None  # the model's per-record shape, when it differs
+    rank2_text: bool = False  # a string input of shape [B, 1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the pipeline produces: ``(inputs, label)``."""
+
+    inputs: tuple[ImagePlan | TensorPlan, ...]
+    label: TensorPlan | None
+    single: bool  # yield the only input as a tensor instead of a dict
+
+    @property
+    def images(self) -> tuple[ImagePlan, ...]:
+        return tuple(p for p in self.inputs if isinstance(p, ImagePlan))
+
+
+def _describe(stats: FeatureStats) -> str:
+    extra = f", {stats.image}" if stats.image else (f", {stats.content}" if stats.content else "")
+    return f"{stats.name}: {stats.kind}, length {stats.length}{extra}"
+
+
+def _mismatch(spec: TensorInfo, feature: str | None, why: str, fix: str) -> SpecMismatchError:
+    return SpecMismatchError(
+        f"Expected records that can feed model input {spec}. Received: {why}. {fix}",
+        feature=feature or spec.name,
+        expected=str(spec),
+        received=why,
+    )
+
+
+def _label(schema: Schema, label: str | None) -> TensorPlan | None:
+    if label is None:
+        return None
+    if label not in schema:
+        raise SchemaError(
+            f"Expected the label feature {label!r} in the records. Received: features "
+            f"{', '.join(schema.names)}. Pass label= one of them.",
+            feature=label,
+        )
+    stats = schema[label]
+    if stats.shape is None or stats.kind not in ("int64", "float", "bytes"):
+        raise SchemaError(
+            f"Expected the label {label!r} to have the same number of values in every record."
+            f" Received: {_describe(stats)}, missing in {stats.missing:.1%} of records. "
+            "Fix the records, or pick another label.",
+            feature=label,
+        )
+    return TensorPlan(label, label, stats.dtype, stats.shape)
+
+
+def _pick(
+    schema: Schema,
+    spec: TensorInfo,
+    wanted: str | None,
+    candidates: Sequence[FeatureStats],
+    what: str,
+) -> FeatureStats:
+    if wanted is not None:
+        return schema[wanted]
+    if spec.name in schema:
+        return schema[spec.name]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise _mismatch(
+            spec,
+            None,
+            f"no {what} feature among {'; '.join(_describe(f) for f in schema) or 'none'}",
+            f"Write the {what}s into the records, or pick the model that fits this data.",
+        )
+    names = ", ".join(f.name for f in candidates)
+    raise _mismatch(
+        spec,
+        None,
+        f"several {what} features ({names})",
+        f"Pass {what}= the one to use.",
+    )
+
+
+def _image_plan(
+    schema: Schema, spec: TensorInfo | None, options: ImageOptions, stats: FeatureStats
+) -> ImagePlan:
+    image = stats.image
+    name = spec.name if spec is not None else stats.name
+    if image is None:
+        if spec is None:
+            raise SchemaError(
+                f"Expected {stats.name!r} to hold JPEG, PNG or GIF images. "
+                f"Received: {_describe(stats)}.",
+                feature=stats.name,
+            )
+        raise _mismatch(
+            spec, stats.name, f"{_describe(stats)} (not images)", "Pass image= an image feature."
+        )
+    if stats.shape != ():
+        raise SchemaError(
+            f"Expected one image per record in {stats.name!r}. Received: {_describe(stats)}, "
+            f"missing in {stats.missing:.1%}. Write one image per record.",
+            feature=stats.name,
+        )
+    model_hw = tuple(spec.shape[1:3]) if spec is not None else (None, None)
+    model_c = spec.shape[3] if spec is not None else None
+    size = options.size
+    if size is not None and None not in model_hw and size != model_hw:
+        raise _mismatch(
+            spec,  # type: ignore[arg-type]
+            stats.name,
+            f"image size {size} asked for",
+            f"The model takes {model_hw[0]}x{model_hw[1]}; leave size= out.",
+        )
+    if size is None and None not in model_hw:
+        size = (int(model_hw[0]), int(model_hw[1]))  # type: ignore[arg-type]
+    if size is None:
+        size = image.size
+    if size is None:
+        where = f"model input {spec} has no fixed size" if spec else "no size was given"
+        raise SchemaError(
+            f"Expected one image size to decode {stats.name!r} to. Received: {where}, and the "
+            f"images vary ({image}). Pass image={{'size': (height, width)}}.",
+            feature=stats.name,
+        )
+    channels = options.channels
+    data_channels = set(image.channels)
+    if channels is not None and model_c is not None and channels != model_c:
+        raise _mismatch(
+            spec,  # type: ignore[arg-type]
+            stats.name,
+            f"channels={channels} asked for",
+            f"The model takes {model_c} channels; pass channels={model_c}.",
+        )
+    if channels is None and model_c is not None:
+        if data_channels != {model_c}:
+            seen = "/".join(_GRAY.get(c, str(c)) for c in sorted(data_channels))
+            raise _mismatch(
+                spec,  # type: ignore[arg-type]
+                stats.name,
+                f"{seen} images in {stats.name!r} ({image})",
+                f"To convert them, pass image={{'channels': {model_c}}}.",
+            )
+        channels = model_c
+    if channels is None:
+        channels = 3 if len(data_channels) != 1 else next(iter(data_channels))
+    dtype = options.dtype or (spec.dtype if spec is not None else "float32")
+    if dtype not in ("float32", "float16", "bfloat16", "uint8"):
+        raise ValueError(
+            'Expected image dtype "float32", "float16", "bfloat16" or "uint8". '
+            f"Received: dtype={dtype!r}."
+        )
+    value_range = options.value_range or (spec.value_range if spec is not None else None)
+    if value_range is None:
+        value_range = (0.0, 255.0) if dtype == "uint8" else (0.0, 1.0)
+    if dtype == "uint8" and tuple(value_range) != (0.0, 255.0):
+        raise ValueError(f"Expected value_range (0, 255) for uint8. Received: {value_range}.")
+    return ImagePlan(
+        feature=stats.name,
+        output=name,
+        height=size[0],
+        width=size[1],
+        channels=channels,
+        dtype=dtype,
+        value_range=(float(value_range[0]), float(value_range[1])),
+        crop=options.crop,
+        crop_fraction=options.crop_fraction,
+        jpeg_only=image.formats == ("jpeg",),
+        source_size=image.size,
+    )
+
+
+def _text_plan(schema: Schema, spec: TensorInfo, text: str | None) -> TensorPlan:
+    stats = _pick(schema, spec, text, schema.texts(), "text")
+    if stats.kind != "bytes":
+        raise _mismatch(
+            spec,
+            stats.name,
+            f"{_describe(stats)}",
+            "A text model takes strings: pass text= a feature of UTF-8 text.",
+        )
+    if stats.shape != ():
+        raise _mismatch(
+            spec,
+            stats.name,
+            f"{_describe(stats)}, missing in {stats.missing:.1%}",
+            "Write exactly one string per record.",
+        )
+    return TensorPlan(stats.name, spec.name, "string", (), rank2_text=spec.rank == 2)
+
+
+def _tensor_plan(schema: Schema, spec: TensorInfo) -> TensorPlan:
+    numeric = [f for f in schema if f.kind in ("float", "int64")]
+    if spec.name not in schema:
+        names = ", ".join(f.name for f in numeric) or "none"
+        raise _mismatch(
+            spec,
+            None,
+            f"no feature named {spec.name!r} (numeric features: {names})",
+            "Rename the feature in the records, or pick the model that fits this data.",
+        )
+    stats = schema[spec.name]
+    wants_float = spec.dtype.startswith(("float", "bfloat"))
+    wants_int = spec.dtype.startswith(("int", "uint"))
+    ok_kind = (stats.kind == "float" and wants_float) or (
+        stats.kind == "int64" and (wants_float or wants_int)
+    )
+    if not ok_kind:
+        raise _mismatch(
+            spec, stats.name, _describe(stats), f"Write {spec.dtype} values for this input."
+        )
+    want = spec.shape[1:]
+    have = stats.shape
+    fits = have is not None and (
+        len(want) == len(have) and all(w is None or w == h for w, h in zip(want, have, strict=True))
+    )
+    reshape = None
+    if not fits and have is not None and None not in want and want:
+        size = math.prod(have)
+        fits = size == math.prod(w for w in want if w is not None)
+        reshape = tuple(int(w) for w in want if w is not None)
+    if not fits:
+        raise _mismatch(
+            spec,
+            stats.name,
+            f"{_describe(stats)}, missing in {stats.missing:.1%}",
+            "Write the same number of values in every record.",
+        )
+    parsed = stats.dtype
+    cast = None if parsed == spec.dtype else spec.dtype
+    return TensorPlan(stats.name, spec.name, parsed, have, cast, reshape)
+
+
+def _plan_without_model(
+    schema: Schema, label: str | None, options: ImageOptions, text: str | None
+) -> tuple[ImagePlan | TensorPlan, ...]:
+    inputs: list[ImagePlan | TensorPlan] = []
+    if options.feature is not None:
+        chosen = {options.feature}
+        schema[options.feature]  # raises for an unknown name
+    else:
+        chosen = {f.name for f in schema.images()}
+    if text is not None:
+        schema[text]
+    for stats in schema:
+        if stats.name == label or stats.kind in (None, "mixed"):
+            continue
+        if stats.name in chosen:
+            inputs.append(_image_plan(schema, None, options, stats))
+        else:
+            inputs.append(TensorPlan(stats.name, stats.name, stats.dtype, stats.shape))
+    return tuple(inputs)
+
+
+def plan(
+    schema: Schema,
+    *,
+    label: str | None = None,
+    image: ImageOptions | Mapping[str, Any] | str | int | None = None,
+    text: str | None = None,
+    for_model: Any = None,
+) -> Plan:
+    """Decide what the pipeline parses and how it decodes it.
+
+    Args:
+        schema: what the records hold.
+        label: the label feature, or None.
+        image: image options (see :class:`ImageOptions`).
+        text: the feature that feeds a string input.
+        for_model: a model input spec (``hublayer.inspect(...)``, a ``KerasLayer``, or
+            ``TensorInfo`` values); None parses every feature.
+
+    Returns:
+        A :class:`Plan`.
+
+    Raises:
+        SpecMismatchError: the records cannot feed the model (names the feature, and both
+            the model's and the data's description).
+        SchemaError: an unknown feature, a label that varies in length, images of many
+            sizes and no size to decode them to.
+    """
+    options = image_options(image)
+    label_plan = _label(schema, label)
+    if for_model is None:
+        return Plan(_plan_without_model(schema, label, options, text), label_plan, single=False)
+    specs = input_specs_of(for_model)
+    inputs: list[ImagePlan | TensorPlan] = []
+    for spec in specs:
+        if spec.dtype == "string":
+            inputs.append(_text_plan(schema, spec, text))
+        elif spec.is_image:
+            stats = _pick(schema, spec, options.feature, schema.images(), "image")
+            if stats.kind in ("float", "int64") and options.feature is None:
+                inputs.append(_tensor_plan(schema, spec))  # pixels stored as numbers
+            else:
+                inputs.append(_image_plan(schema, spec, options, stats))
+        else:
+            inputs.append(_tensor_plan(schema, spec))
+    return Plan(tuple(inputs), label_plan, single=len(specs) == 1)
