@@ -209,7 +209,11 @@ class KerasLayer(keras.layers.Layer):
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        value = bool(value)
+        self._set_trainable(bool(value))
+
+    def _set_trainable(self, value: bool) -> None:
+        # Called directly too: TensorFlow's tracking skips `layer.trainable = True` when
+        # it is already True, and unfreeze() must still apply a new selection.
         if value and getattr(self, "_loaded", None) is not None:
             self._check_trainable()
         keras.layers.Layer.trainable.fset(self, value)  # type: ignore[attr-defined]
@@ -241,7 +245,7 @@ class KerasLayer(keras.layers.Layer):
         previous = (self._patterns, self._last_n)
         self._patterns, self._last_n = chosen, last_n
         try:
-            self.trainable = True
+            self._set_trainable(True)
         except NotTrainableError:
             self._patterns, self._last_n = previous
             self._apply_trainable()
