@@ -39,6 +39,7 @@ import os
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -224,6 +225,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: FileServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (killed, timed out) are normal here: stay quiet."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 class FileServer:
