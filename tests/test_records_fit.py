@@ -35,6 +35,7 @@ def test_pipeline_feeds_model_fit_with_a_keras_layer(tmp_path: Path) -> None:
     train = dataset(writer.paths, batch_size=8, label="label", for_model=layer, seed=0)
     x_spec, y_spec = train.element_spec
     assert x_spec.shape.as_list() == [None, 32, 32, 3]
+    assert y_spec.shape.as_list() == [None]
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((32, 32, 3)), layer, keras.layers.Dense(2)])

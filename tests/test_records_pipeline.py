@@ -138,7 +138,8 @@ def test_images_decode_to_the_model_size_dtype_and_range(images: dict[str, list[
     assert (x_spec.dtype, y_spec.dtype) == (tf.float32, tf.int64)
     x = np.concatenate([x.numpy() for x, _ in ds])
     assert x.shape == (12, 32, 32, 3)
-    assert -1.0 <= x.min() < -0.9 and 0.9 < x.max() <= 1.0
+    assert -1.0 <= x.min() < -0.9
+    assert 0.9 < x.max() <= 1.0
 
 
 def test_uint8_images_at_their_own_size_are_not_resized(images: dict[str, list[Path]]) -> None:
