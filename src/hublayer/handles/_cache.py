@@ -151,7 +151,8 @@ class Cache:
     def lookup(self, key: str) -> Lookup:
         """Find entry ``key`` (following an alias) and check its files' sizes; no hashing."""
         key = self.canonical(key)
-        found = _read(f"{self._base}/manifests/{key}.json")
+        marker = f"{self._base}/manifests/{key}.json"
+        found = _read(marker)
         if found is None:
             return Lookup(key, None, None)
         data, st = found
@@ -159,14 +160,14 @@ class Cache:
             manifest = Manifest.from_json(data)
         except (ValueError, KeyError, TypeError):
             return Lookup(key, None, None, ("manifest: unreadable",))
-        entry = self.entry_dir(key)
+        entry = f"{self._base}/models/{key}"
         problems = check_sizes(entry, manifest)
         if problems:
             return Lookup(key, None, manifest, tuple(problems))
         if time.time() - st.st_mtime > _TOUCH_EVERY:
             with contextlib.suppress(OSError):  # a read-only cache still resolves
-                os.utime(f"{self._base}/manifests/{key}.json")
-        return Lookup(key, entry / manifest.main if manifest.main else entry, manifest)
+                os.utime(marker)
+        return Lookup(key, Path(f"{entry}/{manifest.main}" if manifest.main else entry), manifest)
 
     # writing -------------------------------------------------------------------------
 

@@ -152,7 +152,7 @@ class Manifest:
         os.replace(tmp, path)
 
 
-def check_sizes(root: Path, manifest: Manifest) -> list[str]:
+def check_sizes(root: str | Path, manifest: Manifest) -> list[str]:
     """Problems found by one ``stat`` per file (missing, wrong size); empty when fine."""
     problems: list[str] = []
     base = str(root) + os.sep

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -512,6 +513,19 @@ def parse_handle(handle: str | Handle) -> Handle:
             handle=repr(handle),
         )
     text = handle.strip()
+    if "://" in text and not text.startswith("file://"):
+        # Remote handles do not depend on the working folder: parse each spelling once
+        # per endpoint setting (a cached resolve then spends no time here).
+        return _parse_remote(text, config.tfhub_endpoint(), config.kaggle_endpoint())
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_remote(text: str, tfhub_endpoint: str, kaggle_endpoint: str) -> Handle:
+    return _parse_text(text)
+
+
+def _parse_text(text: str) -> Handle:
     claimed = [scheme for scheme in SCHEMES if scheme.claims(text)]
     if not claimed:
         scheme = urlsplit(text).scheme

@@ -138,13 +138,7 @@ def resolve(
     parsed = parse_handle(handle)
     resolver = _resolver(parsed)
     is_offline = config.offline(offline)
-    session = Session(
-        cache=Cache.at(cache_dir),
-        offline=is_offline,
-        force=force_download,
-        progress=config.progress(),
-        limit=config.max_unpack_bytes(),
-    )
+    session = Session(cache=Cache.at(cache_dir), offline=is_offline, force=force_download)
     try:
         parsed, where = resolver.locate(parsed, session)
         if isinstance(where, Path):

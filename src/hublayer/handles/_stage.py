@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
+from hublayer import config
 from hublayer.handles._cache import Cache
 from hublayer.handles._download import new_client
 from hublayer.handles._lock import EntryLock
@@ -36,9 +37,17 @@ class Session:
     cache: Cache
     offline: bool
     force: bool
-    progress: bool
-    limit: int
     _client: httpx.Client | None = field(default=None, repr=False)
+
+    @property
+    def progress(self) -> bool:
+        """Whether to draw progress bars (read when a download starts)."""
+        return config.progress()
+
+    @property
+    def limit(self) -> int:
+        """The most bytes one archive may unpack to."""
+        return config.max_unpack_bytes()
 
     def client(self) -> httpx.Client:
         """The HTTP client, created on first use."""
