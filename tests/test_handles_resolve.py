@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -262,3 +265,33 @@ def test_archive_with_a_single_top_level_member_is_kept_as_is(tmp_path: Path) ->
         tar.addfile(info, io.BytesIO(b"keras"[:4]))
     (tmp_path / "m.tar.gz").write_bytes(buf.getvalue())
     assert sorted(os.listdir(hublayer.resolve(str(tmp_path / "m.tar.gz")))) == ["model.keras"]
+
+
+def test_resolving_never_imports_tensorflow(tmp_path: Path) -> None:
+    tgz = tmp_path / "m.tar.gz"
+    tgz.write_bytes(model_tgz(tmp_path))
+    code = (
+        "import sys, hublayer, hublayer.cache\n"
+        f"hublayer.resolve({str(tgz)!r}); hublayer.cache.verify()\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_threads_of_one_process_download_once(file_server: FileServer, tmp_path: Path) -> None:
+    file_server.add("/m.tar.gz", model_tgz(tmp_path))
+    file_server.slow(1_000_000, path="/m.tar.gz")
+    url = file_server.url("/m.tar.gz")
+    with ThreadPoolExecutor(4) as pool:
+        paths = set(pool.map(lambda _: hublayer.resolve(url), range(4)))
+    assert len(paths) == 1
+    assert file_server.count("/m.tar.gz") == 1
+
+
+def test_a_local_archive_entry_is_removed_by_its_path(tmp_path: Path) -> None:
+    tgz = tmp_path / "model.tar.gz"
+    tgz.write_bytes(model_tgz(tmp_path))
+    hublayer.resolve(str(tgz))
+    assert len(cache.remove(str(tgz))) == 1
+    assert cache.list_entries() == []

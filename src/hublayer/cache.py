@@ -70,8 +70,9 @@ def _keys_for(store: Cache, target: str) -> list[str]:
     if "://" not in target and store.manifest_path(target).is_file():
         return [validate_key(target)]
     handle = parse_handle(target)
-    if isinstance(handle, LocalHandle) and not handle.is_archive:
-        return []
+    if isinstance(handle, LocalHandle):  # keyed by path, size and mtime: every version
+        prefix = handle.key + "~"
+        return [k for k in store.entry_keys() if k.startswith(prefix)]
     if isinstance(handle, KaggleHandle) and handle.version is None:
         prefix = handle.with_version(1).key.rsplit("/", 1)[0] + "/"
         return [k for k in store.entry_keys() if k.startswith(prefix)]

@@ -137,7 +137,9 @@ def fetch_archive(url: str, stage: Stage) -> Path | None:
         UnsafeArchiveError: the archive tried to write outside its entry.
     """
     session = stage.session
-    for attempt in (1, 2):
+    attempt = 0
+    while True:
+        attempt += 1
         with RemoteFile(
             session.client(),
             url,
@@ -173,7 +175,6 @@ def fetch_archive(url: str, stage: Stage) -> Path | None:
                 "bytes": remote.offset,
             }
             return None
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class UrlResolver:
