@@ -8,6 +8,8 @@
   specs for ``tf.io.parse_example``.
 - Pipelines (``dataset``, ``ImageOptions``): ``(features, label)`` batches for
   ``model.fit``, matched to a model's input spec, following tf.data's best practice.
+- Converters (``convert_images``, ``convert_csv``, ``convert_parquet``,
+  ``write_arrays``): image folders, tables and arrays to shards.
 
 Nothing here imports Keras; TensorFlow is imported only by the pipeline builders.
 
@@ -19,6 +21,13 @@ Example:
 
 from __future__ import annotations
 
+from hublayer.records._convert import (
+    WriteSummary,
+    convert_csv,
+    convert_images,
+    convert_parquet,
+    write_arrays,
+)
 from hublayer.records._example import (
     decode_example,
     decode_sequence_example,
@@ -37,7 +46,11 @@ __all__ = [
     "ImageStats",
     "Reader",
     "Schema",
+    "WriteSummary",
     "Writer",
+    "convert_csv",
+    "convert_images",
+    "convert_parquet",
     "dataset",
     "decode_example",
     "decode_sequence_example",
@@ -45,4 +58,5 @@ __all__ = [
     "encode_sequence_example",
     "inspect",
     "read_records",
+    "write_arrays",
 ]

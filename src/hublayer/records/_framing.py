@@ -501,9 +501,9 @@ class Writer:
 
     Every shard is written to a temp name in the same folder and renamed into place
     when the writer closes without error, so readers never see half a file. When the
-    ``with`` block raises, the temp files are removed and nothing is renamed. Records
-    go to shards in turn (record ``i`` to shard ``i % shards``), so shards differ in
-    size by at most one record.
+    ``with`` block raises, the temp files are removed and nothing is renamed. The folder
+    is created when missing. Records go to shards in turn (record ``i`` to shard
+    ``i % shards``), so shards differ in size by at most one record.
 
     Args:
         path: the output file, or the name the shard names are built from (see
@@ -518,7 +518,7 @@ class Writer:
 
     Raises:
         ValueError: for a bad ``shards`` or ``compression``.
-        OSError: when the folder does not exist or is not writable.
+        OSError: when the folder cannot be created or written to.
 
     Example:
         >>> with Writer("data/train", shards=4) as writer:  # doctest: +SKIP
@@ -542,6 +542,7 @@ class Writer:
                 'Received: compression="auto".'
             )
         self.paths = shard_paths(path, shards)
+        self.paths[0].parent.mkdir(parents=True, exist_ok=True)
         self.count = 0
         self.nbytes = 0
         self._sinks: list[_Sink] = []
