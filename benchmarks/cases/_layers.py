@@ -125,13 +125,12 @@ def _finetune_tfsm(path: str) -> Callable[[], Any]:
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            keras.layers.TFSMLayer(path, call_endpoint="serving_default", trainable=True),
-            keras.layers.Dense(CLASSES),
-        ]
+    inputs = keras.Input((SIZE, SIZE, 3))
+    # TFSMLayer returns the signature's dict and has no output_key: pick the one output.
+    features = _first(
+        keras.layers.TFSMLayer(path, call_endpoint="serving_default", trainable=True)(inputs)
     )
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(features))
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
