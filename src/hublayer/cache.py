@@ -36,8 +36,9 @@ from pathlib import Path
 
 from hublayer.errors import HandleError, NotCachedError
 from hublayer.handles._cache import Cache, CacheEntry, validate_key
+from hublayer.handles._handles import KaggleHandle, LocalHandle
 from hublayer.handles._manifest import Manifest, check_hashes
-from hublayer.handles._parse import KaggleHandle, LocalHandle, parse_handle
+from hublayer.handles._parse import parse_handle
 
 __all__ = [
     "CacheEntry",

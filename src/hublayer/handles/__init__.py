@@ -9,18 +9,16 @@ Example:
     KaggleHandle(owner='google', model='bert', framework='tensorFlow2', variation='en-uncased', version=None)
 """  # noqa: E501
 
-from hublayer.handles._parse import (
-    SCHEMES,
+from hublayer.handles._handles import (
     Handle,
     HfHandle,
     HttpHandle,
     KaggleHandle,
     LocalHandle,
-    Scheme,
     StoreHandle,
     TfhubHandle,
-    parse_handle,
 )
+from hublayer.handles._parse import SCHEMES, Scheme, parse_handle
 from hublayer.handles._resolve import resolve
 
 __all__ = [

@@ -25,8 +25,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,214 +32,22 @@ from urllib.parse import unquote, urlsplit
 
 from hublayer import config
 from hublayer.errors import HandleError
+from hublayer.handles._handles import (
+    SEGMENT,
+    Handle,
+    HfHandle,
+    HttpHandle,
+    KaggleHandle,
+    LocalHandle,
+    StoreHandle,
+    TfhubHandle,
+    safe_key,
+)
 
-__all__ = [
-    "SCHEMES",
-    "Handle",
-    "HfHandle",
-    "HttpHandle",
-    "KaggleHandle",
-    "LocalHandle",
-    "Scheme",
-    "StoreHandle",
-    "TfhubHandle",
-    "kaggle_handle_in",
-    "kaggle_identity",
-    "parse_handle",
-    "safe_key",
-]
+__all__ = ["SCHEMES", "Scheme", "kaggle_handle_in", "kaggle_identity", "parse_handle"]
 
-_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]*")
-_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
 _TFHUB_HOSTS = ("tfhub.dev", "www.tfhub.dev")
 _KAGGLE_HOSTS = ("www.kaggle.com", "kaggle.com")
-
-
-def _segment(text: str) -> str:
-    """``text`` if it is a plain name, else a readable stand-in plus a short hash."""
-    if _SEGMENT.fullmatch(text) and text not in (".", ".."):
-        return text
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "x"
-    return f"{readable[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-
-
-def safe_key(*parts: str) -> str:
-    """Join ``parts`` into a cache key whose every segment is a safe folder name.
-
-    Segments that are not plain names (``..``, spaces, unicode...) are replaced by a
-    readable stand-in plus a short hash, so two different inputs never share a key.
-
-    Example:
-        >>> safe_key("s3", "bucket", "my model", "v1")
-        's3/bucket/my_model-76eeb051/v1'
-    """
-    return "/".join(_segment(s) for part in parts for s in part.split("/") if s)
-
-
-def _tail(path: str) -> str:
-    """A variable-depth path as ONE key segment (``a/b/c`` -> ``a~b~c``, empty -> ``@root``).
-
-    Keys of one source then all have the same depth, so no entry folder can ever sit
-    inside another one (``s3://b/models`` and ``s3://b/models/bert.tar.gz``).
-    """
-    segments = [_segment(s) for s in path.split("/") if s]
-    return "~".join(segments) if segments else "@root"
-
-
-@dataclass(frozen=True, slots=True)
-class LocalHandle:
-    """A folder or file on this machine; folders are used in place, archives unpacked."""
-
-    path: Path
-
-    @property
-    def is_archive(self) -> bool:
-        """Whether the path names an archive (by its suffix) that must be unpacked."""
-        return self.path.name.lower().endswith(_ARCHIVE_SUFFIXES)
-
-    @property
-    def key(self) -> str:
-        """Cache key for an unpacked local archive (unused for folders)."""
-        digest = hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.path.name).strip("._") or "archive"
-        return safe_key("local", f"{name[:60]}-{digest}")
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-
-@dataclass(frozen=True, slots=True)
-class TfhubHandle:
-    """``https://tfhub.dev/<publisher>/<name...>/<version>``."""
-
-    path: str  # "<publisher>/<name...>/<version>", no leading or trailing slash
-
-    @property
-    def key(self) -> str:
-        """Cache key used until a redirect shows the model's Kaggle identity."""
-        *name, version = self.path.split("/")
-        return f"tfhub/{_segment(name[0])}/{_tail('/'.join(name[1:]))}/{version}"
-
-    def url(self) -> str:
-        """The compressed-format URL on the configured tfhub endpoint."""
-        return f"{config.tfhub_endpoint()}/{self.path}?tf-hub-format=compressed"
-
-    def __str__(self) -> str:
-        return f"https://tfhub.dev/{self.path}"
-
-
-@dataclass(frozen=True, slots=True)
-class KaggleHandle:
-    """A Kaggle model instance, with ``version=None`` meaning the newest one."""
-
-    owner: str
-    model: str
-    framework: str
-    variation: str
-    version: int | None = None
-
-    @property
-    def key(self) -> str:
-        """Cache key; Kaggle slugs are case-insensitive, so it is lower-cased."""
-        if self.version is None:
-            raise HandleError(
-                f"Expected a Kaggle handle with a version to build a cache key. "
-                f"Received: handle={self}. Resolve it first to pick the newest version.",
-                handle=str(self),
-            )
-        parts = (self.owner, self.model, self.framework, self.variation, str(self.version))
-        return safe_key("kaggle", *(p.lower() for p in parts))
-
-    @property
-    def instance(self) -> str:
-        """``owner/model/framework/variation``, as the Kaggle API spells it."""
-        return f"{self.owner}/{self.model}/{self.framework}/{self.variation}"
-
-    def with_version(self, version: int) -> KaggleHandle:
-        """The same model instance at ``version``."""
-        return KaggleHandle(self.owner, self.model, self.framework, self.variation, version)
-
-    def url(self) -> str:
-        """The compressed-format URL on the configured Kaggle endpoint (version required)."""
-        return (
-            f"{config.kaggle_endpoint()}/models/{self.instance}/{self.version}"
-            "?tf-hub-format=compressed"
-        )
-
-    def __str__(self) -> str:
-        tail = "" if self.version is None else f"/{self.version}"
-        return f"kaggle://{self.instance}{tail}"
-
-
-@dataclass(frozen=True, slots=True)
-class HttpHandle:
-    """Any other ``http(s)://`` URL: an archive, or a server speaking the tf-hub format."""
-
-    url: str
-
-    @property
-    def key(self) -> str:
-        """Cache key: the host, the last path segment, and a hash of the whole URL."""
-        parts = urlsplit(self.url)
-        name = parts.path.rstrip("/").rsplit("/", 1)[-1] or "index"
-        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        return safe_key("url", parts.netloc.replace(":", "_"), f"{name}-{digest}")
-
-    def request_url(self) -> str:
-        """The URL to fetch: archives as given, others with ``tf-hub-format=compressed``."""
-        path = urlsplit(self.url).path.lower()
-        if path.endswith(_ARCHIVE_SUFFIXES) or "tf-hub-format=" in self.url:
-            return self.url
-        joiner = "&" if "?" in self.url else "?"
-        return f"{self.url}{joiner}tf-hub-format=compressed"
-
-    def __str__(self) -> str:
-        return self.url
-
-
-@dataclass(frozen=True, slots=True)
-class StoreHandle:
-    """``gs://`` or ``s3://`` object-store path: a folder, or an archive, via fsspec."""
-
-    protocol: str  # "gs" or "s3"
-    bucket: str
-    path: str = ""
-
-    @property
-    def key(self) -> str:
-        """Cache key: ``<protocol>/<bucket>/<path, '/' written '~'>``."""
-        return f"{self.protocol}/{_segment(self.bucket)}/{_tail(self.path)}"
-
-    @property
-    def is_archive(self) -> bool:
-        """Whether the object's name is that of an archive."""
-        return self.path.lower().endswith(_ARCHIVE_SUFFIXES)
-
-    def __str__(self) -> str:
-        return f"{self.protocol}://{self.bucket}/{self.path}".rstrip("/")
-
-
-@dataclass(frozen=True, slots=True)
-class HfHandle:
-    """``hf://<org>/<repo>[@<revision>][/<subfolder>]`` on the Hugging Face Hub."""
-
-    repo_id: str
-    revision: str | None = None
-    subfolder: str = ""
-
-    @property
-    def key(self) -> str:
-        """Cache key: ``hf/<org>/<repo>/<revision or main>/<subfolder, '/' written '~'>``."""
-        rev = _segment(self.revision or "main")
-        return f"{safe_key('hf', self.repo_id)}/{rev}/{_tail(self.subfolder)}"
-
-    def __str__(self) -> str:
-        rev = f"@{self.revision}" if self.revision else ""
-        sub = f"/{self.subfolder}" if self.subfolder else ""
-        return f"hf://{self.repo_id}{rev}{sub}"
-
-
-Handle = LocalHandle | TfhubHandle | KaggleHandle | HttpHandle | StoreHandle | HfHandle
 
 
 @dataclass(frozen=True)
@@ -346,7 +152,7 @@ def kaggle_identity(segments: list[str]) -> KaggleHandle | None:
         elif len(segments) != 6:
             return None
         segments = short
-    if len(segments) not in (4, 5) or not all(_SEGMENT.fullmatch(s) for s in segments):
+    if len(segments) not in (4, 5) or not all(SEGMENT.fullmatch(s) for s in segments):
         return None
     version: int | None = None
     if len(segments) == 5:
@@ -438,7 +244,7 @@ def _parse_hf(text: str) -> HfHandle:
             "For example hf://google/bert-base@main/tf_model.",
         )
     repo, _, revision = segments[1].partition("@")
-    if not repo or not all(_SEGMENT.fullmatch(s) for s in (segments[0], repo)):
+    if not repo or not all(SEGMENT.fullmatch(s) for s in (segments[0], repo)):
         raise _fail(text, "an <org>/<repo> made of letters, digits, '.', '_' or '-'", "")
     return HfHandle(f"{segments[0]}/{repo}", unquote(revision) or None, "/".join(segments[2:]))
 

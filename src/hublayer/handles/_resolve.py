@@ -15,8 +15,7 @@ from typing import Any
 from hublayer import config
 from hublayer.errors import CorruptEntryError, DownloadError, NotCachedError
 from hublayer.handles._cache import Cache, Lookup
-from hublayer.handles._manifest import Manifest
-from hublayer.handles._parse import (
+from hublayer.handles._handles import (
     Handle,
     HfHandle,
     HttpHandle,
@@ -24,8 +23,9 @@ from hublayer.handles._parse import (
     LocalHandle,
     StoreHandle,
     TfhubHandle,
-    parse_handle,
 )
+from hublayer.handles._manifest import Manifest
+from hublayer.handles._parse import parse_handle
 from hublayer.handles._resolvers import LocalResolver, UrlResolver
 from hublayer.handles._stage import Resolver, Session, Stage, log
 from hublayer.handles._stores import HfResolver, StoreResolver

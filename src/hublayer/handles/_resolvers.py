@@ -24,13 +24,8 @@ from hublayer import config
 from hublayer.errors import DownloadError, ModelNotFoundError, NotCachedError
 from hublayer.handles._archive import ArchiveFormatError, unpack
 from hublayer.handles._download import CHUNK, RemoteFile, get_json
-from hublayer.handles._parse import (
-    HttpHandle,
-    KaggleHandle,
-    LocalHandle,
-    TfhubHandle,
-    kaggle_handle_in,
-)
+from hublayer.handles._handles import HttpHandle, KaggleHandle, LocalHandle, TfhubHandle
+from hublayer.handles._parse import kaggle_handle_in
 from hublayer.handles._stage import Session, Stage
 
 __all__ = ["LocalResolver", "UrlResolver", "fetch_archive"]

@@ -27,8 +27,8 @@ from typing import Any
 
 from hublayer.errors import DownloadError, HandleError, InsufficientSpaceError, ModelNotFoundError
 from hublayer.handles._archive import ArchiveFormatError, unpack
+from hublayer.handles._handles import HfHandle, StoreHandle
 from hublayer.handles._manifest import HASH_CHUNK
-from hublayer.handles._parse import HfHandle, StoreHandle
 from hublayer.handles._stage import Session, Stage
 
 __all__ = ["HfResolver", "StoreResolver"]

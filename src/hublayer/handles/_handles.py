@@ -1,0 +1,225 @@
+"""The handle types: one frozen dataclass per accepted form, each with its cache key.
+
+Keys are ``/``-separated plain names (see :mod:`hublayer.handles._cache` for the layout).
+A variable-depth path is folded into one segment with ``~``, so every key of a source
+has the same depth and no entry folder can sit inside another one.
+
+Example:
+    >>> KaggleHandle("google", "bert", "tensorFlow2", "en-uncased", 3).key
+    'kaggle/google/bert/tensorflow2/en-uncased/3'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hublayer import config
+from hublayer.errors import HandleError
+
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "SEGMENT",
+    "Handle",
+    "HfHandle",
+    "HttpHandle",
+    "KaggleHandle",
+    "LocalHandle",
+    "StoreHandle",
+    "TfhubHandle",
+    "safe_key",
+    "segment",
+]
+
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]*")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
+
+
+def segment(text: str) -> str:
+    """``text`` if it is a plain name, else a readable stand-in plus a short hash."""
+    if SEGMENT.fullmatch(text) and text not in (".", ".."):
+        return text
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "x"
+    return f"{readable[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def safe_key(*parts: str) -> str:
+    """Join ``parts`` into a cache key whose every segment is a safe folder name.
+
+    Segments that are not plain names (``..``, spaces, unicode...) are replaced by a
+    readable stand-in plus a short hash, so two different inputs never share a key.
+
+    Example:
+        >>> safe_key("s3", "bucket", "my model", "v1")
+        's3/bucket/my_model-76eeb051/v1'
+    """
+    return "/".join(segment(s) for part in parts for s in part.split("/") if s)
+
+
+def _tail(path: str) -> str:
+    """A variable-depth path as ONE key segment (``a/b/c`` -> ``a~b~c``, empty -> ``@root``).
+
+    Keys of one source then all have the same depth, so no entry folder can ever sit
+    inside another one (``s3://b/models`` and ``s3://b/models/bert.tar.gz``).
+    """
+    segments = [segment(s) for s in path.split("/") if s]
+    return "~".join(segments) if segments else "@root"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalHandle:
+    """A folder or file on this machine; folders are used in place, archives unpacked."""
+
+    path: Path
+
+    @property
+    def is_archive(self) -> bool:
+        """Whether the path names an archive (by its suffix) that must be unpacked."""
+        return self.path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+    @property
+    def key(self) -> str:
+        """Cache key for an unpacked local archive (unused for folders)."""
+        digest = hashlib.sha256(str(self.path).encode()).hexdigest()[:16]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.path.name).strip("._") or "archive"
+        return safe_key("local", f"{name[:60]}-{digest}")
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class TfhubHandle:
+    """``https://tfhub.dev/<publisher>/<name...>/<version>``."""
+
+    path: str  # "<publisher>/<name...>/<version>", no leading or trailing slash
+
+    @property
+    def key(self) -> str:
+        """Cache key used until a redirect shows the model's Kaggle identity."""
+        *name, version = self.path.split("/")
+        return f"tfhub/{segment(name[0])}/{_tail('/'.join(name[1:]))}/{version}"
+
+    def url(self) -> str:
+        """The compressed-format URL on the configured tfhub endpoint."""
+        return f"{config.tfhub_endpoint()}/{self.path}?tf-hub-format=compressed"
+
+    def __str__(self) -> str:
+        return f"https://tfhub.dev/{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class KaggleHandle:
+    """A Kaggle model instance, with ``version=None`` meaning the newest one."""
+
+    owner: str
+    model: str
+    framework: str
+    variation: str
+    version: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Cache key; Kaggle slugs are case-insensitive, so it is lower-cased."""
+        if self.version is None:
+            raise HandleError(
+                f"Expected a Kaggle handle with a version to build a cache key. "
+                f"Received: handle={self}. Resolve it first to pick the newest version.",
+                handle=str(self),
+            )
+        parts = (self.owner, self.model, self.framework, self.variation, str(self.version))
+        return safe_key("kaggle", *(p.lower() for p in parts))
+
+    @property
+    def instance(self) -> str:
+        """``owner/model/framework/variation``, as the Kaggle API spells it."""
+        return f"{self.owner}/{self.model}/{self.framework}/{self.variation}"
+
+    def with_version(self, version: int) -> KaggleHandle:
+        """The same model instance at ``version``."""
+        return KaggleHandle(self.owner, self.model, self.framework, self.variation, version)
+
+    def url(self) -> str:
+        """The compressed-format URL on the configured Kaggle endpoint (version required)."""
+        return (
+            f"{config.kaggle_endpoint()}/models/{self.instance}/{self.version}"
+            "?tf-hub-format=compressed"
+        )
+
+    def __str__(self) -> str:
+        tail = "" if self.version is None else f"/{self.version}"
+        return f"kaggle://{self.instance}{tail}"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpHandle:
+    """Any other ``http(s)://`` URL: an archive, or a server speaking the tf-hub format."""
+
+    url: str
+
+    @property
+    def key(self) -> str:
+        """Cache key: the host, the last path segment, and a hash of the whole URL."""
+        parts = urlsplit(self.url)
+        name = parts.path.rstrip("/").rsplit("/", 1)[-1] or "index"
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        return safe_key("url", parts.netloc.replace(":", "_"), f"{name}-{digest}")
+
+    def request_url(self) -> str:
+        """The URL to fetch: archives as given, others with ``tf-hub-format=compressed``."""
+        path = urlsplit(self.url).path.lower()
+        if path.endswith(ARCHIVE_SUFFIXES) or "tf-hub-format=" in self.url:
+            return self.url
+        joiner = "&" if "?" in self.url else "?"
+        return f"{self.url}{joiner}tf-hub-format=compressed"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHandle:
+    """``gs://`` or ``s3://`` object-store path: a folder, or an archive, via fsspec."""
+
+    protocol: str  # "gs" or "s3"
+    bucket: str
+    path: str = ""
+
+    @property
+    def key(self) -> str:
+        """Cache key: ``<protocol>/<bucket>/<path, '/' written '~'>``."""
+        return f"{self.protocol}/{segment(self.bucket)}/{_tail(self.path)}"
+
+    @property
+    def is_archive(self) -> bool:
+        """Whether the object's name is that of an archive."""
+        return self.path.lower().endswith(ARCHIVE_SUFFIXES)
+
+    def __str__(self) -> str:
+        return f"{self.protocol}://{self.bucket}/{self.path}".rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class HfHandle:
+    """``hf://<org>/<repo>[@<revision>][/<subfolder>]`` on the Hugging Face Hub."""
+
+    repo_id: str
+    revision: str | None = None
+    subfolder: str = ""
+
+    @property
+    def key(self) -> str:
+        """Cache key: ``hf/<org>/<repo>/<revision or main>/<subfolder, '/' written '~'>``."""
+        rev = segment(self.revision or "main")
+        return f"{safe_key('hf', self.repo_id)}/{rev}/{_tail(self.subfolder)}"
+
+    def __str__(self) -> str:
+        rev = f"@{self.revision}" if self.revision else ""
+        sub = f"/{self.subfolder}" if self.subfolder else ""
+        return f"hf://{self.repo_id}{rev}{sub}"
+
+
+Handle = LocalHandle | TfhubHandle | KaggleHandle | HttpHandle | StoreHandle | HfHandle
