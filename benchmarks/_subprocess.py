@@ -28,13 +28,14 @@ from __future__ import annotations
 import collections
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from benchmarks._harness import Contender, NotYet, Sample
 
@@ -171,11 +172,12 @@ class Worker(Contender):
 
 
 class ColdProcess(Contender):
-    """Times a fresh process from spawn until it prints :data:`FIRST_OUTPUT`.
+    """Times a fresh process from spawn until it prints :data:`FIRST_OUTPUT`, or exits.
 
-    The child may put a JSON object after the marker; its ``cpu`` (seconds of CPU the
-    child used up to that point) becomes the sample's CPU time and any other keys its
-    extras.
+    With ``until="marker"``, the child may put a JSON object after the marker; its ``cpu``
+    (seconds of CPU the child used up to that point) becomes the sample's CPU time and
+    any other keys its extras. With ``until="exit"`` (a command line tool), the run ends
+    when the process exits, which must be with status 0; its CPU time is the child's.
 
     Args:
         name: see :class:`~benchmarks._harness.Contender`.
@@ -183,6 +185,7 @@ class ColdProcess(Contender):
         env: extra environment variables.
         precheck: called by ``start`` in this process; raise
             :class:`~benchmarks._harness.NotYet` from it when the feature is missing.
+        until: ``"marker"`` or ``"exit"``.
         timeout_s: how long one run may take.
         **kwargs: ``role``, ``items``, ``nbytes``, ``expect_failure``.
     """
@@ -194,18 +197,20 @@ class ColdProcess(Contender):
         *,
         env: Mapping[str, str] | None = None,
         precheck: Callable[[], object] | None = None,
+        until: Literal["marker", "exit"] = "marker",
         timeout_s: float = 600.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, **kwargs)
         self.argv, self.env, self.precheck = list(argv), dict(env or {}), precheck
-        self.timeout_s = timeout_s
+        self.until, self.timeout_s = until, timeout_s
 
     def start(self) -> None:
         if self.precheck is not None:
             self.precheck()
 
     def measure(self) -> Sample:
+        usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             self.argv,
@@ -224,13 +229,19 @@ class ColdProcess(Contender):
             seconds: float | None = None
             payload: dict[str, Any] = {}
             for line in proc.stdout:
-                if line.startswith(FIRST_OUTPUT):
+                if self.until == "marker" and line.startswith(FIRST_OUTPUT):
                     seconds = time.perf_counter() - t0
                     rest = line[len(FIRST_OUTPUT) :].strip()
                     payload = json.loads(rest) if rest else {}
                     break
             proc.stdout.read()
             proc.wait()
+            if self.until == "exit" and proc.returncode == 0:
+                seconds = time.perf_counter() - t0
+                usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+                payload["cpu"] = (usage.ru_utime - usage0.ru_utime) + (
+                    usage.ru_stime - usage0.ru_stime
+                )
         finally:
             timer.cancel()
         if seconds is None:

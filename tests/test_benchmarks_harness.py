@@ -273,6 +273,14 @@ def test_cold_process_is_timed_to_its_marker() -> None:
     assert sample.cpu_seconds == 0.25
 
 
+def test_cold_process_can_be_timed_to_a_successful_exit() -> None:
+    sample = ColdProcess("cli", [sys.executable, "-c", "print('done')"], until="exit").measure()
+    assert sample.seconds > 0
+    assert sample.cpu_seconds is not None
+    with pytest.raises(RuntimeError, match="exited with status 2 before output"):
+        ColdProcess("cli", [sys.executable, "-c", "raise SystemExit(2)"], until="exit").measure()
+
+
 def test_cold_process_exit_status_3_means_not_yet() -> None:
     code = "import sys; print('hublayer.KerasLayer is not built yet', file=sys.stderr); sys.exit(3)"
     with pytest.raises(NotYet, match="not built yet"):

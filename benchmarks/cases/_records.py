@@ -269,12 +269,12 @@ def inspect(suite: Suite) -> Plan:
     files = list(data.files)
     return Plan(
         [
-            InProcess("records.inspect()", lambda: _inspect_api(data), nbytes=data.nbytes),
+            InProcess("records.inspect()", lambda: _inspect_api(data)),
             ColdProcess(
                 "hublayer records inspect (CLI, cold)",
                 [sys.executable, "-m", "hublayer", "records", "inspect", *files],
                 precheck=_inspect_check,
-                nbytes=data.nbytes,
+                until="exit",
             ),
             InProcess(
                 "tf.data full count",
