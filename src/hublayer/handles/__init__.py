@@ -22,12 +22,12 @@ from hublayer.handles._parse import SCHEMES, Scheme, parse_handle
 from hublayer.handles._resolve import resolve
 
 __all__ = [
-    "SCHEMES",
     "Handle",
     "HfHandle",
     "HttpHandle",
     "KaggleHandle",
     "LocalHandle",
+    "SCHEMES",
     "Scheme",
     "StoreHandle",
     "TfhubHandle",
