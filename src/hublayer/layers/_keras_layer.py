@@ -160,11 +160,11 @@ class KerasLayer(keras.layers.Layer):
         if self._loaded is not None or self._pending is not None:
             return
         spec = self._build_spec or {}
-        if "keras_model" in spec:
-            self._options = _replace_handle(
-                self._options, keras.saving.deserialize_keras_object(spec["keras_model"])
-            )
-        elif "variables" in spec:
+        if "keras_model" in spec:  # a reloaded .keras handle: Keras rebuilds it from config
+            model = keras.saving.deserialize_keras_object(spec["keras_model"])
+            self._set_loaded(load_model(self._options, obj=model))
+            return
+        if "variables" in spec:
             slots = tuple(_variables.VariableSlot.from_config(c) for c in spec["variables"])
             variables = tuple(_variables.placeholders(slots))
             for variable in variables:
@@ -172,22 +172,30 @@ class KerasLayer(keras.layers.Layer):
             output_spec = _shapes.spec_from_config(spec.get("output_spec"))
             self._pending = PendingModel(variables, slots, output_spec)
             self._apply_trainable()
+            if not self._embed:  # no copy in the archive: resolve the handle now
+                self._set_loaded(load_model(self._options, pending=self._pending))
             return
-        self._set_loaded(load_model(self._options, source=None, pending=None))
+        self._set_loaded(load_model(self._options))
 
     def _set_loaded(self, loaded: LoadedModel) -> LoadedModel:
         if isinstance(loaded.obj, keras.Layer):
             self._keras_model = loaded.obj  # a sublayer: Keras saves and trains it
-        elif self._pending is None:
+        elif self._pending is None or not self._pending.variables:
             for variable in loaded.variables:
                 self._track_variable(variable)
         if not isinstance(loaded.obj, keras.Layer):
             self._resolved = loaded.obj  # tracked by TF, so model.export keeps its resources
         self._loaded, self._pending = loaded, None
         if self._stash is not None:
-            for variable, value in zip(loaded.variables, self._stash, strict=True):
+            stash, self._stash = self._stash, None
+            if len(stash) != len(loaded.variables):
+                raise ValueError(
+                    f"Expected {len(loaded.variables)} saved values for the variables of "
+                    f"handle={self._options.handle_name!r}. Received: {len(stash)}. The "
+                    "weights file belongs to a different model."
+                )
+            for variable, value in zip(loaded.variables, stash, strict=True):
                 variable.assign(value)
-            self._stash = None
         self._apply_trainable()
         return loaded
 
@@ -197,7 +205,7 @@ class KerasLayer(keras.layers.Layer):
         if not self.built:
             self.build()
         if self._loaded is None:  # pending, and load_assets never came: resolve the handle
-            self._set_loaded(load_model(self._options, source=None, pending=self._pending))
+            self._set_loaded(load_model(self._options, pending=self._pending))
         assert self._loaded is not None
         return self._loaded
 
@@ -375,9 +383,7 @@ class KerasLayer(keras.layers.Layer):
             ValueError: ``arguments`` or ``output_shape`` are not JSON-serializable.
         """
         options = self._options
-        if self._build_spec is not None and "keras_model" in self._build_spec:
-            handle: Any = self._build_spec["handle"]
-        elif isinstance(options.handle, str | os.PathLike):
+        if isinstance(options.handle, str | os.PathLike):
             handle = os.fspath(options.handle)
         else:
             raise NotImplementedError(
@@ -418,20 +424,28 @@ class KerasLayer(keras.layers.Layer):
         """What a reload needs before the model's files arrive: variables and output spec."""
         loaded = self._ensure_loaded()
         if isinstance(loaded.obj, keras.Layer):
-            return {
-                "keras_model": keras.saving.serialize_keras_object(loaded.obj),
-                "handle": self.get_config()["handle"],
-            }
+            return {"keras_model": keras.saving.serialize_keras_object(loaded.obj)}
+        output_spec = _shapes.spec_to_config(loaded.output_spec)
         if any(slot.index < 0 for slot in loaded.slots):
-            return {}
+            # Variables the loader creates out of sight (TF1 graphs): the layer cannot make
+            # placeholders for them, so it adds them when the files arrive. Such models
+            # are inference-only, so no optimizer needs them earlier.
+            return {"output_spec": output_spec}
         return {
             "variables": [slot.to_config() for slot in loaded.slots],
-            "output_spec": _shapes.spec_to_config(loaded.output_spec),
+            "output_spec": output_spec,
         }
 
     def build_from_config(self, config: dict[str, Any]) -> None:
         """Create placeholder variables from :meth:`get_build_config` (or load, without one)."""
         self._build_spec = dict(config) if config else None
+        if self._build_spec is not None and set(self._build_spec) == {"output_spec"}:
+            # Not built yet on purpose: the variables are added when the model loads.
+            spec = _shapes.spec_from_config(self._build_spec["output_spec"])
+            self._pending = PendingModel((), (), spec)
+            if not self._embed:
+                self._set_loaded(load_model(self._options))
+            return
         self.build()
 
     def save_assets(self, dir_path: str) -> None:
@@ -453,8 +467,9 @@ class KerasLayer(keras.layers.Layer):
         if self._pending is None:
             super().load_own_variables(store)
             return
-        self._check_load_own_variables(store)
-        self._stash = [np.asarray(store[str(i)]) for i in range(len(self._pending.variables))]
+        if self._pending.variables:
+            self._check_load_own_variables(store)
+        self._stash = [np.asarray(store[str(i)]) for i in range(len(store.keys()))]
 
 
 def _where(target: _signatures.Target) -> str:
@@ -476,15 +491,3 @@ def _json_checked(name: str, value: Any) -> Any:
             f"Received: {name}={value!r}. Use plain numbers, strings, lists and dicts."
         ) from None
     return value
-
-
-def _replace_handle(options: CallOptions, handle: Any) -> CallOptions:
-    return CallOptions(
-        handle=handle,
-        tags=None,
-        load_options=None,
-        signature=options.signature,
-        output_key=options.output_key,
-        as_dict=options.as_dict,
-        output_shape=options.output_shape,
-    )

@@ -81,7 +81,11 @@ class PendingModel:
 
 
 def load_model(
-    options: CallOptions, *, source: Path | None, pending: PendingModel | None
+    options: CallOptions,
+    *,
+    source: Path | None = None,
+    pending: PendingModel | None = None,
+    obj: Any = None,
 ) -> LoadedModel:
     """Load the model for a layer.
 
@@ -89,6 +93,7 @@ def load_model(
         options: what to load and call.
         source: a folder to load instead of resolving the handle (an embedded copy).
         pending: placeholders to load the variables into, or ``None`` to wrap new ones.
+        obj: an object to use instead of loading anything (a reloaded ``.keras`` model).
 
     Returns:
         The :class:`LoadedModel`. New Keras variables (``pending is None``) are not yet
@@ -105,7 +110,9 @@ def load_model(
     # Eagerly (even when first called inside a traced function), and outside any layer's
     # name scope, so the model's variables keep their own names.
     with tf.init_scope(), tf.name_scope(""):
-        if not isinstance(options.handle, str | os.PathLike):
+        if obj is not None:
+            pass
+        elif not isinstance(options.handle, str | os.PathLike):
             if options.tags is not None or options.load_options is not None:
                 raise ValueError(
                     "Expected tags=None and load_options=None with a model object. Received: "
@@ -115,7 +122,7 @@ def load_model(
             obj = options.handle
         else:
             path = source if source is not None else resolve_handle(options.handle)
-            if pending is None:
+            if pending is None or not pending.variables:
                 with _variables.recording_creation() as created:
                     obj = load_path(path, options.tags, options.load_options, handle=handle)
             else:
@@ -143,7 +150,7 @@ def load_model(
             slots: tuple[_variables.VariableSlot, ...] = tuple(
                 _variables.describe(w.path, w.value, -1, trainable=w.trainable) for w in variables
             )
-        elif pending is None:
+        elif pending is None or not pending.variables:
             new_variables, new_slots = _variables.wrap_variables(obj, created)
             variables, slots = tuple(new_variables), tuple(new_slots)
         else:
