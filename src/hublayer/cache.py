@@ -1,10 +1,32 @@
 """The model cache: list, verify, remove and prune entries, or build one yourself.
 
-``hublayer.resolve`` fills the cache; this module looks after it. Where it lives and how
-it is laid out is drawn in :mod:`hublayer.handles._cache`: in short, entry ``<key>`` is
-the folder ``<cache_dir>/models/<key>/`` and is complete only when its manifest
-``<cache_dir>/manifests/<key>.json`` (relative path, size and sha256 of every file)
-exists. Each function takes ``cache_dir``; it defaults to ``config.cache_dir()``.
+``hublayer.resolve`` fills the cache; this module looks after it. Each function takes
+``cache_dir``; it defaults to ``config.cache_dir()``.
+
+Layout (``<root>`` is ``config.cache_dir()``: ``$HUBLAYER_CACHE_DIR``, else
+``$TFHUB_CACHE_DIR``, else ``~/.cache/hublayer``)::
+
+    <root>/
+    ├── models/<key>/                 an entry: the model's own files, nothing else
+    │   └── kaggle/google/mobilenet-v2/tensorflow2/100-224-feature-vector/5/
+    │       ├── saved_model.pb
+    │       └── variables/variables.{index,data-00000-of-00001}
+    ├── manifests/<key>.json          completion marker + manifest (path, size, sha256),
+    │                                 written last; its mtime is the entry's last use
+    ├── aliases/<key>.json            another spelling -> canonical key (tfhub.dev -> Kaggle)
+    ├── locks/<key>.lock[.owner]      one cross-process lock per entry, and its owner
+    └── tmp/<keyhash>.<pid>.<n>.<host>/   staging folders, renamed into models/ when done
+
+Keys (``/``-separated, each segment a plain name; ``~`` joins a variable-depth path, so
+every key of a source has the same depth and no entry can sit inside another)::
+
+    kaggle/<owner>/<model>/<framework>/<variation>/<version>      (lower-case)
+    tfhub/<publisher>/<name~...>/<version>        only when no Kaggle redirect was seen
+    url/<host>/<name>-<sha256(url)[:16]>
+    gs|s3/<bucket>/<path~...>
+    hf/<org>/<repo>/<revision>/<subfolder~... or @root>
+    local/<archive name>-<sha256(path)[:16]>~<size>-<mtime>
+    <anything else>                               ``build_entry`` keys, e.g. zoo/lite0/fv/1
 
 Targets (for :func:`verify` and :func:`remove`) are cache keys as :func:`list_entries`
 shows them, such as ``kaggle/google/bert/tensorflow2/en-uncased/3``, or handles, such as
@@ -252,7 +274,7 @@ def build_entry(
     Args:
         key: ``'/'``-separated names, such as ``"zoo/efficientnet-lite0/feature-vector/1"``.
             Keys of the handle sources (``kaggle/...``, ``tfhub/...``) are allowed, which
-            pre-fills the cache for that handle (see :mod:`hublayer.handles._cache`).
+            pre-fills the cache for that handle (key forms: see this module).
         build: called with an existing, empty folder to write the model into.
         cache_dir: the cache folder; defaults to ``config.cache_dir()``.
 

@@ -1,29 +1,6 @@
 """The model cache: where entries live, how they are found, committed and removed.
 
-Layout (``<root>`` is ``config.cache_dir()``: ``$HUBLAYER_CACHE_DIR``, else
-``$TFHUB_CACHE_DIR``, else ``~/.cache/hublayer``)::
-
-    <root>/
-    ├── models/<key>/                 an entry: the model's own files, nothing else
-    │   └── kaggle/google/mobilenet-v2/tensorflow2/100-224-feature-vector/5/
-    │       ├── saved_model.pb
-    │       └── variables/variables.{index,data-00000-of-00001}
-    ├── manifests/<key>.json          completion marker + manifest (path, size, sha256),
-    │                                 written last; its mtime is the entry's last use
-    ├── aliases/<key>.json            another spelling -> canonical key (tfhub.dev -> Kaggle)
-    ├── locks/<key>.lock[.owner]      one cross-process lock per entry, and its owner
-    └── tmp/<keyhash>.<pid>.<n>.<host>/   staging folders, renamed into models/ when done
-
-Keys (``/``-separated, each segment a plain name; ``~`` joins a variable-depth path, so
-every key of a source has the same depth and no entry can sit inside another)::
-
-    kaggle/<owner>/<model>/<framework>/<variation>/<version>      (lower-case)
-    tfhub/<publisher>/<name~...>/<version>        only when no Kaggle redirect was seen
-    url/<host>/<name>-<sha256(url)[:16]>
-    gs|s3/<bucket>/<path~...>
-    hf/<org>/<repo>/<revision>/<subfolder~... or @root>
-    local/<archive name>-<sha256(path)[:16]>
-    <anything else>                               ``build_entry`` keys, e.g. zoo/lite0/fv/1
+The layout and the key forms are drawn in :mod:`hublayer.cache` (once, there).
 
 An entry is used only when its manifest exists and every listed file has its listed size
 (one ``stat`` each, no hashing). A commit runs under the entry's lock: stage in ``tmp/``,

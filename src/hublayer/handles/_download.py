@@ -263,7 +263,8 @@ class RemoteFile:
         if response.status_code == 206:
             match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
             size = None if match is None or match[3] == "*" else int(match[3])
-            if match is None or int(match[1]) != self.offset or size != self.total or changed:
+            same_size = self.total is None or size == self.total
+            if match is None or int(match[1]) != self.offset or not same_size or changed:
                 self._changed(response, reason)
             return
         length = response.headers.get("content-length")
@@ -306,6 +307,8 @@ class RemoteFile:
                     return False
                 reason = f"body ended at byte {self.offset} of {self.total}"
             except RETRY_ERRORS as error:
+                if self.total is not None and self.offset >= self.total:
+                    return False  # every byte arrived; only the goodbye failed
                 reason = f"{type(error).__name__} at byte {self.offset}: {error}"
             else:
                 self._take(chunk)
