@@ -116,7 +116,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"- Python {env['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}, "
         f"tf-keras {v['tf-keras']}, tensorflow-hub {v['tensorflow-hub']}, "
         f"tfrecord {v['tfrecord']}, NumPy {v['numpy']}, hublayer {v['hublayer']}",
-        f"- Raw data: `benchmarks/results/{doc['file']}`",
+        f"- Raw data: [{doc['file']}]({doc['file']})",
         "",
         _INTRO,
         "## Summary",
@@ -193,6 +193,10 @@ def write_results(
     date = str(environment["date"])[:10]
     path = results_dir / f"{date}-{environment['host']}.json"
     doc = merge_results(path, environment, cases)
+    try:
+        doc["file"] = str(path.resolve().relative_to(markdown.resolve().parent))
+    except ValueError:
+        doc["file"] = str(path)
     rank = {name: i for i, name in enumerate(order)}
     doc["cases"].sort(key=lambda c: rank.get(c["name"], len(rank)))
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
