@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from hublayer.errors import RecordError
 from hublayer.records import Reader, Writer, read_records
-from hublayer.records._framing import detect_compression, masked_crc, shard_paths
+from hublayer.records._framing import detect_compression, masked_crc
+from hublayer.records._writer import shard_paths
 
 GOLDEN = Path(__file__).parent / "data" / "records"
 RECORDS = [bytes.fromhex(line) for line in (GOLDEN / "records.hex").read_text().splitlines()]

@@ -21,24 +21,20 @@ Example:
 
 from __future__ import annotations
 
-from hublayer.records._convert import (
-    WriteSummary,
-    convert_csv,
-    convert_images,
-    convert_parquet,
-    write_arrays,
-)
+from hublayer.records._convert import WriteSummary, convert_csv, convert_parquet, write_arrays
 from hublayer.records._example import (
     decode_example,
     decode_sequence_example,
     encode_example,
     encode_sequence_example,
 )
-from hublayer.records._framing import Reader, Writer, read_records
+from hublayer.records._folders import convert_images
 from hublayer.records._inspect import inspect
-from hublayer.records._match import ImageOptions
+from hublayer.records._options import ImageOptions
 from hublayer.records._pipeline import dataset
+from hublayer.records._reader import Reader, read_records
 from hublayer.records._schema import FeatureStats, ImageStats, Schema
+from hublayer.records._writer import Writer
 
 __all__ = [
     "FeatureStats",

@@ -18,7 +18,8 @@ import numpy as np
 from hublayer.errors import RecordError, SchemaError
 from hublayer.records._example import decode_example
 from hublayer.records._files import Files, expand_files
-from hublayer.records._framing import FOOTER_SIZE, HEADER_SIZE, Compression, OnError, Reader
+from hublayer.records._framing import FOOTER_SIZE, HEADER_SIZE, Compression, OnError
+from hublayer.records._reader import Reader
 from hublayer.records._schema import Content, FeatureStats, ImageStats, Kind, Schema
 from hublayer.records._sniff import ImageInfo, is_text, sniff_image
 

@@ -21,99 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 from hublayer._specs import TensorInfo, input_specs_of
 from hublayer.errors import SchemaError, SpecMismatchError
+from hublayer.records._options import Crop, ImageOptions, image_options
 from hublayer.records._schema import FeatureStats, Schema
 
-__all__ = ["ImageOptions", "ImagePlan", "Plan", "TensorPlan", "image_options", "plan"]
+__all__ = ["ImagePlan", "Plan", "TensorPlan", "plan"]
 
-Crop: TypeAlias = Literal["none", "center"]
 _GRAY = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
-
-
-@dataclass(frozen=True)
-class ImageOptions:
-    """How to decode an image feature. Fields left None come from the model, or the data.
-
-    Args:
-        feature: the bytes feature holding encoded images (default: the model input's
-            name, else the only image feature).
-        size: ``(height, width)`` or one int for a square; None keeps the model's size,
-            else the images' own size when they all have one.
-        channels: decode to this many channels (1, 3 or 4), converting when the data
-            differs: asking for it is how grayscale data feeds an RGB model.
-        dtype: ``"float32"`` (default), ``"float16"``, ``"bfloat16"`` or ``"uint8"``.
-        value_range: ``(low, high)`` that pixel values are scaled to; default the model's
-            range, else ``(0, 1)`` for floats (the TF Hub convention) and ``(0, 255)``
-            for ``uint8``.
-        crop: ``"none"`` (resize the whole image) or ``"center"``: keep the central
-            ``crop_fraction`` of the shorter side (ImageNet evaluation style), decoding
-            only that region of a JPEG, then resize. Cheaper, and for 256 to 224 it needs
-            no resize at all.
-        crop_fraction: the part of the shorter side that ``"center"`` keeps.
-
-    Example:
-        >>> ImageOptions(size=224, channels=3).size
-        (224, 224)
-    """
-
-    feature: str | None = None
-    size: tuple[int, int] | None = None
-    channels: int | None = None
-    dtype: str | None = None
-    value_range: tuple[float, float] | None = None
-    crop: Crop = "none"
-    crop_fraction: float = 0.875
-
-    def __post_init__(self) -> None:
-        size: Any = self.size
-        if isinstance(size, int) and not isinstance(size, bool):
-            object.__setattr__(self, "size", (size, size))
-        elif size is not None:
-            if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-                raise ValueError(
-                    "Expected image size to be an int or (height, width) of positive ints. "
-                    f"Received: size={size!r}."
-                )
-            object.__setattr__(self, "size", (int(size[0]), int(size[1])))
-        if self.channels not in (None, 1, 3, 4):
-            raise ValueError(
-                f"Expected image channels to be 1, 3 or 4. Received: channels={self.channels!r}."
-            )
-        if self.crop not in ("none", "center"):
-            raise ValueError(
-                f'Expected crop to be "none" or "center". Received: crop={self.crop!r}.'
-            )
-        if not 0.0 < self.crop_fraction <= 1.0:
-            raise ValueError(
-                f"Expected crop_fraction in (0, 1]. Received: crop_fraction={self.crop_fraction!r}."
-            )
-
-
-def image_options(image: ImageOptions | Mapping[str, Any] | str | int | None) -> ImageOptions:
-    """Normalize ``dataset(image=...)``: options, a dict of them, a feature name, a size."""
-    if image is None:
-        return ImageOptions()
-    if isinstance(image, ImageOptions):
-        return image
-    if isinstance(image, str):
-        return ImageOptions(feature=image)
-    if isinstance(image, int | tuple):
-        return ImageOptions(size=image)  # type: ignore[arg-type]
-    if isinstance(image, Mapping):
-        try:
-            return ImageOptions(**image)
-        except TypeError:
-            valid = ", ".join(ImageOptions.__dataclass_fields__)
-            raise ValueError(
-                f"Expected image options among {valid}. Received: {sorted(image)}."
-            ) from None
-    raise TypeError(
-        "Expected image= to be None, a feature name, a size, a dict or ImageOptions. "
-        f"Received: {image!r}."
-    )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from hublayer.errors import SchemaError
 from hublayer.records._files import Files, expand_files
 from hublayer.records._framing import detect_compression
 from hublayer.records._inspect import inspect
-from hublayer.records._match import ImageOptions, ImagePlan, Plan, TensorPlan, plan
+from hublayer.records._match import ImagePlan, Plan, TensorPlan, plan
+from hublayer.records._options import ImageOptions
 from hublayer.records._schema import Schema
 
 __all__ = ["dataset"]
