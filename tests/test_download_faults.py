@@ -98,6 +98,17 @@ def test_without_range_support_the_start_is_skipped_on_reconnect(
     assert file_server.count(PATH) == 2
 
 
+def test_a_cut_without_content_length_is_caught_by_the_archive_and_retried(
+    file_server: FileServer, served: str
+) -> None:
+    assert file_server.root is not None
+    data = (file_server.root / PATH.lstrip("/")).read_bytes()
+    file_server.add("/nolength.tar.gz", data, close_delimited=True)
+    file_server.truncate(after=300_000, path="/nolength.tar.gz")
+    assert_intact(hublayer.resolve(file_server.url("/nolength.tar.gz")))
+    assert file_server.count("/nolength.tar.gz") == 2
+
+
 def test_a_file_that_changes_during_the_download_is_not_spliced(
     file_server: FileServer, served: str
 ) -> None:

@@ -74,6 +74,9 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: Send no Content-Length and end the body by closing the connection (HTTP/1.0 style),
+    #: so a cut cannot be told from the end. Range is not honoured then.
+    close_delimited: bool = False
 
 
 @dataclass
@@ -119,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
             if route.status != 200:
                 self._simple(route.status, route.body, route.headers, head)
                 return
-            self._body(path, route.body, None, route.headers, head)
+            self._body(path, route.body, None, route.headers, head, route.close_delimited)
             return
         file = owner._file(path)
         if file is None:
@@ -144,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         file: Path | None,
         extra: dict[str, str],
         head: bool,
+        close_delimited: bool = False,
     ) -> None:
         owner = self.server.owner
         extra = dict(extra)
@@ -158,7 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         start, end, status = 0, size, 200
         match = _RANGE.fullmatch(self.headers.get("Range", "").strip())
         if_range = self.headers.get("If-Range")
-        if owner.range_support and match and (if_range is None or if_range in (etag, modified)):
+        ranged = owner.range_support and not close_delimited
+        if ranged and match and (if_range is None or if_range in (etag, modified)):
             start = int(match[1])
             end = min(size, int(match[2]) + 1) if match[2] else size
             if start >= size or start >= end:
@@ -167,11 +172,15 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
         self.send_response(status)
         self.send_header("Content-Type", extra.pop("Content-Type", "application/octet-stream"))
-        self.send_header("Content-Length", str(end - start))
+        if close_delimited:
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(end - start))
         self.send_header("ETag", etag)
         if modified:
             self.send_header("Last-Modified", modified)
-        if owner.range_support:
+        if ranged:
             self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
@@ -316,13 +325,18 @@ class FileServer:
         *,
         status: int = 200,
         headers: dict[str, str] | None = None,
+        close_delimited: bool = False,
     ) -> None:
-        """Serve ``body`` at ``path`` (a callable gets the :class:`Request` and answers)."""
+        """Serve ``body`` at ``path`` (a callable gets the :class:`Request` and answers).
+
+        ``close_delimited=True`` sends no ``Content-Length``: the body ends when the
+        connection closes, so a truncated body looks complete to the client.
+        """
         if callable(body):
             self._routes[path] = body
         else:
             data = body.encode() if isinstance(body, str) else bytes(body)
-            self._routes[path] = Response(status, data, dict(headers or {}))
+            self._routes[path] = Response(status, data, dict(headers or {}), close_delimited)
 
     def add_json(self, path: str, value: Any) -> None:
         """Serve ``value`` as JSON at ``path``."""
