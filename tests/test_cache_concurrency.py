@@ -70,12 +70,12 @@ def test_sigkill_during_download_then_a_new_resolve_succeeds_and_verifies(
 ) -> None:
     file_server.slow(100_000, path=PATH)  # ~4 s of body
     victim = spawn(RESOLVE, url)
-    deadline = time.monotonic() + 30
-    while file_server.count(PATH) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.7)  # part of the body is unpacked
     root = Path(os.environ["HUBLAYER_CACHE_DIR"])
-    assert any((root / "tmp").iterdir())  # the victim's staging folder
+    deadline = time.monotonic() + 60
+    while not (root / "tmp").is_dir() or not any((root / "tmp").iterdir()):
+        assert time.monotonic() < deadline, "the child never started unpacking"
+        time.sleep(0.05)
+    time.sleep(0.3)  # part of the body is unpacked into the victim's staging folder
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     assert cache.list_entries() == []
