@@ -55,7 +55,7 @@ class Classifier:
 
     def source(self, files: FilesLike, *, label: str | None, name: str) -> Source:
         """Read ``files`` for this model, as the training data was read."""
-        options = self.settings.get("pipeline_options", {})
+        options = self.settings.get("pipeline", {})
         return Source(name, expand_files(files, role=name), self.spec, label, options)
 
 

@@ -7,6 +7,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from typing import Any
 
@@ -17,7 +19,7 @@ from hublayer.train._backbone import ModelLike
 from hublayer.train._metrics import predict_batches, score
 from hublayer.train._phases import Run, raw_batches
 
-__all__ = ["columns", "metrics_of", "score_splits", "settings_of"]
+__all__ = ["columns", "metrics_of", "plain", "score_splits", "settings_of"]
 
 _EVAL_BATCH = 256
 
@@ -90,6 +92,18 @@ def metrics_of(
     }
 
 
+def plain(value: Any) -> Any:
+    """A pipeline option as JSON data (``records.dataset`` takes an ``ImageOptions`` as
+    the dict of its fields); other objects as their ``repr``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
 def _describe_model(model: ModelLike) -> str:
     if isinstance(model, str | os.PathLike):
         return os.fspath(model)
@@ -112,7 +126,7 @@ def settings_of(
             "shape": list(spec.shape),
             "value_range": None if spec.value_range is None else list(spec.value_range),
         },
-        "pipeline": {k: repr(v) for k, v in options.items()},
+        "pipeline": {k: plain(v) for k, v in options.items()},
         "batch_size": run.batch_size,
         "seed": run.seed,
         **hyper,
