@@ -130,6 +130,12 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             target = ratio.get("target") or "—"
             target += " s" if ratio["kind"] == "seconds" and ratio.get("target") else ""
             lines.append(f"| {case['name']} | {figure} | {shown} | {target} | {met} |")
+        for c in case["contenders"]:
+            accuracy = c.get("extras", {}).get("val_accuracy")
+            if isinstance(accuracy, float):
+                lines.append(
+                    f"| {case['name']} | validation accuracy, {c['name']} | {accuracy:.3f} | | |"
+                )
         if not case["ratios"] or case["status"] != "ok":
             lines.append(f"| {case['name']} | {case['status']} | | | {case.get('detail', '')} |")
     for case in doc["cases"]:

@@ -164,7 +164,7 @@ def finetune(suite: Suite) -> Plan:
             InProcess(TFSM, lambda: _finetune_tfsm(path), role="peer", expect_failure=True),
         ],
         [Ratio(OURS, HUB, "time", "<= 1.0"), Ratio(OURS, TAPE, "time", "<= 1.0")],
-        warmup=2,
+        warmup=suite.pick(1, 2),
         reps=suite.pick(5, 10),
         notes=[
             f"One Adam step (lr 1e-3) on a batch of {BATCH} at {SIZE} px: the whole backbone "
@@ -219,6 +219,6 @@ def load(suite: Suite) -> Plan:
 
 CASES = (
     CaseSpec("forward", "Layer forward, batch 32, MobileNetV2-sized model", forward),
-    CaseSpec("finetune", "Fine-tune step with Adam, batch 32", finetune),
-    CaseSpec("load", "Cold process to first output, cached model", load),
+    CaseSpec("finetune", "Fine-tune step with Adam, batch 32", finetune, (600.0, 3600.0)),
+    CaseSpec("load", "Cold process to first output, cached model", load, (600.0, 3600.0)),
 )
