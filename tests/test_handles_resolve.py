@@ -295,3 +295,17 @@ def test_a_local_archive_entry_is_removed_by_its_path(tmp_path: Path) -> None:
     hublayer.resolve(str(tgz))
     assert len(cache.remove(str(tgz))) == 1
     assert cache.list_entries() == []
+
+
+@pytest.mark.parametrize("mode", ["w:bz2", "w:xz", "w"])
+def test_every_tar_compression_streams_from_http(
+    file_server: FileServer, tmp_path: Path, mode: str
+) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:  # type: ignore[call-overload]
+        for rel, data in MODEL.items():
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    file_server.add("/m.tar", buf.getvalue())
+    assert_model(hublayer.resolve(file_server.url("/m.tar")))

@@ -67,13 +67,12 @@ class _Prefixed:
         self._source = source
 
     def read(self, n: int = -1, /) -> bytes:
-        if self._prefix:
-            if n < 0:
-                out, self._prefix = self._prefix + self._source.read(), b""
-                return out
-            out, self._prefix = self._prefix[:n], self._prefix[n:]
-            return out
-        return self._source.read(n)
+        if not self._prefix:
+            return self._source.read(n)
+        head, self._prefix = (self._prefix, b"") if n < 0 else (self._prefix[:n], self._prefix[n:])
+        if n < 0:
+            return head + self._source.read()
+        return head + self._source.read(n - len(head)) if len(head) < n else head
 
 
 class _Writer:

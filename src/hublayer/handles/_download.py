@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import email.utils
 import json
+import queue
 import random
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +55,7 @@ _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 10.0
 _RETRY_AFTER_CAP = 60.0
 _MAX_REDIRECTS = 20
+_QUEUED_CHUNKS = 256  # received chunks (~64 KiB each) waiting for the reader
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -138,7 +141,11 @@ class RemoteFile:
         self._bar: Any = None
         self._response: httpx.Response | None = None
         self._chunks: Any = None
-        self._buffer = bytearray()
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(_QUEUED_CHUNKS)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rest = b""
+        self._error: BaseException | None = None
         self._eof = False
 
     # connection ----------------------------------------------------------------------
@@ -290,13 +297,34 @@ class RemoteFile:
         )
 
     def _take(self, chunk: bytes) -> None:
+        """Hand a chunk to the reader (blocks while the reader is far behind)."""
         self.offset += len(chunk)
-        self._buffer += chunk
         if self._bar is not None:
             self._bar.update(len(chunk))
+        while not self._stop.is_set():
+            try:
+                self._queue.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _produce(self) -> None:
+        """The receiving thread: pull chunks (retrying, resuming) until the end or stop."""
+        try:
+            while not self._stop.is_set() and self._pull():
+                pass
+            item: bytes | BaseException | None = None
+        except BaseException as error:  # handed to the reader, which raises it
+            item = error
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def _pull(self) -> bool:
-        """Append the next chunk to the buffer; False at the end of the body."""
+        """Receive the next chunk and hand it over; False at the end of the body."""
         stalls = 0
         offset_at_cut = -1
         while True:
@@ -313,6 +341,8 @@ class RemoteFile:
             else:
                 self._take(chunk)
                 return True
+            if self._stop.is_set():  # the reader closed us: no reconnect
+                return False
             stalls = stalls + 1 if offset_at_cut == self.offset else 1
             if stalls >= self.retries:
                 raise DownloadError(
@@ -329,24 +359,52 @@ class RemoteFile:
     # file interface ------------------------------------------------------------------
 
     def read(self, n: int = -1, /) -> bytes:
-        """Up to ``n`` bytes (all the rest for ``n < 0``); fewer only at the end."""
+        """``n`` bytes (all the rest for ``n < 0``); fewer only at the end.
+
+        A background thread receives the body (the network and HTTP parsing then overlap
+        with the caller's decompression and writing); errors it meets are raised here.
+        """
         if self._chunks is None:
             raise ValueError("RemoteFile.read() before open()")
-        while (n < 0 or len(self._buffer) < n) and not self._eof:
-            if not self._pull():
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._produce, name="hublayer-download")
+            self._thread.daemon = True
+            self._thread.start()
+        parts, have = ([self._rest], len(self._rest)) if self._rest else ([], 0)
+        self._rest = b""
+        while (n < 0 or have < n) and not self._eof:
+            item = self._queue.get()
+            if item is None:
                 self._eof = True
-        if n < 0 or n >= len(self._buffer):
-            out = bytes(self._buffer)
-            self._buffer.clear()
-            return out
-        out = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return out
+            elif isinstance(item, BaseException):
+                self._eof = True
+                self._error = item
+                raise item
+            else:
+                parts.append(item)
+                have += len(item)
+        if 0 <= n < have:  # split the last chunk: one copy of the bytes in all
+            last = parts[-1]
+            keep = len(last) - (have - n)
+            parts[-1], self._rest = last[:keep], last[keep:]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
-        """Close the connection and the progress bar."""
+        """Stop the receiving thread, close the connection and the progress bar."""
+        self._stop.set()
+        if self._thread is not None:
+            while True:  # unblock a thread waiting to hand over a chunk
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._thread.join(timeout=1.0)
         if self._response is not None:
-            self._response.close()
+            self._response.close()  # also ends a receive still blocked on the network
+        if self._thread is not None:
+            self._thread.join()
         if self._bar is not None:
             self._bar.close()
             self._bar = None
