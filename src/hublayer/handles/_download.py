@@ -9,8 +9,9 @@ reconnects with ``Range: bytes=<offset>-`` plus ``If-Range``. A server that igno
 consumer never notices. The body must have exactly its ``Content-Length``, and there
 must be that much free disk space before the first byte is read.
 
-Reads return exactly the bytes asked for (fewer only at the end), in the large chunks
-the unpacker asks for, so a download can be unpacked while it streams in.
+A background thread receives the body while the caller reads it, so the network and
+HTTP parsing overlap decompression and writing: a download is unpacked while it streams
+in. Reads return exactly the bytes asked for (fewer only at the end), with one copy.
 
 Example:
     >>> with new_client() as client:  # doctest: +SKIP
