@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ BODY = bytes(range(256)) * 400  # 102,400 bytes
 
 
 @pytest.fixture
-def client() -> httpx.Client:
+def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=5) as c:
         yield c
 
