@@ -10,7 +10,10 @@ The pipeline is a pure function of (files, schema, options, seed)::
 Choices measured on 2 cores (TF 2.21; 200k tabular records, 3k JPEGs at 256x256):
 
 - Interleave runs sequentially: with ``num_parallel_calls=AUTOTUNE`` it fought the parse
-  step for the same cores (107-144k ex/s against 270-410k ex/s sequential).
+  step for the same cores (107-144k ex/s against 270-410k ex/s sequential). Without
+  shuffling, ``TFRecordDataset(files)`` reads the files in order: 1.2 µs of CPU per
+  example in all, against 1.5 µs through ``flat_map``; interleave costs about 0.2 µs
+  and the shuffle buffer 0.55 µs per example.
 - Batching before ``parse_example`` is 10-20x faster than ``map(parse_single_example)``.
 - For images the decode dominates; it runs per image in a parallel map. Resizing a
   float32 image costs about 190 µs against 255 µs for uint8 input, so images are cast
@@ -278,8 +281,8 @@ def dataset(
     if shuffle:
         source = source.shuffle(len(names), seed=seed, reshuffle_each_iteration=True)
         records = source.interleave(read, cycle_length=min(_CYCLE, len(names)), block_length=1)
-    else:
-        records = source.flat_map(read)
+    else:  # file order; the reader op walks the files itself, cheaper than flat_map
+        records = tf.data.TFRecordDataset(source, compression_type=compression)
     if shards is not None and not by_file:
         records = records.shard(*shards)
     if cache:
