@@ -13,7 +13,7 @@ from PIL import Image
 
 from hublayer.errors import RecordError, SpecMismatchError, TrainingError
 from hublayer.train._backbone import BackboneCall, block_groups, fingerprint_model, unfreeze
-from hublayer.train._callbacks import Checkpoints
+from hublayer.train._callbacks import Checkpoints, PhaseGuard, PhaseState
 from hublayer.train._data import Classes, expand_files
 from hublayer.train._metrics import score
 from hublayer.train._plots import plot_confusion, plot_curves
@@ -173,3 +173,17 @@ def test_plots_write_real_pngs(tmp_path: Path) -> None:
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG"
             assert image.size[0] >= 300
+
+
+def test_equal_accuracy_with_a_lower_loss_is_an_improvement(tmp_path: Path) -> None:
+    """Accuracy saturates on easy data; the loss then decides which epoch is best."""
+    guard = PhaseGuard(Checkpoints(tmp_path, "r", resume=False), "head", monitor="val_accuracy",
+                       patience=2)  # fmt: skip
+    state = PhaseState(best=1.0, best_loss=0.5)
+    assert guard.improves(state, 1.0, 0.4)
+    assert not guard.improves(state, 1.0, 0.6)
+    assert not guard.improves(state, 0.9, 0.01)
+    assert not guard.improves(state, float("nan"), 0.01)
+    by_loss = PhaseGuard(Checkpoints(tmp_path, "r", resume=False), "head", monitor="val_loss",
+                         patience=2)  # fmt: skip
+    assert by_loss.improves(PhaseState(best=0.5), 0.4, None)

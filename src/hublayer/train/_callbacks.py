@@ -56,6 +56,7 @@ class PhaseState:
 
     next_epoch: int = 0
     best: float | None = None
+    best_loss: float | None = None
     best_epoch: int | None = None
     best_file: str | None = None
     last_file: str | None = None
@@ -169,8 +170,19 @@ class Checkpoints:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def tie_breaker(monitor: str) -> str | None:
+    """The loss that decides between epochs with the same ``monitor`` value: accuracy
+    saturates on easy data (1.0 for several epochs) while the loss keeps improving."""
+    if monitor_mode(monitor) == "min":
+        return None
+    return "val_loss" if monitor.startswith("val_") else "loss"
+
+
 class PhaseGuard(keras.callbacks.Callback):
     """Early stopping on ``monitor`` with the best weights kept, and a checkpoint per epoch.
+
+    An epoch improves when its ``monitor`` value is better, or equal with a lower loss
+    (see :func:`tie_breaker`).
 
     Args:
         store: the run's :class:`Checkpoints`.
@@ -186,6 +198,19 @@ class PhaseGuard(keras.callbacks.Callback):
         self.monitor = monitor
         self.patience = patience
         self.better = np.greater if monitor_mode(monitor) == "max" else np.less
+        self.tie = tie_breaker(monitor)
+
+    def improves(self, state: PhaseState, value: float, loss: float | None) -> bool:
+        """Whether ``value`` (and ``loss`` on a tie) beats the phase's best so far."""
+        if state.best is None:
+            return True
+        if not math.isfinite(value):
+            return False
+        if self.better(value, state.best):
+            return True
+        if value != state.best or loss is None or state.best_loss is None:
+            return False
+        return math.isfinite(loss) and loss < state.best_loss
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
@@ -201,8 +226,9 @@ class PhaseGuard(keras.callbacks.Callback):
         row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         state = self.store.phase(self.phase)
         value = float(logs[self.monitor])
-        if state.best is None or (math.isfinite(value) and self.better(value, state.best)):
-            state.best, state.best_epoch, state.wait = value, epoch, 0
+        loss = float(logs[self.tie]) if self.tie in logs else None
+        if self.improves(state, value, loss):
+            state.best, state.best_loss, state.best_epoch, state.wait = value, loss, epoch, 0
             state.best_file = self.store.save_best(self.model, self.phase, epoch)
         else:
             state.wait += 1

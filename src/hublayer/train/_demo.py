@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import io
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -151,21 +151,32 @@ def split_indices(
     return [rng.permutation(np.concatenate(p)) for p in parts]
 
 
-def _png(image: np.ndarray) -> bytes:
+def _write_split(
+    images: np.ndarray,
+    labels: np.ndarray,
+    index: np.ndarray,
+    folder: Path,
+    stem: Path,
+    *,
+    seed: int,
+) -> list[Path]:
+    """PNG files in class folders, then ``records.convert_images`` (``hublayer records
+    convert images FOLDER STEM``) into shards of the PNG bytes and a label map."""
     from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _write_split(images: np.ndarray, labels: np.ndarray, stem: Path, shards: int) -> list[Path]:
     from hublayer import records
 
-    with records.Writer(stem, shards=shards) as writer:
-        for image, label in zip(images, labels, strict=True):
-            writer.write(records.encode_example({"image": _png(image), "label": int(label)}))
-    return [Path(p) for p in writer.paths]
+    if folder.exists():
+        shutil.rmtree(folder)
+    for label in range(10):
+        (folder / str(label)).mkdir(parents=True)
+    for i in index:
+        Image.fromarray(images[i]).save(folder / str(labels[i]) / f"{i:04d}.png", format="PNG")
+    for stale in stem.parent.glob(f"{stem.name}-*"):
+        stale.unlink()
+    shards = 4 if len(index) >= 1000 else 2
+    summary = records.convert_images(folder, stem, shards=shards, seed=seed, progress=False)
+    return list(summary.paths)
 
 
 def _write_data(
@@ -200,9 +211,7 @@ def _write_data(
     counts: dict[str, int] = {}
     files: dict[str, int] = {}
     for name, index in zip(_SPLITS, split_indices(labels, seed=seed), strict=True):
-        for stale in out.glob(f"{name}-*"):
-            stale.unlink()
-        paths = _write_split(images[index], labels[index], out / name, 4 if name == "train" else 2)
+        paths = _write_split(images, labels, index, out / "images" / name, out / name, seed=seed)
         files.update({path.name: path.stat().st_size for path in paths})
         counts[name] = len(index)
     manifest = {**wanted, "counts": counts, "files": files}

@@ -295,7 +295,7 @@ def fine_tune(
     count = unfreeze(backbone, blocks)
     state = run.store.phase("fine_tune")
     if state.best is None and not state.done:
-        state.best, state.best_epoch = head.best, head.best_epoch
+        state.best, state.best_loss, state.best_epoch = head.best, head.best_loss, head.best_epoch
         state.best_file = run.store.save_best(run.parts.classifier, "fine_tune", start - 1)
         state.next_epoch = start
         run.store.commit()

@@ -49,6 +49,8 @@ def plot_curves(history: dict[str, list[Any]], path: str | os.PathLike[str]) -> 
                     phases[index],
                     (epochs[index] - 0.5, 1.0),
                     xycoords=("data", "axes fraction"),
+                    xytext=(3, -3),
+                    textcoords="offset points",
                     fontsize=8,
                     color="grey",
                     ha="left",

@@ -150,6 +150,12 @@ def _number(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _cache_state(state: Any) -> str:
+    if isinstance(state, dict):
+        return ", ".join(f"{split} {how}" for split, how in state.items())
+    return str(state)
+
+
 def render_report(
     metrics: dict[str, Any], settings: dict[str, Any], history: dict[str, list[Any]]
 ) -> str:
@@ -164,7 +170,7 @@ def render_report(
         f"- Input: `{settings['input']['dtype']}{settings['input']['shape']}`",
         f"- Early stopping on `{run['monitor']}`; seed {run['seed']}"
         + ("; resumed from a checkpoint" if run["resumed"] else ""),
-        f"- Embedding cache: {run['embedding_cache']}",
+        f"- Embedding cache: {_cache_state(run['embedding_cache'])}",
         "",
         "## Scores",
         "",
