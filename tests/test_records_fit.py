@@ -48,3 +48,27 @@ def test_pipeline_feeds_model_fit_with_a_keras_layer(tmp_path: Path) -> None:
     assert len(history.history["loss"]) == 4
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert history.history["accuracy"][-1] > 0.9
+
+
+def test_text_pipeline_feeds_a_text_model_described_by_inspect(tmp_path: Path) -> None:
+    model_path = hublayer.testing.text_embedding(tmp_path / "nnlm", dim=8, num_buckets=64)
+    words = {0: "awful bad sad", 1: "great good happy"}
+    with Writer(tmp_path / "reviews.tfrecord") as writer:
+        for i in range(32):
+            writer.write(encode_example({"review": f"{words[i % 2]} {i}", "stars": i % 2}))
+
+    info = hublayer.inspect(model_path)
+    train = dataset(writer.paths, batch_size=8, label="stars", for_model=info, seed=0)
+    x_spec, _ = train.element_spec
+    assert (x_spec.dtype.name, x_spec.shape.as_list()) == ("string", [None])
+
+    layer = hublayer.KerasLayer(model_path, trainable=True)
+    inputs = keras.Input((), dtype="string")
+    model = keras.Model(inputs, keras.layers.Dense(2)(layer(inputs)))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = model.fit(train, epochs=3, verbose=0)
+    assert history.history["accuracy"][-1] == 1.0
