@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
-from typing import Any
 
 import click
 
@@ -61,21 +59,30 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Run the CLI; hublayer errors print their message and exit with status 1."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status.
+
+    Hublayer errors print their message (no traceback) and give status 1; usage errors 2.
+
+    Example:
+        >>> main(["--version"])
+        hublayer 0.1.0
+        0
+    """
     try:
-        return cli.main(args=argv, prog_name="hublayer", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="hublayer", standalone_mode=False)
     except click.exceptions.Exit as stop:
-        sys.exit(stop.exit_code)
+        return int(stop.exit_code)
     except click.ClickException as usage:
         usage.show()
-        sys.exit(usage.exit_code)
+        return int(usage.exit_code)
     except click.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        return 130
     except HublayerError as error:
         click.echo(f"Error: {error}", err=True)
-        sys.exit(1)
+        return 1
+    return result if isinstance(result, int) else 0
