@@ -33,6 +33,15 @@ def test_reads_files_written_by_tensorflow(name: str) -> None:
     assert reader.skipped == 0
 
 
+@pytest.mark.parametrize("name", ["plain.tfrecord", "zlib.tfrecord.zz"])
+def test_a_second_pass_starts_again(name: str) -> None:
+    with Reader(GOLDEN / name) as reader:
+        first = next(iter(reader))
+        assert list(reader) == RECORDS
+    assert first == RECORDS[0]
+    assert reader.count == len(RECORDS)
+
+
 def test_detects_compression_from_the_first_bytes() -> None:
     assert detect_compression(GOLDEN / "plain.tfrecord") == ""
     assert detect_compression(GOLDEN / "gzip.tfrecord.gz") == "GZIP"

@@ -105,6 +105,7 @@ class Reader:
         self._pos = 0
         self._base = 0
         self._eof = False
+        self._started = False
 
     # -- context manager -------------------------------------------------------------
     def open(self) -> Reader:
@@ -117,6 +118,7 @@ class Reader:
             self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         except OSError as error:
             raise open_error(self.path, error) from error
+        self._inflate = None
         if self.compression == "GZIP":
             self._stream = gzip.GzipFile(fileobj=self._file, mode="rb")
         else:
@@ -255,7 +257,11 @@ class Reader:
         return False
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._started:  # a second pass starts again from the first record
+            self.close()
+            self.skipped, self.count, self.errors = 0, 0, []
         self.open()
+        self._started = True
         self._buf, self._pos, self._base, self._eof = b"", 0, 0, False
         verify = self.verify
         unpack_header = HEADER.unpack_from
