@@ -287,17 +287,32 @@ class KerasLayer(keras.layers.Layer):
         )
 
     # ------------------------------------------------------------------- call
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Check the inputs, then call the layer as Keras does.
+
+        The check runs here, before Keras turns errors raised inside ``call`` into a
+        generic "Exception encountered when calling" copy without the error's fields.
+        """
+        loaded = self._loaded
+        inputs = args[0] if args else kwargs.get("inputs")
+        if loaded is not None and inputs is not None:
+            self._conform(inputs, loaded.target, cast=_no_cast)
+        return super().__call__(*args, **kwargs)
+
+    def _conform(self, inputs: Any, target: _signatures.Target, cast: Any = cast_input) -> Any:
+        return _signatures.conform_inputs(
+            inputs,
+            target.input_specs,
+            cast=cast,
+            where=_where(target),
+            handle=self._options.handle_name,
+        )
+
     def call(self, inputs: Any, training: Any = None) -> Any:
         """Run the model; see the class docstring."""
         loaded = self._loaded or self._ensure_loaded()
         target = loaded.target
-        x = _signatures.conform_inputs(
-            inputs,
-            target.input_specs,
-            cast=cast_input,
-            where=_where(target),
-            handle=self._options.handle_name,
-        )
+        x = self._conform(inputs, target)
         if target.signature is not None:
             result = target.fn(**x, **self._arguments)
         elif target.has_training:
@@ -321,23 +336,25 @@ class KerasLayer(keras.layers.Layer):
         if not self._trainable or training is None:
             return fn(x, training=False, **self._arguments)
         if isinstance(training, bool | np.bool_ | int):
-            return fn(x, training=bool(training), **self._arguments)
+            if not training:
+                return fn(x, training=False, **self._arguments)
+            outputs = fn(x, training=True, **self._arguments)
+            return _variables.sync_replicas(self._model_state(), outputs)
         return tf.cond(
             tf.cast(training, tf.bool),
             lambda: fn(x, training=True, **self._arguments),
             lambda: fn(x, training=False, **self._arguments),
         )
 
+    def _model_state(self) -> list[keras.Variable]:
+        """The variables the model updates itself (BatchNorm statistics, seeds)."""
+        loaded = self._loaded
+        if loaded is None:
+            return []
+        return [v for v, s in zip(loaded.variables, loaded.slots, strict=True) if not s.trainable]
+
     def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
         """The output spec the model declares, with the inputs' batch size; nothing runs."""
-        if self._loaded is not None:
-            _signatures.conform_inputs(
-                inputs,
-                self._loaded.target.input_specs,
-                cast=cast_input,
-                where=_where(self._loaded.target),
-                handle=self._options.handle_name,
-            )
         state = self._loaded or self._pending
         spec = state.output_spec if state is not None else None
         if spec is None:  # the model declares no spec: trace call
@@ -470,6 +487,10 @@ class KerasLayer(keras.layers.Layer):
         if self._pending.variables:
             self._check_load_own_variables(store)
         self._stash = [np.asarray(store[str(i)]) for i in range(len(store.keys()))]
+
+
+def _no_cast(x: Any, dtype: tf.DType) -> Any:
+    return x
 
 
 def _where(target: _signatures.Target) -> str:

@@ -143,8 +143,8 @@ def load_model(
             signature = "default"
             if not options.as_dict and output_key is None:
                 output_key = "default"
-        _signatures.check_output_arguments(signature, output_key, options.as_dict, handle)
         target = _signatures.choose_target(obj, signature, handle)
+        _signatures.check_output_arguments(target, output_key, options.as_dict, handle)
         if isinstance(obj, keras.Layer):
             variables: tuple[keras.Variable, ...] = tuple(obj.weights)
             slots: tuple[_variables.VariableSlot, ...] = tuple(

@@ -128,27 +128,32 @@ def check_trainable(target: Target, hub_v1: bool, handle: str | None, has_variab
 
 
 def check_output_arguments(
-    signature: str | None, output_key: str | None, as_dict: bool, handle: str | None
+    target: Target, output_key: str | None, as_dict: bool, handle: str | None
 ) -> None:
     """TF Hub's rule: a signature needs exactly one of ``output_key`` and ``as_dict``.
 
     Raises:
-        SignatureError: both or neither with a signature.
+        SignatureError: both or neither with a signature; the message lists the outputs.
         ValueError: ``signature_outputs_as_dict=True`` without a signature.
     """
+    signature = target.signature
     if signature is not None and (output_key is not None) == as_dict:
+        outputs = target.output_spec
+        available = sorted(outputs) if isinstance(outputs, Mapping) else []
         received = (
             f"output_key={output_key!r} and signature_outputs_as_dict=True"
             if output_key is not None
             else "neither"
         )
         raise SignatureError(
-            "Expected output_key= or signature_outputs_as_dict=True (exactly one) with "
-            f"signature={signature!r}. Received: {received} for handle={handle!r}. Pick "
-            "an output with output_key=, or take the whole dict with "
+            "Expected output_key= (one of "
+            f"{available}) or signature_outputs_as_dict=True with signature={signature!r}, "
+            f"exactly one of them. Received: {received} for handle={handle!r}. Pick an "
+            "output with output_key=, or take the whole dict with "
             "signature_outputs_as_dict=True.",
             handle=handle,
             name=signature,
+            available=available,
         )
     if signature is None and as_dict:
         raise ValueError(
@@ -333,7 +338,7 @@ def _fits(x: Any, spec: tf.TensorSpec) -> bool:
         or (dtype.is_integer and spec.dtype.is_integer)
     ):
         return False
-    return tf.TensorShape(shape).is_compatible_with(spec.shape)
+    return bool(tf.TensorShape(shape).is_compatible_with(spec.shape))
 
 
 def tensor_infos(specs: Sequence[Any]) -> tuple[TensorInfo, ...]:

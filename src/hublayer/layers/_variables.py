@@ -41,6 +41,7 @@ __all__ = [
     "placeholders",
     "recording_creation",
     "select_trainable",
+    "sync_replicas",
     "variable_path",
     "wrap_variables",
 ]
@@ -132,6 +133,10 @@ def recording_creation() -> Iterator[list[tf.Variable]]:
     created: list[tf.Variable] = []
 
     def creator(next_creator: Callable[..., tf.Variable], **kwargs: Any) -> tf.Variable:
+        if tf.distribute.has_strategy():
+            kwargs["aggregation"] = _replica_aggregation(
+                kwargs.get("dtype"), kwargs.get("aggregation")
+            )
         variable = next_creator(**kwargs)
         created.append(variable)
         return variable
@@ -228,14 +233,33 @@ def _zeros(shape: Sequence[int], dtype: Any = None) -> tf.Tensor:
     return tf.fill(shape, "") if dtype == tf.string else tf.zeros(shape, dtype)
 
 
+def _replica_aggregation(dtype: Any, aggregation: Any) -> Any:
+    """How a variable the model updates in its own call is kept in sync across replicas.
+
+    A SavedModel saved outside any strategy has ``aggregation=NONE``, so under
+    ``MirroredStrategy`` each replica would update its own copy of BatchNorm statistics
+    (or a Dropout seed) and the copies would drift apart. Float statistics are averaged
+    instead, as tf.keras's own BatchNorm does, and other state follows the first replica.
+    """
+    if aggregation not in (None, tf.VariableAggregation.NONE, "none"):
+        return aggregation
+    dtype = tf.as_dtype(dtype) if dtype is not None else tf.float32
+    if dtype.is_floating:
+        return tf.VariableAggregation.MEAN
+    return tf.VariableAggregation.ONLY_FIRST_REPLICA
+
+
 def _keras_variable(slot: VariableSlot, *, initializer: Any) -> keras.Variable:
+    aggregation = slot.aggregation
+    if tf.distribute.has_strategy():
+        aggregation = _keras_spelling(_replica_aggregation(slot.dtype, aggregation))
     return keras.Variable(
         initializer=initializer,
         shape=slot.shape,
         dtype=slot.dtype,
         trainable=slot.trainable,
         autocast=False,
-        aggregation=slot.aggregation,
+        aggregation=aggregation,
         synchronization=slot.synchronization,
         name=keras_name(slot.name),
     )
@@ -305,3 +329,22 @@ def select_trainable(
         last = set(layer_order[len(layer_order) - last_n :]) if last_n else set()
         selected = [s or g in last for s, g in zip(selected, groups, strict=True)]
     return selected
+
+
+def sync_replicas(variables: Sequence[keras.Variable], outputs: Any) -> Any:
+    """Average the model's own state updates across replicas, after ``outputs`` are computed.
+
+    A SavedModel function updates BatchNorm statistics with assign ops inside the function,
+    which write each replica's copy directly. Under ``MirroredStrategy`` the copies would
+    drift apart; assigning each variable its local value again goes through its
+    aggregation (mean for floats), which makes every replica hold the same value. Outside
+    a multi-replica step this returns ``outputs`` untouched.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1 or not variables:
+        return outputs
+    flat = [t for t in tf.nest.flatten(outputs) if tf.is_tensor(t)]
+    with tf.control_dependencies(flat):
+        updates = [v.value.assign(v.value.read_value()) for v in variables]
+    with tf.control_dependencies(updates):
+        return tf.nest.map_structure(lambda t: tf.identity(t) if tf.is_tensor(t) else t, outputs)
