@@ -56,6 +56,12 @@ def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one run of each contender, no warm-up: checks that every "
+        "case works; its figures mean nothing (implies --no-save)",
+    )
+    parser.add_argument(
         "--no-save", action="store_true", help="print results; write no JSON or RESULTS.md"
     )
     parser.add_argument(
@@ -79,12 +85,13 @@ def _log(line: str) -> None:
     print(line, flush=True)
 
 
-def _run_child(spec: CaseSpec, suite: str) -> dict[str, Any]:
+def _run_child(spec: CaseSpec, suite: str, smoke: bool = False) -> dict[str, Any]:
     """Run one case in a child process; a crash or timeout becomes an error result."""
     timeout = spec.timeout_s[1] if suite == "full" else spec.timeout_s[0]
     with tempfile.TemporaryDirectory(prefix="hublayer-bench-") as tmp:
         out = Path(tmp) / "case.json"
         argv = [sys.executable, "-m", "benchmarks", "--suite", suite, "--one", spec.name]
+        argv += ["--smoke"] if smoke else []
         proc = subprocess.Popen(
             [*argv, "--json-out", str(out)],
             stdout=subprocess.PIPE,
@@ -149,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.one not in by_name:
             print(f"unknown case {args.one!r}; expected one of {sorted(by_name)}", file=sys.stderr)
             return 2
-        result = run_case(by_name[args.one], suite, log=_log)
+        result = run_case(by_name[args.one], suite, log=_log, smoke=args.smoke)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(result.to_json(), default=str))
         return 0
@@ -161,14 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for spec in selected:
         _log(f"=== {spec.name}: {spec.title} ({args.suite} suite)")
-        case = _run_child(spec, args.suite)
+        case = _run_child(spec, args.suite, args.smoke)
         case["command"] = command
         results.append(case)
         _log(f"=== {spec.name}: {case['status']} in {fmt_seconds(case.get('wall_s', 0.0))}")
         for ratio in case["ratios"]:
             _log(f"    {_ratio_line(ratio)}")
     _log(f"all cases done in {fmt_seconds(time.perf_counter() - t0)}")
-    if not args.no_save:
+    if not (args.no_save or args.smoke):
         order = [c.name for c in cases]
         path = write_results(
             environment(), results, order, results_dir=args.results_dir, markdown=args.markdown

@@ -333,13 +333,14 @@ class CaseSpec:
     timeout_s: tuple[float, float] = (300.0, 1800.0)
 
 
-def run_case(spec: CaseSpec, suite: Any, *, log: Log = print) -> CaseResult:
+def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = False) -> CaseResult:
     """Build ``spec``'s plan for ``suite`` and run it; a :class:`NotYet` plan is recorded.
 
     Args:
         spec: the case.
         suite: a :class:`benchmarks._suites.Suite`.
         log: receives progress lines.
+        smoke: run each contender once, without warm-up (checks that the case works).
 
     Returns:
         The :class:`CaseResult`, with ``suite`` and ``started`` filled in.
@@ -350,6 +351,8 @@ def run_case(spec: CaseSpec, suite: Any, *, log: Log = print) -> CaseResult:
     t0 = time.perf_counter()
     try:
         plan = spec.build(suite)
+        if smoke:
+            plan.warmup, plan.reps, plan.min_reps = 0, 1, 1
     except NotYet as exc:
         log(f"[{spec.name}] not yet: {exc}")
         result = CaseResult(spec.name, spec.title, "not yet", detail=str(exc))

@@ -403,7 +403,9 @@ def test_cli_runs_selected_cases_and_writes_results(
     monkeypatch.setattr(_cli, "_cases", lambda: (spec,))
     # The child process would import the real registry; run the child's path in-process.
     monkeypatch.setattr(
-        _cli, "_run_child", lambda s, suite: run_case(s, SUITES[suite], log=_quiet).to_json()
+        _cli,
+        "_run_child",
+        lambda s, suite, smoke=False: run_case(s, SUITES[suite], log=_quiet).to_json(),
     )
     assert _cli.main(["--list"]) == 0
     assert "tiny" in capsys.readouterr().out
@@ -414,6 +416,17 @@ def test_cli_runs_selected_cases_and_writes_results(
     assert len(list(tmp_path.glob("*.json"))) == 1
     with pytest.raises(SystemExit):
         _cli.main(["--case", "nope"])
+
+
+def test_smoke_runs_each_contender_once_without_warmup() -> None:
+    journal: list[str] = []
+
+    def build(_: Any) -> Plan:
+        return Plan([Scripted("A", [], journal)], warmup=3, reps=9)
+
+    result = run_case(CaseSpec("c", "C", build), SUITES["quick"], log=_quiet, smoke=True)
+    assert journal == ["start A", "A", "stop A"]
+    assert result.contenders[0].stats.n == 1
 
 
 def test_cli_child_mode_writes_one_case_as_json(
