@@ -58,6 +58,10 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
 @click.option("--val", "val_files", multiple=True, help="Validation TFRecords (glob).")
 @click.option("--label", default="label", show_default=True, help="Feature holding the class.")
 @click.option(
+    "--image", "image_feature", help="Feature holding the images [default: the only one]."
+)
+@click.option("--text", "text_feature", help="Feature holding the text [default: the only one].")
+@click.option(
     "--mode",
     type=click.Choice(["feature_extraction", "fine_tune"]),
     default="feature_extraction",
@@ -132,6 +136,8 @@ def train(
     train_files: tuple[str, ...],
     val_files: tuple[str, ...],
     label: str,
+    image_feature: str | None,
+    text_feature: str | None,
     mode: str,
     epochs: int,
     fine_tune_epochs: int | None,
@@ -165,6 +171,7 @@ def train(
     from hublayer.train import fit_classifier
 
     cache: bool | Path = False if no_cache else (embeddings_dir or True)
+    pipeline = {"image": image_feature, "text": text_feature}
     result = fit_classifier(
         model,
         list(train_files),
@@ -185,6 +192,7 @@ def train(
         embedding_cache=cache,
         resume=not restart,
         progress=progress,
+        pipeline={key: value for key, value in pipeline.items() if value is not None},
     )
     metrics = result.metrics
     rows = [

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -103,7 +104,8 @@ class Source:
         files: the TFRecord files.
         spec: the model input the pipeline must produce.
         label: the label feature, or None for unlabelled data.
-        options: extra keyword arguments for ``hublayer.records.dataset``.
+        options: extra keyword arguments for ``hublayer.records.dataset`` (a ``schema``
+            among them is used instead of inspecting the files).
     """
 
     name: str
@@ -111,6 +113,22 @@ class Source:
     spec: TensorInfo
     label: str | None
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def schema(self) -> Any:
+        """The records' schema: from ``options``, else inspected once from a sample."""
+        if self.options.get("schema") is not None:
+            return self.options["schema"]
+        from hublayer import records
+
+        return records.inspect(list(self.files))
+
+    @property
+    def count_hint(self) -> int | None:
+        """The number of records, exact or estimated, when the schema knows it."""
+        schema = self.schema
+        count = getattr(schema, "total_records", None) or getattr(schema, "estimated_records", None)
+        return int(count) if count else None
 
     def dataset(self, *, batch_size: int, shuffle: bool, seed: int | None = None) -> Any:
         """A ``tf.data.Dataset`` of ``(features, label)`` batches (``features`` alone
@@ -122,14 +140,16 @@ class Source:
         """
         from hublayer import records
 
+        options = {k: v for k, v in self.options.items() if k != "schema"}
         dataset = records.dataset(
             list(self.files),
+            self.schema,
             batch_size=batch_size,
             label=self.label,
             shuffle=shuffle,
             seed=seed,
             for_model=(self.spec,),
-            **dict(self.options),
+            **options,
         )
         if self.label is None:
             return dataset.map(_as_features)

@@ -135,7 +135,11 @@ def _compute(
     features: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     with tqdm(
-        desc=f"embeddings ({source.name})", unit="ex", disable=not progress, leave=False
+        desc=f"embeddings ({source.name})",
+        total=source.count_hint if progress else None,
+        unit="ex",
+        disable=not progress,
+        leave=False,
     ) as bar:
         for inputs, label in dataset:
             output = np.asarray(forward(inputs), dtype=np.float32)
