@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +34,10 @@ from benchmarks._subprocess import ROOT, child_env
 from benchmarks._suites import SUITES
 
 __all__ = ["main"]
+
+
+#: TensorFlow's C++ start-up lines, printed before TF_CPP_MIN_LOG_LEVEL applies.
+_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:\d\d)")
 
 
 def _cases() -> tuple[CaseSpec, ...]:
@@ -114,6 +120,8 @@ def _run_child(spec: CaseSpec, suite: str, smoke: bool = False) -> dict[str, Any
         timer.start()
         try:
             for line in proc.stdout:
+                if _NOISE.match(line):
+                    continue
                 tail.append(line.rstrip())
                 print(line, end="", flush=True)
             proc.wait()
@@ -165,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m benchmarks --suite " + args.suite
     command += "".join(f" --case {s.name}" for s in selected) if args.case else ""
     t0 = time.perf_counter()
+    started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     results: list[dict[str, Any]] = []
     for spec in selected:
         _log(f"=== {spec.name}: {spec.title} ({args.suite} suite)")
@@ -174,11 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log(f"=== {spec.name}: {case['status']} in {fmt_seconds(case.get('wall_s', 0.0))}")
         for ratio in case["ratios"]:
             _log(f"    {_ratio_line(ratio)}")
-    _log(f"all cases done in {fmt_seconds(time.perf_counter() - t0)}")
+    wall = time.perf_counter() - t0
+    _log(f"all cases done in {fmt_seconds(wall)}")
     if not (args.no_save or args.smoke):
-        order = [c.name for c in cases]
         path = write_results(
-            environment(), results, order, results_dir=args.results_dir, markdown=args.markdown
+            environment(),
+            results,
+            [c.name for c in cases],
+            results_dir=args.results_dir,
+            markdown=args.markdown,
+            run={"command": command, "started": started, "wall_s": wall},
         )
         _log(f"wrote {path} and {args.markdown}")
     return 1 if any(_failed(c) for c in results) else 0

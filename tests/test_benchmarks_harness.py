@@ -357,15 +357,16 @@ def _case_json(name: str, value: float) -> dict[str, Any]:
 def test_results_go_to_dated_json_and_a_markdown_table(tmp_path: Path) -> None:
     env = environment()
     md = tmp_path / "RESULTS.md"
+    run = {"command": "python -m benchmarks --suite quick", "started": "now", "wall_s": 300.0}
     path = _report.write_results(
-        env, [_case_json("forward", 0.5)], ["forward"], results_dir=tmp_path, markdown=md
+        env, [_case_json("forward", 0.5)], ["forward"], results_dir=tmp_path, markdown=md, run=run
     )
     assert path.name == f"{env['date'][:10]}-{env['host']}.json"
     doc = json.loads(path.read_text())
     assert doc["cases"][0]["ratios"][0]["value"] == 0.5
     text = md.read_text()
     for expected in (
-        "`python -m benchmarks --suite quick` (`make bench`)",
+        "`python -m benchmarks --suite quick` (`make bench`), started now, 5.0 min wall time",
         f"TensorFlow {env['versions']['tensorflow']}",
         "tf-keras",
         "tensorflow-hub",
