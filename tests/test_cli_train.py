@@ -33,6 +33,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "train", "--model", files["model"], "--train", files["train"],
             "--val", files["val"], "--epochs", "3", "--lr", "0.02", "--out", files["out"],
             "--embeddings-dir", str(root / "embeddings"), "--no-progress",
+            "--image", "image", "--image-size", "16",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -60,6 +60,11 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
 @click.option(
     "--image", "image_feature", help="Feature holding the images [default: the only one]."
 )
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=1),
+    help="Resize images to this square size [default: the model's input size].",
+)
 @click.option("--text", "text_feature", help="Feature holding the text [default: the only one].")
 @click.option(
     "--mode",
@@ -137,6 +142,7 @@ def train(
     val_files: tuple[str, ...],
     label: str,
     image_feature: str | None,
+    image_size: int | None,
     text_feature: str | None,
     mode: str,
     epochs: int,
@@ -171,7 +177,10 @@ def train(
     from hublayer.train import fit_classifier
 
     cache: bool | Path = False if no_cache else (embeddings_dir or True)
-    pipeline = {"image": image_feature, "text": text_feature}
+    image = {"feature": image_feature, "size": image_size}
+    pipeline: dict[str, Any] = {"text": text_feature} if text_feature else {}
+    if any(value is not None for value in image.values()):
+        pipeline["image"] = {k: v for k, v in image.items() if v is not None}
     result = fit_classifier(
         model,
         list(train_files),
@@ -192,7 +201,7 @@ def train(
         embedding_cache=cache,
         resume=not restart,
         progress=progress,
-        pipeline={key: value for key, value in pipeline.items() if value is not None},
+        pipeline=pipeline,
     )
     metrics = result.metrics
     rows = [
