@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import gzip
+import mmap
 import os
 import zlib
 from collections.abc import Iterable, Iterator
@@ -101,7 +102,8 @@ class Reader:
         self._stream: IO[bytes] | gzip.GzipFile | None = None
         self._inflate: zlib._Decompress | None = None
         self._size: int | None = None
-        self._buf = b""
+        self._map: mmap.mmap | None = None
+        self._buf: bytes | mmap.mmap = b""
         self._pos = 0
         self._base = 0
         self._eof = False
@@ -127,12 +129,28 @@ class Reader:
                 self._inflate = zlib.decompressobj()
             else:
                 self._size = os.fstat(self._file.fileno()).st_size
+                self._map = self._map_file()
         return self
+
+    def _map_file(self) -> mmap.mmap | None:
+        """Map a plain file: records are sliced out of the page cache with one copy."""
+        if not self._size or self._file is None:
+            return None
+        try:
+            mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # not mappable (a pipe...): read it in chunks
+            return None
+        if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        return mapped
 
     def close(self) -> None:
         """Close the file; safe to call twice."""
-        stream, file = self._stream, self._file
-        self._stream = self._file = None
+        stream, file, mapped = self._stream, self._file, self._map
+        self._stream = self._file = self._map = None
+        self._buf = b""
+        if mapped is not None:
+            mapped.close()
         if stream is not None and stream is not file:
             stream.close()
         if file is not None:
@@ -262,7 +280,11 @@ class Reader:
             self.skipped, self.count, self.errors = 0, 0, []
         self.open()
         self._started = True
-        self._buf, self._pos, self._base, self._eof = b"", 0, 0, False
+        self._pos, self._base = 0, 0
+        if self._map is not None:  # the whole file is the buffer
+            self._buf, self._eof = self._map, True
+        else:
+            self._buf, self._eof = b"", False
         verify = self.verify
         unpack_header = HEADER.unpack_from
         unpack_footer = FOOTER.unpack_from
