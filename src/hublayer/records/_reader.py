@@ -58,7 +58,12 @@ class Reader:
         on_error: ``"raise"`` (the default) raises :class:`RecordError` at the first bad
             record; ``"skip"`` skips bad records, counts them in :attr:`skipped`, keeps
             the first 100 errors in :attr:`errors`, and goes on with the next good one.
-        buffer_size: bytes read from the file at a time.
+        buffer_size: bytes read at a time from a compressed file.
+
+    A plain file is memory-mapped, so each record costs one copy out of the page cache
+    (3-4 GB/s on 64 KB records, against about 1.7 GB/s reading chunks). Like any mapped
+    file, it must not be truncated in place while it is read; :class:`Writer` replaces
+    files by renaming, which is safe.
 
     Attributes:
         skipped: how many bad records (or garbage runs) were skipped.
