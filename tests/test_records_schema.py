@@ -152,6 +152,18 @@ def test_sampling_reads_a_part_and_estimates_the_count(tmp_path: Path) -> None:
     assert inspect(files, sample=3).records == 3  # fewer samples than files
 
 
+def test_sampling_a_compressed_file_estimates_through_the_compression_ratio(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    with Writer(tmp_path / "z.tfrecord.gz", compression="GZIP") as writer:
+        for i in range(5000):
+            writer.write(encode_example({"x": rng.random(10, dtype=np.float32), "i": i}))
+    schema = inspect(writer.paths, sample=200)
+    assert schema.compression == "GZIP"
+    assert schema.estimated_records == pytest.approx(5000, rel=0.2)
+
+
 def test_empty_and_foreign_files(tmp_path: Path) -> None:
     (tmp_path / "empty.tfrecord").write_bytes(b"")
     with pytest.raises(SchemaError, match="no records"):

@@ -191,10 +191,8 @@ def inspect(
                 if read >= quota:
                     finished = False
                     break
-            consumed = reader.offset if reader.compression == "" else _compressed_pos(reader)
-        size = os.path.getsize(path)
+            estimated += read if finished else reader.estimate_count()
         exact = exact and finished
-        estimated += read if finished or consumed <= 0 else read * size / consumed
     if records == 0:
         raise SchemaError(
             f"Expected records to describe. Received: {len(chosen)} file(s) with no records "
@@ -213,11 +211,6 @@ def inspect(
         files=tuple(str(p) for p in paths),
         compression="/".join(sorted(compressions)),
     )
-
-
-def _compressed_pos(reader: Reader) -> int:
-    file = reader._file  # the raw file under the decompressor
-    return file.tell() if file is not None else 0
 
 
 def _decode(record: bytes, reader: Reader) -> dict[str, Any]:

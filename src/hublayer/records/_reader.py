@@ -226,6 +226,22 @@ class Reader:
         """Stream offset just past the last record read (or skipped)."""
         return self._base + self._pos
 
+    def estimate_count(self) -> float:
+        """The number of records in the whole file, estimated from those read so far.
+
+        For a compressed file, the compression ratio seen so far scales the file size.
+        """
+        seen = self.count + self.skipped
+        if not seen or not self.offset:
+            return float(seen)
+        if self._map is not None or self._file is None or self._size is not None:
+            stream_size = float(self._size or self.offset)
+        else:
+            file_size = os.fstat(self._file.fileno()).st_size
+            ratio = (self._base + len(self._buf)) / max(self._file.tell(), 1)
+            stream_size = file_size * ratio
+        return max(float(seen), seen * stream_size / self.offset)
+
     def _fill(self, need: int) -> bool:
         """Make ``_buf[_pos:]`` hold at least ``need`` bytes; False at the end of stream."""
         have = len(self._buf) - self._pos
