@@ -40,9 +40,8 @@ def expand_files(files: Files) -> list[Path]:
             all was given.
 
     Example:
-        >>> expand_files([])  # doctest: +SKIP
-        Traceback (most recent call last):
-        hublayer.errors.RecordError: Expected at least one TFRecord file...
+        >>> [p.name for p in expand_files("data/train-*.tfrecord")]  # doctest: +SKIP
+        ['train-00000-of-00002.tfrecord', 'train-00001-of-00002.tfrecord']
     """
     items = [files] if isinstance(files, str | os.PathLike) else list(files)
     found: list[Path] = []
