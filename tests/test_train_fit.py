@@ -159,6 +159,16 @@ def test_feature_extraction_writes_every_output(
     assert scores["examples"] == 30
     assert scores["accuracy"] == pytest.approx(preds.accuracy)
 
+    unlabelled = tmp_path / "new.tfrecord"
+    with records.Writer(unlabelled) as writer:
+        for image in _images(4, seed=9)[0]:
+            writer.write(records.encode_example({"image": image}))
+    fresh = predict(out, str(unlabelled))
+    assert fresh.labels is None
+    assert fresh.accuracy is None
+    assert len(fresh.predicted) == 4
+    assert set(fresh.predicted) <= {"0", "1", "2"}
+
 
 def test_second_run_reads_the_embedding_cache_and_never_runs_the_backbone(
     data: dict[str, str], model_path: str
