@@ -199,3 +199,16 @@ def test_text_model_fed_int64_fails_before_any_tensorflow_work(
     with pytest.raises(SpecMismatchError, match="int64") as info:
         dataset(images["sizes"], batch_size=2, text="label", for_model=[spec])
     assert info.value.feature == "label"
+
+
+@pytest.mark.parametrize("crop", ["none", "center"])
+def test_an_image_the_sample_missed_still_decodes(tmp_path: Path, crop: str) -> None:
+    seen = _write(tmp_path / "a.tfrecord", [{"image": _jpeg(np.zeros((32, 32, 3), np.uint8))}])
+    unseen = _write(tmp_path / "b.tfrecord", [{"image": _jpeg(np.zeros((40, 50, 3), np.uint8))}])
+    schema = inspect(seen)
+    assert schema["image"].image is not None
+    assert schema["image"].image.size == (32, 32)
+    spec = TensorInfo("images", "uint8", (None, 28, 28, 3))
+    options = {"crop": crop, "crop_fraction": 0.875}
+    ds = dataset(seen + unseen, schema, batch_size=2, for_model=[spec], image=options)
+    assert next(iter(ds)).shape == (2, 28, 28, 3)

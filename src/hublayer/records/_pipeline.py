@@ -104,54 +104,64 @@ def _parse_spec(tf: Any, p: Plan) -> dict[str, Any]:
     return spec
 
 
-def _center_window(height: Any, width: Any, p: ImagePlan) -> tuple[Any, Any, Any, Any]:
-    """Offset and size of the central crop with the target's aspect ratio."""
+def _center_window(height: int, width: int, p: ImagePlan) -> tuple[int, int]:
+    """The size of the central crop with the target's aspect ratio (static sizes)."""
     scale = min(height / p.height, width / p.width) * p.crop_fraction
-    crop_h = max(1, min(height, round(p.height * scale)))
-    crop_w = max(1, min(width, round(p.width * scale)))
-    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+    return max(1, min(height, round(p.height * scale))), max(1, min(width, round(p.width * scale)))
+
+
+def _window(tf: Any, hw: Any, p: ImagePlan) -> Any:
+    """``[top, left, height, width]`` of the central crop of an image of size ``hw``."""
+    size = tf.cast(hw, tf.float32)
+    target = tf.constant([p.height, p.width], tf.float32)
+    scale = tf.reduce_min(size / target) * p.crop_fraction
+    crop = tf.cast(tf.clip_by_value(tf.round(target * scale), 1.0, size), tf.int32)
+    return tf.concat([(hw - crop) // 2, crop], 0)
 
 
 def _decode(tf: Any, data: Any, p: ImagePlan) -> Any:
-    """One encoded image to ``[height, width, channels]`` of the plan's dtype and range."""
-    resize = p.source_size != (p.height, p.width)
-    if p.crop == "center":
-        if p.source_size is not None:  # a static window: the graph knows the crop size
-            top, left, crop_h, crop_w = _center_window(*p.source_size, p)
-            resize = (crop_h, crop_w) != (p.height, p.width)
-            window = tf.constant([top, left, crop_h, crop_w], tf.int32)
-        else:
-            shape = tf.cast(tf.io.extract_jpeg_shape(data), tf.float32)
-            h, w = shape[0], shape[1]
-            scale = tf.minimum(h / p.height, w / p.width) * p.crop_fraction
-            crop_h = tf.clip_by_value(tf.round(p.height * scale), 1.0, h)
-            crop_w = tf.clip_by_value(tf.round(p.width * scale), 1.0, w)
-            sizes = tf.cast(tf.stack([h - crop_h, w - crop_w]), tf.int32) // 2
-            window = tf.concat([sizes, tf.cast(tf.stack([crop_h, crop_w]), tf.int32)], 0)
-            resize = True
-        if p.jpeg_only:
-            image = tf.io.decode_and_crop_jpeg(data, window, channels=p.channels)
-        else:
-            full = tf.io.decode_image(data, channels=p.channels, expand_animations=False)
-            image = tf.image.crop_to_bounding_box(full, window[0], window[1], window[2], window[3])
-    elif p.jpeg_only:
-        image = tf.io.decode_jpeg(data, channels=p.channels)
+    """One encoded image to ``[height, width, channels]`` of the plan's dtype and range.
+
+    The window and the resize follow each image's own size, so an image the sampled
+    schema did not see still decodes; when the schema says no resize is needed, a cheap
+    check skips it.
+    """
+    if p.crop == "center" and p.jpeg_only:
+        window = _window(tf, tf.io.extract_jpeg_shape(data)[:2], p)
+        image = tf.io.decode_and_crop_jpeg(data, window, channels=p.channels)
     else:
-        image = tf.io.decode_image(data, channels=p.channels, expand_animations=False)
-    if p.dtype == "uint8" and not resize:
-        image.set_shape([p.height, p.width, p.channels])
-        return image
-    image = tf.cast(image, tf.float32)
-    if resize:
-        image = tf.image.resize(image, [p.height, p.width])
-    low, high = p.value_range
+        if p.jpeg_only:
+            image = tf.io.decode_jpeg(data, channels=p.channels)
+        else:
+            image = tf.io.decode_image(data, channels=p.channels, expand_animations=False)
+        if p.crop == "center":
+            window = _window(tf, tf.shape(image)[:2], p)
+            image = tf.slice(image, [window[0], window[1], 0], [window[2], window[3], -1])
+    expected = p.source_size
+    if expected is not None and p.crop == "center":
+        expected = _center_window(*expected, p)
+    target = [p.height, p.width]
+    likely_fits = expected == (p.height, p.width)
+    fits = tf.reduce_all(tf.equal(tf.shape(image)[:2], target)) if likely_fits else None
+
+    def resized() -> Any:
+        return tf.image.resize(tf.cast(image, tf.float32), target)
+
     if p.dtype == "uint8":
-        image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-    elif (low, high) != (0.0, 255.0):
-        image = image * ((high - low) / 255.0)
-        if low:
-            image = image + low
-    image = tf.cast(image, p.dtype)
+
+        def resized_uint8() -> Any:
+            return tf.cast(tf.clip_by_value(tf.round(resized()), 0.0, 255.0), tf.uint8)
+
+        image = tf.cond(fits, lambda: image, resized_uint8) if likely_fits else resized_uint8()
+    else:
+        as_float = tf.cast(image, tf.float32) if likely_fits else None
+        image = tf.cond(fits, lambda: as_float, resized) if likely_fits else resized()
+        low, high = p.value_range
+        if (low, high) != (0.0, 255.0):
+            image = image * ((high - low) / 255.0)
+            if low:
+                image = image + low
+        image = tf.cast(image, p.dtype)
     image.set_shape([p.height, p.width, p.channels])
     return image
 
