@@ -17,8 +17,9 @@ Choices measured on 2 cores (TF 2.21; 200k tabular records, 3k JPEGs at 256x256)
 - Batching before ``parse_example`` is 10-20x faster than ``map(parse_single_example)``.
 - For images the decode dominates; it runs per image in a parallel map. Resizing a
   float32 image costs about 190 µs against 255 µs for uint8 input, so images are cast
-  first. ``crop="center"`` decodes only the crop of a JPEG (``decode_and_crop_jpeg``),
-  and from 256 to 224 needs no resize: about 0.57x the CPU per image.
+  first: 500-550 µs of CPU per 256 px JPEG resized to 224, against 635-700 µs for the
+  tf.data guide's pipeline. ``crop="center"`` decodes only the crop of a JPEG
+  (``decode_and_crop_jpeg``) and from 256 to 224 needs no resize: about 390 µs.
 - Maps, batching and prefetch use AUTOTUNE; order is free (``deterministic=False``)
   unless a seed is given or shuffling is off.
 """
@@ -223,7 +224,9 @@ def dataset(
 
     Args:
         files: TFRecord files of ``tf.train.Example``: a path, glob, folder or a list.
-        schema: a :class:`Schema` (or the path of its JSON); None inspects a sample.
+        schema: a :class:`Schema` (or the path of its JSON); None inspects a sample of
+            1,000 records. Fixed lengths come from that sample: when a length changes only
+            in rare records, pass a schema from ``inspect(files, sample=None)``.
         batch_size: examples per batch.
         label: the feature to yield as the label; None yields the features alone.
         shuffle: shuffle files and records (True, with a buffer of about 64 MB of records,
