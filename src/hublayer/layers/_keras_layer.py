@@ -125,7 +125,7 @@ class KerasLayer(keras.layers.Layer):
         kwargs.pop("autocast", None)  # always off: the layer casts to what the model expects
         policy, input_dtype = split_dtype(kwargs.pop("dtype", None))
         # A non-float input (TF Hub's dtype=tf.string, input_shape=[]) must not make
-        # Sequential add a float32 Input; it builds from this layer's dtype on first data.
+        # Sequential add a float32 Input: the input_shape property gives it this one.
         self._input_shape = kwargs.pop("input_shape", None) if input_dtype else None
         self._options = CallOptions(
             handle=handle,
@@ -204,10 +204,10 @@ class KerasLayer(keras.layers.Layer):
             return self._loaded
         if not self.built:
             self.build()
-        if self._loaded is None:  # pending, and load_assets never came: resolve the handle
-            self._set_loaded(load_model(self._options, pending=self._pending))
-        assert self._loaded is not None
-        return self._loaded
+        if self._loaded is not None:
+            return self._loaded
+        # Pending, and load_assets never came (a config without its archive): resolve.
+        return self._set_loaded(load_model(self._options, pending=self._pending))
 
     # --------------------------------------------------------------- training
     @property
