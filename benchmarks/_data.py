@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import colorsys
 import functools
 import gzip
 import hashlib
@@ -132,9 +133,9 @@ def _jpeg(i: int, size: int, classes: int, seed: int) -> tuple[bytes, int]:
 
     rng = np.random.default_rng([seed, i])
     label = i % classes
-    hue = np.array([np.cos(2 * np.pi * label / classes), np.sin(2 * np.pi * label / classes), 0.0])
-    base = 128 + 60 * hue[[0, 1, 0]] * np.array([1.0, 1.0, -1.0])
-    coarse = rng.normal(base, 40, size=(8, 8, 3)).clip(0, 255).astype(np.uint8)
+    base = 40 + 175 * np.array(colorsys.hsv_to_rgb(label / classes, 0.8, 0.9))
+    base = base + rng.normal(0, 15)  # brightness varies from image to image
+    coarse = rng.normal(base, 25, size=(8, 8, 3)).clip(0, 255).astype(np.uint8)
     img = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))
     dy, dx = rng.integers(0, size, size=2)
     texture = _texture(size, seed)[dy : dy + size, dx : dx + size]
@@ -149,6 +150,7 @@ def jpeg_records(
 ) -> Records:
     """``count`` JPEG examples at ``size`` px: features ``image`` (bytes) and ``label`` (int64)."""
     params = {"count": count, "size": size, "classes": classes, "shards": shards, "seed": seed}
+    params["generator"] = 2  # bump when _jpeg changes, so cached sets are rebuilt
 
     def build(folder: Path) -> None:
         import tensorflow as tf
