@@ -8,6 +8,7 @@ as a ``tf.Tensor``, so no contender pays for a NumPy conversion the others skip.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -89,6 +90,7 @@ def forward(suite: Suite) -> Plan:
         ],
         warmup=suite.pick(2, 3),
         reps=suite.pick(7, 20),
+        budget_s=suite.pick(45.0, math.inf),
         notes=[
             f"Inference on one batch of {BATCH} images at {SIZE} px, output 1280-d; each layer is "
             "called eagerly, as a user would; the direct call wraps the loaded SavedModel's "
@@ -166,6 +168,7 @@ def finetune(suite: Suite) -> Plan:
         [Ratio(OURS, HUB, "time", "<= 1.0"), Ratio(OURS, TAPE, "time", "<= 1.0")],
         warmup=suite.pick(1, 2),
         reps=suite.pick(5, 10),
+        budget_s=suite.pick(60.0, math.inf),
         notes=[
             f"One Adam step (lr 1e-3) on a batch of {BATCH} at {SIZE} px: the whole backbone "
             f"trainable, a Dense({CLASSES}) head, sparse cross-entropy. Keras models use "
@@ -209,6 +212,7 @@ def load(suite: Suite) -> Plan:
         ],
         warmup=1,
         reps=suite.pick(3, 7),
+        budget_s=suite.pick(90.0, math.inf),
         notes=[
             "A fresh Python process per run, timed from spawn until the first output of one "
             f"{SIZE} px image (imports included). The model is a local folder (already cached), "

@@ -8,6 +8,7 @@ over all the shards, consumed in Python.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -118,6 +119,7 @@ def images(suite: Suite) -> Plan:
         ],
         warmup=1,
         reps=suite.pick(3, 5),
+        budget_s=suite.pick(45.0, math.inf),
         notes=[
             f"{data.count:,} JPEG examples at 256 px (issue: 20,000"
             + ("; the quick suite uses fewer)" if data.count < 20_000 else ")")
