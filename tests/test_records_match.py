@@ -86,6 +86,14 @@ def test_text_model_picks_the_only_text_feature_and_its_rank() -> None:
     assert result.inputs == (TensorPlan("review", "text", "string", (), rank2_text=True),)
 
 
+def test_a_string_label_is_never_taken_for_the_text_input() -> None:
+    schema = Schema((_plain("review", "bytes"), _plain("topic", "bytes")), records=10)
+    result = plan(schema, label="topic", for_model=[TEXT])
+    assert result.inputs == (TensorPlan("review", "sentences", "string", ()),)
+    assert result.label is not None
+    assert result.label.feature == "topic"
+
+
 def test_several_image_features_need_a_choice() -> None:
     schema = Schema((_image("left"), _image("right")), records=10)
     with pytest.raises(SpecMismatchError, match=r"several image features \(left, right\)"):

@@ -342,6 +342,7 @@ def plan(
     if for_model is None:
         return Plan(_plan_without_model(schema, label, options, text), label_plan, single=False)
     specs = input_specs_of(for_model)
+    schema = schema.without(label)  # the label never feeds the model
     inputs: list[ImagePlan | TensorPlan] = []
     for spec in specs:
         if spec.dtype == "string":

@@ -213,6 +213,17 @@ class Schema:
     def __len__(self) -> int:
         return len(self.features)
 
+    def without(self, *names: str | None) -> Schema:
+        """This schema less the named features (``None`` names are ignored).
+
+        Example:
+            >>> schema.without("label").names  # doctest: +SKIP
+            ('image',)
+        """
+        dropped = {name for name in names if name is not None}
+        kept = tuple(f for f in self.features if f.name not in dropped)
+        return dataclasses.replace(self, features=kept)
+
     def images(self) -> tuple[FeatureStats, ...]:
         """The bytes features that hold images."""
         return tuple(f for f in self.features if f.content == "image")
