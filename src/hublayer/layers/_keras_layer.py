@@ -86,6 +86,14 @@ class KerasLayer(keras.layers.Layer):
         NotTrainableError: ``trainable=True`` on a signature or a model without trainable
             variables.
 
+    Fine-tuning part of the model: ``trainable_patterns`` / ``trainable_last_n`` here, or
+    :meth:`unfreeze` later; :attr:`variable_paths` names the variables to choose from.
+
+    Saving: ``model.save("m.keras")`` copies the model's files into the archive, and
+    ``keras.models.load_model("m.keras")`` rebuilds the layer with the saved (fine-tuned)
+    values, offline, without ``custom_objects``. In a fresh process, import
+    ``hublayer.layers`` (or use ``hublayer.load``) first, so Keras knows the class.
+
     Example:
         >>> import keras, hublayer as hub
         >>> from hublayer import testing
