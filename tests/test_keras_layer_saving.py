@@ -142,8 +142,8 @@ def test_reload_in_a_fresh_process_with_the_cache_deleted(
     Path(archive).unlink()
     script = textwrap.dedent(
         f"""
+        import hublayer  # before keras: registration waits for keras to be imported
         import keras, numpy as np
-        import hublayer.layers  # registers KerasLayer with Keras serialization
         model = keras.models.load_model({str(tmp_path / "model.keras")!r})
         got = model.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0)
         np.testing.assert_allclose(got, np.load({str(tmp_path / "expected.npy")!r}), rtol=1e-5)

@@ -70,3 +70,11 @@ def test_every_public_name_resolves() -> None:
         module = importlib.import_module(module_name)
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module_name}.{name}"
+
+
+@pytest.mark.parametrize("imports", ["import hublayer, keras", "import keras, hublayer"])
+def test_keras_finds_the_layers_after_import_hublayer_in_any_order(imports: str) -> None:
+    """`keras.models.load_model` needs no custom_objects once `hublayer` is imported."""
+    code = f"{imports}\nprint(keras.saving.get_registered_object('hublayer>KerasLayer'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "hublayer.layers" in out.stdout

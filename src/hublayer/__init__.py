@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from hublayer._keras_registration import install as _install_keras_registration
 from hublayer._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -61,6 +62,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "testing": ("hublayer.testing", None),
     "train": ("hublayer.train", None),
 }
+
+
+# `keras.models.load_model` finds hublayer's layers without custom_objects, and
+# `import hublayer` still does not import TensorFlow.
+_install_keras_registration()
 
 
 def __getattr__(name: str) -> Any:
