@@ -45,12 +45,13 @@ def test_image_model_table(tmp_path: Path) -> None:
     assert "fine-tunable           yes" in result.output
 
 
-def test_missing_model_exits_1_with_the_error(tmp_path: Path) -> None:
+def test_missing_model_exits_1_with_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hublayer.cli import main
 
-    with pytest.raises(SystemExit) as stop:
-        main(["inspect", str(tmp_path / "nothing")])
-    assert stop.value.code == 1
+    assert main(["inspect", str(tmp_path / "nothing")]) == 1
+    assert "nothing" in capsys.readouterr().err
 
 
 def test_help_has_an_example() -> None:
