@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= test,demo,bench,hf,s3,parquet
+EXTRAS ?= test,demo,bench,hf,s3,parquet,reference
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
