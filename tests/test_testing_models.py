@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import tarfile
 from pathlib import Path
@@ -228,3 +229,24 @@ def test_names_are_public_and_lazy() -> None:
     for name in testing.__all__:
         assert callable(getattr(testing, name))
         assert getattr(testing, name).__doc__
+
+
+def test_image_records_are_learnable_labelled_images(tmp_path: Path) -> None:
+    from hublayer import records
+
+    files = testing.image_records(tmp_path / "train", 40, classes=4, size=16, shards=3)
+    schema = records.inspect(files, sample=None)
+    assert schema.total_records == 40
+    assert schema["image"].image is not None
+    assert schema["image"].image.size == (16, 16)
+    assert schema["label"].kind == "int64"
+    shards = sorted(glob.glob(files))
+    assert len(shards) == 3
+    labels = [int(records.decode_example(r)["label"][0]) for r in records.read_records(shards)]
+    assert set(labels) == {0, 1, 2, 3}
+    again = sorted(
+        glob.glob(testing.image_records(tmp_path / "b", 40, classes=4, size=16, shards=3))
+    )
+    assert list(records.read_records(shards)) == list(records.read_records(again))
+    with pytest.raises(ValueError, match="image_format"):
+        testing.image_records(tmp_path / "bad", 4, image_format="gif")

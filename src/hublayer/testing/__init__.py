@@ -2,6 +2,7 @@
 
 - Model factory (``_models.py``): small SavedModels built the way TF Hub publishes them,
   each in about a second, plus a ``.keras`` file and tfhub.dev-style archives.
+- ``image_records`` (``_records.py``): labelled PNG/JPEG TFRecords a small model can learn.
 - ``FileServer`` (``_server.py``): a real HTTP server on 127.0.0.1 that serves files and
   can be told to misbehave (errors, dropped connections, truncated bodies, slow bytes,
   redirects, Range on or off), and counts requests.
@@ -20,6 +21,7 @@ __all__: list[str] = [
     "bert_encoder",
     "image_classifier",
     "image_feature_vector",
+    "image_records",
     "keras_file",
     "text_embedding",
     "tf1_saved_model",
@@ -32,6 +34,7 @@ _LAZY: dict[str, str] = {
     "bert_encoder": "._text_models",
     "image_classifier": "._models",
     "image_feature_vector": "._models",
+    "image_records": "._records",
     "keras_file": "._models",
     "text_embedding": "._text_models",
     "tf1_saved_model": "._tf1_models",
