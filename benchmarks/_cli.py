@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command += "".join(f" --case {s.name}" for s in selected) if args.case else ""
     t0 = time.perf_counter()
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    load_before = os.getloadavg()[0]
     results: list[dict[str, Any]] = []
     for spec in selected:
         _log(f"=== {spec.name}: {spec.title} ({args.suite} suite)")
@@ -192,7 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             [c.name for c in cases],
             results_dir=args.results_dir,
             markdown=args.markdown,
-            run={"command": command, "started": started, "wall_s": wall},
+            run={
+                "command": command,
+                "started": started,
+                "wall_s": wall,
+                "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            },
         )
         _log(f"wrote {path} and {args.markdown}")
     return 1 if any(_failed(c) for c in results) else 0

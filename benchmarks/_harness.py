@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 import traceback
@@ -160,6 +161,7 @@ class CaseResult:
     contenders: list[ContenderResult] = field(default_factory=list)
     ratios: list[RatioResult] = field(default_factory=list)
     wall_s: float = 0.0
+    load: list[float] = field(default_factory=list)
     suite: str = ""
     command: str = ""
     started: str = ""
@@ -348,6 +350,7 @@ def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = Fals
     import datetime as dt
 
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
         plan = spec.build(suite)
@@ -363,4 +366,5 @@ def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = Fals
         result = run_plan(spec.name, spec.title, plan, log=log)
     result.suite, result.started = suite.name, started
     result.wall_s = time.perf_counter() - t0
+    result.load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result

@@ -26,8 +26,9 @@ Every figure is measured against a peer in the same run, on the same machine: af
 warm-up, the contenders of a case run in turn (A B C A B C ...), and each reports the
 median, min and max of its runs. **time ratio** = our median / the peer's median (lower
 is better); **speed-up** = the peer's median / our median (higher is better). "cores" is
-CPU time over wall time of the process doing the work. Contenders whose feature is not
-built yet are listed as "not yet", with the reason.
+CPU time over wall time of the process doing the work. The load average (1 minute, this
+run's own work included) shows how busy the machine was: other processes share its cores.
+Contenders whose feature is not built yet are listed as "not yet", with the reason.
 """
 
 
@@ -121,9 +122,15 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         alias = alias or {"python -m benchmarks --suite full": " (`make bench-full`)"}.get(
             run["command"], ""
         )
+        load = run.get("load")
         runs.append(
             f"- Command: `{run['command']}`{alias}, started {run['started']}, "
             f"{fmt_seconds(run['wall_s'])} wall time in all"
+            + (
+                f"; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
+                if load
+                else ""
+            )
         )
     lines = [
         "# Benchmark results",
@@ -162,7 +169,10 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     for case in doc["cases"]:
         lines += ["", f"## {case['name']}: {case['title']}", ""]
         meta = f"Suite `{case.get('suite', '')}`, measured {case.get('started', '')}"
-        lines.append(f"{meta}, case wall time {fmt_seconds(case.get('wall_s', 0.0))}.")
+        meta += f", case wall time {fmt_seconds(case.get('wall_s', 0.0))}"
+        if case.get("load"):
+            meta += f", load average {case['load'][0]:.1f} → {case['load'][1]:.1f}"
+        lines.append(meta + ".")
         if case.get("detail"):
             lines += ["", f"Status: **{case['status']}**: {case['detail']}"]
         if case.get("notes"):
