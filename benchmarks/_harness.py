@@ -162,6 +162,7 @@ class CaseResult:
     ratios: list[RatioResult] = field(default_factory=list)
     wall_s: float = 0.0
     load: list[float] = field(default_factory=list)
+    issue: str = ""
     suite: str = ""
     command: str = ""
     started: str = ""
@@ -327,12 +328,14 @@ class CaseSpec:
         build: ``build(suite)`` returns the :class:`Plan`; it may generate data, and may
             raise :class:`NotYet` when nothing in the case can run yet.
         timeout_s: ``(quick, full)`` seconds the case may take before it is stopped.
+        issue: the issue whose figures the case gives (``"#4"``), for the summary.
     """
 
     name: str
     title: str
     build: Callable[[Any], Plan]
     timeout_s: tuple[float, float] = (300.0, 1800.0)
+    issue: str = ""
 
 
 def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = False) -> CaseResult:
@@ -364,7 +367,7 @@ def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = Fals
         result = CaseResult(spec.name, spec.title, "error", detail=f"setup: {_short_error(exc)}")
     else:
         result = run_plan(spec.name, spec.title, plan, log=log)
-    result.suite, result.started = suite.name, started
+    result.suite, result.started, result.issue = suite.name, started, spec.issue
     result.wall_s = time.perf_counter() - t0
     result.load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result

@@ -149,23 +149,22 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         _INTRO,
         "## Summary",
         "",
-        "| case | figure | value | target | met |",
-        "|---|---|---:|---|---|",
+        "| issue | case | figure | value | target | met |",
+        "|---|---|---|---:|---|---|",
     ]
     for case in doc["cases"]:
+        head = f"| {case.get('issue', '')} | {case['name']} |"
         for ratio in case["ratios"]:
             figure, shown, met = _ratio_text(ratio)
             target = ratio.get("target") or "—"
             target += " s" if ratio["kind"] == "seconds" and ratio.get("target") else ""
-            lines.append(f"| {case['name']} | {figure} | {shown} | {target} | {met} |")
+            lines.append(f"{head} {figure} | {shown} | {target} | {met} |")
         for c in case["contenders"]:
             accuracy = c.get("extras", {}).get("val_accuracy")
             if isinstance(accuracy, float):
-                lines.append(
-                    f"| {case['name']} | validation accuracy, {c['name']} | {accuracy:.3f} | | |"
-                )
+                lines.append(f"{head} validation accuracy, {c['name']} | {accuracy:.3f} | | |")
         if not case["ratios"] or case["status"] != "ok":
-            lines.append(f"| {case['name']} | {case['status']} | | | {case.get('detail', '')} |")
+            lines.append(f"{head} {case['status']} | | | {case.get('detail', '')} |")
     for case in doc["cases"]:
         lines += ["", f"## {case['name']}: {case['title']}", ""]
         meta = f"Suite `{case.get('suite', '')}`, measured {case.get('started', '')}"

@@ -187,7 +187,7 @@ def construct(suite: Suite) -> Plan:
 
 
 CASES = (
-    CaseSpec("resolve", "Resolve a cached handle", resolve),
-    CaseSpec("download", "Download + unpack an archive from loopback", download),
-    CaseSpec("construct", "Layer construction on a cached handle", construct),
+    CaseSpec("resolve", "Resolve a cached handle", resolve, issue="#3"),
+    CaseSpec("download", "Download + unpack an archive from loopback", download, issue="#3"),
+    CaseSpec("construct", "Layer construction on a cached handle", construct, issue="#4"),
 )

@@ -222,7 +222,11 @@ def load(suite: Suite) -> Plan:
 
 
 CASES = (
-    CaseSpec("forward", "Layer forward, batch 32, MobileNetV2-sized model", forward),
-    CaseSpec("finetune", "Fine-tune step with Adam, batch 32", finetune, (600.0, 3600.0)),
-    CaseSpec("load", "Cold process to first output, cached model", load, (600.0, 3600.0)),
+    CaseSpec("forward", "Layer forward, batch 32, MobileNetV2-sized model", forward, issue="#4"),
+    CaseSpec(
+        "finetune", "Fine-tune step with Adam, batch 32", finetune, (600.0, 3600.0), issue="#4"
+    ),
+    CaseSpec(
+        "load", "Cold process to first output, cached model", load, (600.0, 3600.0), issue="#7"
+    ),
 )

@@ -297,8 +297,8 @@ def inspect(suite: Suite) -> Plan:
 
 
 CASES = (
-    CaseSpec("images", "Image pipeline: JPEG records to 224 px batches", images),
-    CaseSpec("tabular", "Tabular pipeline: small examples into batches", tabular),
-    CaseSpec("framing", "Raw framing: count records without TensorFlow", framing),
-    CaseSpec("inspect", "records inspect on 1 GB of shards", inspect),
+    CaseSpec("images", "Image pipeline: JPEG records to 224 px batches", images, issue="#5"),
+    CaseSpec("tabular", "Tabular pipeline: small examples into batches", tabular, issue="#5"),
+    CaseSpec("framing", "Raw framing: count records without TensorFlow", framing, issue="#5"),
+    CaseSpec("inspect", "records inspect on 1 GB of shards", inspect, issue="#5"),
 )

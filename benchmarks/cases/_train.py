@@ -116,4 +116,6 @@ def train(suite: Suite) -> Plan:
     )
 
 
-CASES = (CaseSpec("train", "Feature-extraction training, 10 epochs", train, (600.0, 3600.0)),)
+CASES = (
+    CaseSpec("train", "Feature-extraction training, 10 epochs", train, (600.0, 3600.0), issue="#6"),
+)
