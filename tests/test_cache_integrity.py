@@ -81,6 +81,37 @@ def test_unreadable_manifest_counts_as_damage(file_server: FileServer, url: str)
     assert file_server.count("/m.tar.gz") == 2
 
 
+@pytest.mark.parametrize("damage", [damage_delete, damage_truncate])
+def test_damage_after_many_resolves_is_seen_by_the_same_process(
+    file_server: FileServer, url: str, damage: object
+) -> None:
+    path = hublayer.resolve(url)
+    for _ in range(5):  # this process has read the manifest; later calls reuse it
+        assert hublayer.resolve(url, offline=True) == path
+    damage(Path(path))  # type: ignore[operator]
+    with pytest.raises(CorruptEntryError, match="variables/variables"):
+        hublayer.resolve(url, offline=True)
+    assert hublayer.resolve(url) == path
+    assert_intact(path)
+    assert file_server.count("/m.tar.gz") == 2
+
+
+def test_a_replaced_or_removed_manifest_is_read_again_by_the_same_process(url: str) -> None:
+    path = hublayer.resolve(url)
+    assert hublayer.resolve(url, offline=True) == path
+    (marker,) = Path(os.environ["HUBLAYER_CACHE_DIR"], "manifests").rglob("*.json")
+    data = json.loads(marker.read_text())
+    data["files"] = [[rel, size + 1, digest] for rel, size, digest in data["files"]]
+    fresh = marker.with_name("fresh.tmp")
+    fresh.write_text(json.dumps(data))
+    os.replace(fresh, marker)  # as a commit by another process does
+    with pytest.raises(CorruptEntryError, match=r"saved_model\.pb: 500 bytes, expected 501"):
+        hublayer.resolve(url, offline=True)
+    marker.unlink()
+    with pytest.raises(NotCachedError):
+        hublayer.resolve(url, offline=True)
+
+
 def test_verify_rehashes_and_invalidates_a_same_size_change(
     file_server: FileServer, url: str
 ) -> None:

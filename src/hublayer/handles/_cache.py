@@ -11,6 +11,7 @@ A crash at any point leaves either the old complete entry, or no manifest (refet
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -86,6 +87,54 @@ def _read(path: str) -> tuple[bytes, os.stat_result] | None:
         os.close(fd)
 
 
+def _signature(st: os.stat_result) -> tuple[int, ...]:
+    """What changes when a manifest is rewritten (always a new file, renamed in)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A manifest this process has parsed: its file's signature and what it says."""
+
+    signature: tuple[int, ...]
+    manifest: Manifest
+    #: What :meth:`Cache.lookup` returns while the entry's files match the manifest.
+    hit: Lookup
+    #: The entry's folder.
+    entry: str
+
+    @functools.cached_property
+    def expected(self) -> tuple[tuple[str, int], ...]:
+        """``(absolute path, size)`` of each file, ``(absolute path, -1)`` of each link."""
+        base = self.entry + os.sep
+        files = [(base + rel, size) for rel, size, _ in self.manifest.files]
+        return (*files, *((base + rel, -1) for rel, _ in self.manifest.links))
+
+
+#: Manifests parsed by this process, by marker path (emptied when it reaches 256).
+_SEEN: dict[str, _Seen] = {}
+_SEEN_MAX = 256
+
+
+def _remember(marker: str, seen: _Seen) -> None:
+    if len(_SEEN) >= _SEEN_MAX:
+        _SEEN.clear()  # simple and thread-safe; a process rarely uses this many models
+    _SEEN[marker] = seen
+
+
+def _sizes_match(expected: tuple[tuple[str, int], ...]) -> bool:
+    """Whether every file exists with its size and every link exists: one stat each."""
+    try:
+        for path, size in expected:
+            if size < 0:
+                os.lstat(path)
+            elif os.stat(path).st_size != size:
+                return False
+    except OSError:
+        return False
+    return True
+
+
 class Cache:
     """One cache folder. Cheap to create; holds no open files."""
 
@@ -126,25 +175,40 @@ class Cache:
             return key
 
     def lookup(self, key: str) -> Lookup:
-        """Find entry ``key`` (following an alias) and check its files' sizes; no hashing."""
+        """Find entry ``key`` (following an alias) and check its files' sizes; no hashing.
+
+        The manifest is parsed again only when its (device, inode, size, mtime, ctime) changed
+        since this process last read it; the sizes of the entry's files are checked on
+        every call, so damage is seen at once, in this process too.
+        """
         key = self.canonical(key)
         marker = f"{self._base}/manifests/{key}.json"
-        found = _read(marker)
-        if found is None:
-            return Lookup(key, None, None)
-        data, st = found
         try:
-            manifest = Manifest.from_json(data)
-        except (ValueError, KeyError, TypeError):
-            return Lookup(key, None, None, ("manifest: unreadable",))
-        entry = f"{self._base}/models/{key}"
-        problems = check_sizes(entry, manifest)
-        if problems:
-            return Lookup(key, None, manifest, tuple(problems))
+            st = os.stat(marker)
+        except (FileNotFoundError, NotADirectoryError):
+            return Lookup(key, None, None)
+        seen = _SEEN.get(marker)
+        if seen is None or seen.signature != _signature(st):
+            found = _read(marker)
+            if found is None:
+                return Lookup(key, None, None)
+            data, st = found
+            try:
+                manifest = Manifest.from_json(data)
+            except (ValueError, KeyError, TypeError):
+                return Lookup(key, None, None, ("manifest: unreadable",))
+            entry = f"{self._base}/models/{key}"
+            path = Path(f"{entry}/{manifest.main}" if manifest.main else entry)
+            seen = _Seen(_signature(st), manifest, Lookup(key, path, manifest), entry)
+            _remember(marker, seen)
+        if not _sizes_match(seen.expected):
+            problems = check_sizes(seen.entry, seen.manifest)
+            if problems:
+                return Lookup(key, None, seen.manifest, tuple(problems))
         if time.time() - st.st_mtime > _TOUCH_EVERY:
             with contextlib.suppress(OSError):  # a read-only cache still resolves
                 os.utime(marker)
-        return Lookup(key, Path(f"{entry}/{manifest.main}" if manifest.main else entry), manifest)
+        return seen.hit
 
     # writing -------------------------------------------------------------------------
 

@@ -45,7 +45,13 @@ RESOLVERS: tuple[tuple[type[Any], Resolver[Any]], ...] = (
 )
 
 
+_BY_TYPE: dict[type[Any], Resolver[Any]] = dict(RESOLVERS)
+
+
 def _resolver(handle: Handle) -> Resolver[Any]:
+    found = _BY_TYPE.get(type(handle))  # exact type first: one dict lookup per resolve
+    if found is not None:
+        return found
     return next(r for kind, r in RESOLVERS if isinstance(handle, kind))
 
 
