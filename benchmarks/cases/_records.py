@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,10 +29,13 @@ CROP = "records.dataset, center crop"
 
 
 def _count_batches(ds: Iterable[Any], key: Callable[[Any], Any]) -> dict[str, Any]:
+    """Consume ``ds``; report the examples seen and the process CPU time per example."""
     n = 0
+    cpu0 = time.process_time()
     for batch in ds:
         n += int(key(batch).shape[0])
-    return {"examples": n}
+    cpu_us = (time.process_time() - cpu0) / max(n, 1) * 1e6
+    return {"examples": n, "CPU µs/example": round(cpu_us, 1 if cpu_us < 10 else None)}
 
 
 # ---------------------------------------------------------------- images
@@ -126,10 +130,15 @@ def images(suite: Suite) -> Plan:
             f"to {IMAGE_SIZE}, batches of {IMAGE_BATCH}, one pass per run.",
             f"{cpu_count()} CPU cores available to every contender; the cores column is what each "
             "used.",
-            "usual style: TFRecordDataset → map(parse_single_example + decode + resize) → batch. "
-            "Best practice: the same map with num_parallel_calls=AUTOTUNE, deterministic=False, "
-            "then batch and prefetch(AUTOTUNE). records.dataset: shuffle=False, "
-            "deterministic=False, image resized to 224 (crop='none'), label='label'."
+            "usual style: TFRecordDataset → map(parse_single_example + decode_jpeg + resize to "
+            "224 + /255) → batch. Best practice: the same map with num_parallel_calls=AUTOTUNE, "
+            "deterministic=False, then batch and prefetch(AUTOTUNE). records.dataset: "
+            "shuffle=False, deterministic=False, image resized to 224 (crop='none'), "
+            "label='label'. These three yield the same float32 [32, 224, 224, 3] batches in "
+            "[0, 1] (records.dataset against the usual style: max abs difference 6e-8). "
+            "CPU µs/example is the process CPU time of the last run over its images: the "
+            "usual style already uses more than one core through TF's intra-op threads, so a "
+            "speed-up must come from less CPU per image, not from more parallelism."
             + " The center-crop variant decodes only the central 87.5 % of each JPEG "
             "(decode_and_crop_jpeg, no resize from 256 to 224): less work for the same output "
             "shape, so it is shown for scale, without a target.",

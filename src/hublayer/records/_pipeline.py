@@ -17,9 +17,17 @@ Choices measured on 2 cores (TF 2.21; 200k tabular records, 3k JPEGs at 256x256)
 - Batching before ``parse_example`` is 10-20x faster than ``map(parse_single_example)``.
 - For images the decode dominates; it runs per image in a parallel map. Resizing a
   float32 image costs about 190 µs against 255 µs for uint8 input, so images are cast
-  first: 500-550 µs of CPU per 256 px JPEG resized to 224, against 635-700 µs for the
-  tf.data guide's pipeline. ``crop="center"`` decodes only the crop of a JPEG
-  (``decode_and_crop_jpeg``) and from 256 to 224 needs no resize: about 390 µs.
+  first: 590-640 µs of CPU per 256 px JPEG resized to 224 (the same values as the
+  tutorials' decode + resize + /255, which takes 720-760 µs). The JPEG decode alone is
+  about 420 µs, mostly entropy decoding, so ``crop="center"`` saves little in the decode
+  itself (``decode_and_crop_jpeg``: about 405 µs) but from 256 to 224 needs no resize:
+  465-540 µs in all.
+- Measured and rejected (no gain beyond noise, or slower): ``dct_method="INTEGER_FAST"``
+  (under 1 %; libjpeg-turbo's SIMD default is as fast), one resize per batch instead of
+  per image (2 % slower), batching uint8 images and converting per batch (same), resizing
+  uint8 (16 % slower), ``parse_example`` per batch then ``map_fn`` (2 %, in the noise),
+  a fixed ``num_parallel_calls=2``, ``max_intra_op_parallelism=1`` and private thread
+  pools of 2 or 3 (same CPU per image).
 - Maps, batching and prefetch use AUTOTUNE; order is free (``deterministic=False``)
   unless a seed is given or shuffling is off.
 """
