@@ -21,7 +21,7 @@ __all__ = ["demo"]
 @click.option(
     "--image-size",
     type=click.IntRange(min=32),
-    default=128,
+    default=192,
     show_default=True,
     help="Input size EfficientNet-Lite0 is built for (224 is ImageNet's; slower).",
 )
