@@ -25,7 +25,7 @@ from hublayer._keras_registration import install as _install_keras_registration
 from hublayer._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from hublayer import cache, config, errors, records, testing, train
+    from hublayer import cache, config, errors, records, testing, train, zoo
     from hublayer.errors import HublayerError
     from hublayer.handles import resolve
     from hublayer.layers import KerasLayer
@@ -45,6 +45,7 @@ __all__ = [
     "resolve",
     "testing",
     "train",
+    "zoo",
 ]
 
 # name -> (module, attribute or None for the module itself)
@@ -61,6 +62,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "resolve": ("hublayer.handles", "resolve"),
     "testing": ("hublayer.testing", None),
     "train": ("hublayer.train", None),
+    "zoo": ("hublayer.zoo", None),
 }
 
 
