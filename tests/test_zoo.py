@@ -1,10 +1,11 @@
 """hublayer.zoo: the .pth reader, EfficientNet-Lite0 in Keras against its PyTorch reference,
 and the feature-vector SavedModel built into the cache.
 
-About 25 s on 2 cores without the slow tests; the two slow ones (the live PyTorch reference
-and the cache build) add about 40 s. The live reference test needs the ``[reference]`` extra
-(torch's CPU wheel and ``efficientnet-lite-pytorch``) and is skipped without it; the golden
-test below checks the same photos against logits recorded from that reference, without torch.
+About 20 s on 2 idle cores (the two slow tests, the live PyTorch reference and the cache
+build, take 12 s of it); several times that when other jobs share the cores. The live
+reference test needs the ``[reference]`` extra (torch's CPU wheel and
+``efficientnet-lite-pytorch``) and is skipped without it; the golden test below checks the
+same photos against logits recorded from that reference, without torch.
 """
 
 from __future__ import annotations
