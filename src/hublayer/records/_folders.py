@@ -32,13 +32,8 @@ _KEEP_FORMATS = ("jpeg", "png", "gif")  # formats tf.io.decode_image reads as th
 
 def _reencode(data: bytes, max_size: int | None, quality: int) -> bytes | None:
     """The image as a JPEG no larger than ``max_size``, or None when PIL cannot read it."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as error:  # pragma: no cover - pillow is in the test extras
-        raise ImportError(
-            "Re-encoding images needs Pillow: pip install pillow. Or convert without "
-            "max_size, keeping JPEG, PNG and GIF files as they are."
-        ) from error
+    from PIL import Image, UnidentifiedImageError  # a dependency; imported when used
+
     try:
         with Image.open(io.BytesIO(data)) as opened:
             image = opened.convert("RGB") if opened.mode not in ("RGB", "L") else opened.copy()
