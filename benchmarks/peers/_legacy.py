@@ -13,7 +13,6 @@ The hand-written GradientTape step lives here too: it is the classic TF2 loop
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -41,21 +40,8 @@ def _tf() -> Any:
 
 
 def import_hub() -> Any:
-    """Import ``tensorflow_hub``, even where setuptools no longer ships ``pkg_resources``.
-
-    tensorflow_hub 0.16.1 runs ``from pkg_resources import parse_version`` on import, and
-    setuptools 81+ removed ``pkg_resources``. When it is missing, a stand-in module with
-    ``packaging``'s ``parse_version`` is registered first; nothing else is changed.
-    """
-    import importlib.util
-    import types
-
-    if importlib.util.find_spec("pkg_resources") is None and "pkg_resources" not in sys.modules:
-        from packaging.version import parse
-
-        shim = types.ModuleType("pkg_resources")
-        shim.parse_version = parse  # type: ignore[attr-defined]
-        sys.modules["pkg_resources"] = shim
+    """Import ``tensorflow_hub`` (0.16 imports ``pkg_resources``: the ``[bench]`` extra pins
+    ``setuptools<81``, which still ships it)."""
     import tensorflow_hub
 
     return tensorflow_hub
