@@ -228,14 +228,21 @@ def train(
     click.echo(f"report: {result.paths['report']}")
 
 
-@click.command("predict")
-@click.option(
+# Options shared by `predict` and `evaluate`.
+_TRAINED_MODEL = click.option(
     "--model",
     "model_dir",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The --out folder of `hublayer train`.",
 )
+_BATCH_SIZE = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=64, show_default=True
+)
+
+
+@click.command("predict")
+@_TRAINED_MODEL
 @click.option("--data", "data_files", required=True, multiple=True, help="TFRecords (glob).")
 @click.option(
     "--output",
@@ -244,7 +251,7 @@ def train(
     show_default=True,
     help="CSV to write ('-' for stdout).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@_BATCH_SIZE
 def predict(model_dir: Path, data_files: tuple[str, ...], output: str, batch_size: int) -> None:
     """Predict the class of every record with a trained classifier.
 
@@ -276,18 +283,12 @@ def predict(model_dir: Path, data_files: tuple[str, ...], output: str, batch_siz
 
 
 @click.command("evaluate")
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="The --out folder of `hublayer train`.",
-)
+@_TRAINED_MODEL
 @click.option(
     "--data", "data_files", required=True, multiple=True, help="Labelled TFRecords (glob)."
 )
 @click.option("--label", help="Label feature [default: the one used in training].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@_BATCH_SIZE
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
