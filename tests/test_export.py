@@ -196,3 +196,16 @@ def test_existing_path_is_kept_unless_overwrite(tmp_path: Path) -> None:
 def test_not_a_keras_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="Received: keras_model=Module"):
         export_saved_model(tf.Module(), tmp_path / "m")  # type: ignore[arg-type]
+
+
+def test_other_backends_are_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hublayer.errors import BackendError
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(BackendError, match=r"export a SavedModel.*KERAS_BACKEND=tensorflow"):
+        export_saved_model(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

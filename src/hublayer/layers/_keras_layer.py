@@ -24,8 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from hublayer._backend import require_tensorflow_backend
 from hublayer._specs import TensorInfo
-from hublayer.errors import BackendError, NotTrainableError
+from hublayer.errors import NotTrainableError
 from hublayer.layers import _assets, _shapes, _signatures, _variables
 from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
@@ -121,15 +122,7 @@ class KerasLayer(keras.layers.Layer):
         embed_saved_model: bool = True,
         **kwargs: Any,
     ) -> None:
-        backend = keras.backend.backend()
-        if backend != "tensorflow":
-            raise BackendError(
-                "Expected the TensorFlow Keras backend: a SavedModel runs only on "
-                f"TensorFlow. Received: backend={backend!r}. Set KERAS_BACKEND=tensorflow "
-                "before importing keras (or keras.config.set_backend('tensorflow')), or "
-                "call the model through tf.saved_model.load in a TensorFlow process.",
-                backend=backend,
-            )
+        require_tensorflow_backend("build a KerasLayer")
         kwargs.pop("autocast", None)  # always off: the layer casts to what the model expects
         policy, input_dtype = split_dtype(kwargs.pop("dtype", None))
         # A non-float input (TF Hub's dtype=tf.string, input_shape=[]) must not make

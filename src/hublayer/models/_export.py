@@ -33,7 +33,8 @@ from typing import Any, TypeAlias
 import keras
 import tensorflow as tf
 
-from hublayer.errors import BackendError, SignatureError
+from hublayer._backend import require_tensorflow_backend
+from hublayer.errors import SignatureError
 
 __all__ = ["export_saved_model"]
 
@@ -89,7 +90,7 @@ def export_saved_model(
         >>> tf.saved_model.load(path)(tf.ones([2, 8, 8, 3])).shape
         TensorShape([2, 3])
     """
-    _check_backend()
+    require_tensorflow_backend("export a SavedModel")
     if not isinstance(keras_model, keras.layers.Layer):
         raise TypeError(
             "Expected keras_model to be a Keras 3 `keras.Model` or `keras.Layer`. "
@@ -108,17 +109,6 @@ def export_saved_model(
     root, serving = _build_root(keras_model, specs, output_name, signatures)
     _save_atomically(root, serving, target)
     return str(target)
-
-
-def _check_backend() -> None:
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise BackendError(
-            "Expected the TensorFlow Keras backend to export a SavedModel. "
-            f"Received: backend={backend!r}. Set KERAS_BACKEND=tensorflow before "
-            "importing keras.",
-            backend=backend,
-        )
 
 
 def _input_specs(model: keras.layers.Layer, given: InputSignature | None) -> Any:
