@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # `make demo` installs only what the demo needs; every other target installs everything.
 DEMO_EXTRAS ?= demo
-EXTRAS      ?= test,demo,bench,hf,s3,parquet,reference
+EXTRAS      ?= test,demo,bench,hf,s3,parquet,reference,ray,jax
 HASH        := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 STAMP       := $(VENV)/.installed-all-$(HASH)
 DEMO_STAMP  := $(VENV)/.installed-demo-$(HASH)
