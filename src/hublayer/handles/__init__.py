@@ -18,10 +18,21 @@ from hublayer.handles._handles import (
     StoreHandle,
     TfhubHandle,
 )
+from hublayer.handles._maintenance import (
+    CacheEntry,
+    EntryCheck,
+    build_entry,
+    list_entries,
+    prune,
+    remove,
+    verify,
+)
 from hublayer.handles._parse import SCHEMES, Scheme, parse_handle
 from hublayer.handles._resolve import resolve
 
 __all__ = [
+    "CacheEntry",
+    "EntryCheck",
     "Handle",
     "HfHandle",
     "HttpHandle",
@@ -31,6 +42,11 @@ __all__ = [
     "Scheme",
     "StoreHandle",
     "TfhubHandle",
+    "build_entry",
+    "list_entries",
     "parse_handle",
+    "prune",
+    "remove",
     "resolve",
+    "verify",
 ]

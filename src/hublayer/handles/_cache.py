@@ -1,6 +1,6 @@
 """The model cache: where entries live, how they are found, committed and removed.
 
-The layout and the key forms are drawn in :mod:`hublayer.cache` (once, there).
+The layout and the key forms are drawn in :mod:`hublayer.handles._maintenance` (once, there).
 
 An entry is used only when its manifest exists and every listed file has its listed size
 (one ``stat`` each, no hashing), checked on every lookup. A process keeps the manifests

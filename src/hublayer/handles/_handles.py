@@ -1,6 +1,6 @@
 """The handle types: one frozen dataclass per accepted form, each with its cache key.
 
-Keys are ``/``-separated plain names (see :mod:`hublayer.cache` for the layout).
+Keys are ``/``-separated plain names (see :mod:`hublayer.handles._maintenance` for the layout).
 A variable-depth path is folded into one segment with ``~``, so every key of a source
 has the same depth and no entry folder can sit inside another one.
 

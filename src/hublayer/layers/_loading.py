@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from hublayer.errors import SignatureError
 from hublayer.layers import _shapes, _signatures, _variables
-from hublayer.models._load import is_hub_module_v1, load_path, resolve_handle
+from hublayer.models import is_hub_module_v1, load_path, resolve_handle
 
 __all__ = ["CallOptions", "LoadedModel", "PendingModel", "load_model"]
 

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from hublayer.models._export import export_saved_model
 from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
+
+# For `hublayer.layers` (the floor above), not part of the public API.
+from hublayer.models._load import is_hub_module_v1 as is_hub_module_v1
 from hublayer.models._load import load
+from hublayer.models._load import load_path as load_path
+from hublayer.models._load import resolve_handle as resolve_handle
 
 __all__ = ["ModelInfo", "SignatureInfo", "export_saved_model", "inspect", "load"]

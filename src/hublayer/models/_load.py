@@ -119,8 +119,7 @@ def load_path(
     if keras_file is not None:
         import keras
 
-        import hublayer.layers  # noqa: F401  (registers KerasLayer for nested layers)
-
+        # `import hublayer` installed the hook that registers KerasLayer with Keras.
         return keras.saving.load_model(keras_file)
     if not any((folder / name).is_file() for name in _SAVED_MODEL_FILES):
         raise ModelNotFoundError(

@@ -166,7 +166,7 @@ def build_efficientnet_lite0(
         >>> path.parts[-4:]                                   # doctest: +SKIP
         ('zoo', 'efficientnet-lite0', 'feature-vector-128', '1')
     """
-    from hublayer.cache import build_entry
+    from hublayer.handles import build_entry
 
     key = cache_key(image_size)
     source = weights_file()  # fail fast, before taking the entry's lock
