@@ -16,22 +16,14 @@ Example:
 
 from __future__ import annotations
 
-from hublayer.handles import (
-    CacheEntry,
-    EntryCheck,
-    build_entry,
-    list_entries,
-    prune,
-    remove,
-    verify,
-)
+from hublayer import handles
 
-__all__ = [
-    "CacheEntry",
-    "EntryCheck",
-    "build_entry",
-    "list_entries",
-    "prune",
-    "remove",
-    "verify",
-]
+CacheEntry = handles.CacheEntry
+EntryCheck = handles.EntryCheck
+build_entry = handles.build_entry
+list_entries = handles.list_entries
+prune = handles.prune
+remove = handles.remove
+verify = handles.verify
+
+__all__ = ["CacheEntry", "EntryCheck", "build_entry", "list_entries", "prune", "remove", "verify"]
