@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._env import environment
+from benchmarks._env import environment, provenance
 from benchmarks._harness import CaseResult, CaseSpec, run_case
-from benchmarks._report import HERE, fmt_seconds, write_results
+from benchmarks._report import HERE, fmt_seconds, ratio_text, write_results
 from benchmarks._subprocess import ROOT, child_env
 from benchmarks._suites import SUITES
 
@@ -136,14 +136,9 @@ def _run_child(spec: CaseSpec, suite: str, smoke: bool = False) -> dict[str, Any
 
 
 def _ratio_line(ratio: dict[str, Any]) -> str:
-    value, target = ratio["value"], ratio["target"]
-    goal = f" (target {target})" if target else ""
-    if ratio["kind"] == "seconds":
-        shown = "n/a" if value is None else fmt_seconds(value)
-        return f"median of {ratio['subject']}: {shown}{goal.replace(')', ' s)')}"
-    label = "time ratio" if ratio["kind"] == "time" else "speed-up"
-    shown = "n/a" if value is None else f"{value:.2f}x"
-    return f"{label} {ratio['subject']} vs {ratio['peer']}: {shown}{goal}"
+    figure, shown, spread, verdict = ratio_text(ratio)
+    goal = f"; target {ratio['target']}: {verdict.strip('*')}" if ratio["target"] else ""
+    return f"{figure}: {shown}" + (f" ({spread})" if spread else "") + goal
 
 
 def _failed(case: dict[str, Any]) -> bool:
@@ -175,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     load_before = os.getloadavg()[0]
+    code_before = provenance()
     results: list[dict[str, Any]] = []
     for spec in selected:
         _log(f"=== {spec.name}: {spec.title} ({args.suite} suite)")
@@ -186,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log(f"    {_ratio_line(ratio)}")
     wall = time.perf_counter() - t0
     _log(f"all cases done in {fmt_seconds(wall)}")
+    code_after = provenance()
+    if code_after["commit"] != code_before["commit"]:
+        _log(
+            f"note: the commit changed during the run: {code_before['commit']} → "
+            f"{code_after['commit']}"
+        )
     if not (args.no_save or args.smoke):
         path = write_results(
             environment(),
@@ -198,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "started": started,
                 "wall_s": wall,
                 "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                "commit_start": code_before["commit"],
+                "dirty_start": code_before["dirty"],
+                "commit_end": code_after["commit"],
+                "dirty_end": code_after["dirty"],
             },
         )
         _log(f"wrote {path} and {args.markdown}")

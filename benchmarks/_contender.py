@@ -127,6 +127,9 @@ class InProcess(Contender):
         build: called once by ``start``; returns the operation to time. If the operation
             returns a dict, it becomes the sample's ``extras``.
         inner: how many calls one sample makes; the sample reports the time per call.
+        min_seconds: keep calling (``inner`` calls at a time) until the sample has run at
+            least this long, then report the time per call; the number of calls is in
+            the sample's extras as ``passes``. For operations too short to time alone.
         before: called before each sample, untimed (e.g. to empty a cache folder).
         **kwargs: ``role``, ``items``, ``nbytes``, ``expect_failure``.
 
@@ -140,12 +143,14 @@ class InProcess(Contender):
         build: Callable[[], Callable[[], Any]],
         *,
         inner: int = 1,
+        min_seconds: float = 0.0,
         before: Callable[[], object] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, **kwargs)
         self._build = build
         self._inner = inner
+        self._min_seconds = min_seconds
         self._before = before
         self._op: Callable[[], Any] | None = None
 
@@ -159,12 +164,19 @@ class InProcess(Contender):
         if self._before is not None:
             self._before()
         out: Any = None
+        calls = 0
         cpu0, t0 = _cpu_seconds(), time.perf_counter()
-        for _ in range(self._inner):
-            out = op()
+        while True:
+            for _ in range(self._inner):
+                out = op()
+            calls += self._inner
+            if time.perf_counter() - t0 >= self._min_seconds:
+                break
         wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
         extras = dict(out) if isinstance(out, dict) else {}
-        return Sample(wall / self._inner, cpu / self._inner, extras)
+        if self._min_seconds:
+            extras["passes"] = calls
+        return Sample(wall / calls, cpu / calls, extras)
 
     def stop(self) -> None:
         self._op = None

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "cpu_count", "environment", "host", "today"]
+__all__ = ["PACKAGES", "cpu_count", "environment", "host", "provenance", "today"]
 
 #: Distributions whose versions every result records (the issue asks for these).
 PACKAGES: tuple[str, ...] = (
@@ -76,6 +76,32 @@ def _commit() -> str:
     return out.stdout.strip()
 
 
+def _dirty() -> bool | None:
+    """Whether ``src/`` or ``benchmarks/`` differ from the commit (None when unknown)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src", "benchmarks"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # Results files are written by the run itself.
+    paths = [line[3:] for line in out.stdout.splitlines()]
+    return any(not p.startswith(("benchmarks/results/", "benchmarks/RESULTS.md")) for p in paths)
+
+
+def provenance() -> dict[str, Any]:
+    """The code a figure was measured with: ``{"commit": "abc1234", "dirty": False}``.
+
+    ``dirty`` says whether ``src/`` or ``benchmarks/`` had uncommitted changes.
+    """
+    return {"commit": _commit(), "dirty": _dirty()}
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -96,6 +122,6 @@ def environment() -> dict[str, Any]:
         "machine_cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
-        "commit": _commit(),
+        **provenance(),
         "versions": {dist: _version(dist) for dist in PACKAGES},
     }

@@ -8,14 +8,45 @@ Contenders are defined in ``_contender.py`` (re-exported here, so a case imports
 needs from one place). A contender whose feature is not built yet raises :class:`NotYet`
 from ``start`` and is reported as "not yet", with the reason, instead of failing the run.
 
+How to write a case whose verdicts survive noise (all of this is automatic once the
+case names its figures):
+
+- **Ratios get an interval and a verdict.** Name each figure with
+  ``Ratio(subject, peer, kind, target)``. The harness computes the median ratio, a 90 %
+  bootstrap interval over the paired rounds (``low``, ``high``), the ratio of the
+  fastest runs (``min_value``), and a ``verdict``: "met" only when the whole interval
+  meets the target, "not met" when none of it does, "within noise" otherwise (see
+  ``_verdict.py``). The summary says "yes" only for "met". Give a case at least 5
+  rounds (``reps``) where it can afford them: 3 pairs make a wide interval.
+- **Nothing measured is typed.** A note that states a figure (cores, an output
+  difference, a record count) is a callable ``note(result) -> str | None``, resolved
+  after the runs: ``result.contender(name).stats.cores``, ``.stats.cpu``,
+  ``.extras[key]`` (what the timed operation returned as a dict) and
+  ``result.ratio(subject, peer)`` are there to quote. Compute an output difference
+  inside the run (return it in the operation's dict) or in ``start``.
+- **Short operations loop.** ``InProcess(..., min_seconds=2.0)`` repeats the operation
+  until a run lasts at least that long and reports the time per pass, so one run is
+  not one 0.2 s blip. Give ``items`` and the table shows CPU µs per item.
+- **A busy machine is flagged.** The load average is read before, during (each round)
+  and after a case; when it exceeds the usable cores the case is marked ``busy`` and
+  gets a note saying so, in the table too.
+
 Example:
     >>> import time
     >>> a = InProcess("sleep 1 ms", lambda: lambda: time.sleep(0.001))
     >>> b = InProcess("sleep 2 ms", lambda: lambda: time.sleep(0.002), role="peer")
-    >>> plan = Plan([a, b], [Ratio("sleep 1 ms", "sleep 2 ms", "time", "<= 1.0")], reps=3)
+    >>> plan = Plan(
+    ...     [a, b],
+    ...     [Ratio("sleep 1 ms", "sleep 2 ms", "time", "<= 1.0")],
+    ...     reps=3,
+    ...     notes=[lambda r: f"{r.contender('sleep 1 ms').stats.n} runs of each"],
+    ... )
     >>> result = run_plan("demo", "two sleeps", plan, log=lambda line: None)
-    >>> [c.status for c in result.contenders], len(result.contenders[0].samples)
-    (['ok', 'ok'], 3)
+    >>> [c.status for c in result.contenders], result.notes[0]
+    (['ok', 'ok'], '3 runs of each')
+    >>> r = result.ratio("sleep 1 ms", "sleep 2 ms")
+    >>> r.low <= r.value <= r.high, r.verdict in ("met", "within noise", "not met")
+    (True, True)
 """
 
 from __future__ import annotations
@@ -29,7 +60,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from benchmarks import _verdict
 from benchmarks._contender import Contender, InProcess, NotYet, Sample, require
+from benchmarks._env import cpu_count, provenance
+from benchmarks._verdict import Verdict, check_target, interval, min_ratio, verdict
 
 __all__ = [
     "CaseResult",
@@ -43,6 +77,7 @@ __all__ = [
     "RatioResult",
     "Sample",
     "Stats",
+    "Verdict",
     "check_target",
     "require",
     "run_case",
@@ -51,6 +86,7 @@ __all__ = [
 
 Status = Literal["ok", "not yet", "error", "fails as expected", "skipped"]
 Log = Callable[[str], None]
+Note = str | Callable[["CaseResult"], str | None]
 
 
 @dataclass(frozen=True)
@@ -85,7 +121,10 @@ class Plan:
         reps: timed rounds (each contender once per round).
         min_reps: rounds always run, even when ``budget_s`` is spent.
         budget_s: stop after the round that passes this many seconds of measuring.
-        notes: free text for the table (sizes, cores, what "usual style" means).
+        notes: text for the table (sizes, what "usual style" means). A note may be a
+            callable ``note(result) -> str | None``, called with the finished
+            :class:`CaseResult`: use it for anything measured (cores, an output
+            difference), so no figure in a note is typed by hand. None drops the note.
         cleanup: called after the contenders stop (servers, temp folders), last first.
     """
 
@@ -95,7 +134,7 @@ class Plan:
     reps: int = 5
     min_reps: int = 3
     budget_s: float = math.inf
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     cleanup: list[Callable[[], object]] = field(default_factory=list)
 
 
@@ -108,17 +147,20 @@ class Stats:
     max: float
     n: int
     cores: float | None
+    cpu: float | None = None  #: median CPU seconds of a run, all threads together
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> Stats:
         secs = [s.seconds for s in samples]
         usage = [s.cpu_seconds / s.seconds for s in samples if s.cpu_seconds and s.seconds > 0]
+        cpu = [s.cpu_seconds for s in samples if s.cpu_seconds is not None]
         return cls(
             median=statistics.median(secs),
             min=min(secs),
             max=max(secs),
             n=len(secs),
             cores=statistics.median(usage) if usage else None,
+            cpu=statistics.median(cpu) if cpu else None,
         )
 
 
@@ -139,7 +181,13 @@ class ContenderResult:
 
 @dataclass
 class RatioResult:
-    """A computed figure; ``value`` is None when either side has no timing."""
+    """A computed figure with its interval and verdict (see ``_verdict.py``).
+
+    ``value`` is the ratio of the medians, None when either side has no timing;
+    ``low``/``high`` the 90 % bootstrap interval over paired rounds; ``min_value`` the
+    ratio of the fastest runs; ``verdict`` is "met", "not met", "within noise", "n/a"
+    (no value) or "" (no target); ``met`` is True or False only for "met" or "not met".
+    """
 
     subject: str
     peer: str
@@ -147,6 +195,11 @@ class RatioResult:
     target: str
     value: float | None
     met: bool | None
+    verdict: Verdict = ""
+    low: float | None = None
+    high: float | None = None
+    min_value: float | None = None
+    pairs: int = 0
 
 
 @dataclass
@@ -166,6 +219,19 @@ class CaseResult:
     suite: str = ""
     command: str = ""
     started: str = ""
+    peak_load: float = 0.0
+    cpus: int = 0
+    busy: bool = False
+    commit: str = ""
+    dirty: bool | None = None
+
+    def contender(self, name: str) -> ContenderResult | None:
+        """The result of the contender called ``name``, or None (for computed notes)."""
+        return next((c for c in self.contenders if c.name == name), None)
+
+    def ratio(self, subject: str, peer: str = "") -> RatioResult | None:
+        """The first computed ratio of ``subject`` against ``peer``, or None."""
+        return next((r for r in self.ratios if (r.subject, r.peer) == (subject, peer)), None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,38 +243,28 @@ def _short_error(exc: BaseException) -> str:
     return first[:400]
 
 
-def check_target(value: float, target: str) -> bool | None:
-    """Whether ``value`` meets a target such as ``"<= 1.05"``; None when there is none.
-
-    Example:
-        >>> check_target(1.0, "<= 1.05"), check_target(1.9, ">= 2"), check_target(3.0, "")
-        (True, False, None)
-    """
-    parts = target.split()
-    if len(parts) != 2:
-        return None
-    op, bound = parts[0], float(parts[1])
-    checks: dict[str, Callable[[float, float], bool]] = {
-        "<=": lambda a, b: a <= b,
-        ">=": lambda a, b: a >= b,
-        "<": lambda a, b: a < b,
-        ">": lambda a, b: a > b,
-    }
-    if op not in checks:
-        raise ValueError(f"Expected a target like '<= 1.05' or '>= 2'. Received: {target!r}")
-    return checks[op](value, bound)
-
-
 def _ratio(ratio: Ratio, by_name: dict[str, ContenderResult]) -> RatioResult:
     mine, theirs = by_name.get(ratio.subject), by_name.get(ratio.peer)
-    value: float | None = None
-    if ratio.kind == "seconds":
-        value = mine.stats.median if mine and mine.stats else None
-    elif mine and theirs and mine.stats and theirs.stats:
-        a, b = mine.stats.median, theirs.stats.median
-        value = a / b if ratio.kind == "time" else b / a
-    met = check_target(value, ratio.target) if value is not None else None
-    return RatioResult(ratio.subject, ratio.peer, ratio.kind, ratio.target, value, met)
+    a = [s.seconds for s in mine.samples] if mine else []
+    b = [s.seconds for s in theirs.samples] if theirs else []
+    if not a or (ratio.kind != "seconds" and not b):
+        v = verdict(None, None, ratio.target)
+        return RatioResult(ratio.subject, ratio.peer, ratio.kind, ratio.target, None, None, v)
+    low, high = interval(a, b, ratio.kind)
+    v = verdict(low, high, ratio.target)
+    return RatioResult(
+        ratio.subject,
+        ratio.peer,
+        ratio.kind,
+        ratio.target,
+        value=_verdict.ratio(a, b, ratio.kind),
+        met={"met": True, "not met": False}.get(v),
+        verdict=v,
+        low=low,
+        high=high,
+        min_value=min_ratio(a, b, ratio.kind),
+        pairs=len(a) if ratio.kind == "seconds" else min(len(a), len(b)),
+    )
 
 
 def _fmt(seconds: float) -> str:
@@ -237,6 +293,7 @@ def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResu
     }
     active: list[Contender] = []
     started: list[Contender] = []
+    peak = os.getloadavg()[0]
 
     def fail(contender: Contender, exc: BaseException, when: str) -> None:
         res = results[contender.name]
@@ -282,6 +339,7 @@ def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResu
         for round_no in range(plan.reps):
             for contender in list(active):
                 sample(contender, timed=True)
+            peak = max(peak, os.getloadavg()[0])
             spent = time.perf_counter() - t_rounds
             if round_no + 1 >= plan.min_reps and spent > plan.budget_s:
                 log(f"[{name}] budget of {plan.budget_s:.0f} s spent after {round_no + 1} rounds")
@@ -307,14 +365,46 @@ def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResu
     status: Status = "ok" if statuses & {"ok", "fails as expected"} else "not yet"
     if "error" in statuses and not any(c.stats for c in contenders):
         status = "error"
-    return CaseResult(
+    cpus = cpu_count()
+    result = CaseResult(
         name=name,
         title=title,
         status=status,
-        notes=list(plan.notes),
         contenders=contenders,
         ratios=ratios,
         wall_s=time.perf_counter() - t_case,
+        peak_load=round(peak, 2),
+        cpus=cpus,
+        busy=peak > cpus,
+    )
+    result.notes = _notes(plan.notes, result, log)
+    return result
+
+
+def _notes(notes: Sequence[Note], result: CaseResult, log: Log) -> list[str]:
+    """Resolve computed notes against the finished result; a failing one says so."""
+    out = []
+    for note in notes:
+        if isinstance(note, str):
+            out.append(note)
+            continue
+        try:
+            text = note(result)
+        except Exception as exc:  # a note must not lose the case's figures
+            log(f"[{result.name}] a computed note failed: {_short_error(exc)}")
+            text = f"(a computed note failed: {_short_error(exc)})"
+        if text:
+            out.append(text)
+    if result.busy:
+        out.append(_busy_note(result))
+    return out
+
+
+def _busy_note(result: CaseResult) -> str:
+    return (
+        f"**Busy machine**: the load average reached {result.peak_load:.1f} on "
+        f"{result.cpus} cores while this case ran, so other work shared its cores and its "
+        "runs are noisy: read the intervals and verdicts, not the medians alone."
     )
 
 
@@ -353,6 +443,7 @@ def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = Fals
     import datetime as dt
 
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    code = provenance()
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
@@ -368,6 +459,13 @@ def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = Fals
     else:
         result = run_plan(spec.name, spec.title, plan, log=log)
     result.suite, result.started, result.issue = suite.name, started, spec.issue
+    result.commit, result.dirty = code["commit"], code["dirty"]
     result.wall_s = time.perf_counter() - t0
-    result.load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    load_after = os.getloadavg()[0]
+    result.load = [round(load_before, 2), round(load_after, 2)]
+    result.cpus = cpu_count()
+    result.peak_load = round(max(result.peak_load, load_before, load_after), 2)
+    if result.peak_load > result.cpus and not result.busy and result.contenders:
+        result.busy = True
+        result.notes.append(_busy_note(result))
     return result

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fmt_seconds", "merge_results", "render_markdown", "write_results"]
+__all__ = ["fmt_seconds", "merge_results", "ratio_text", "render_markdown", "write_results"]
 
 HERE = Path(__file__).resolve().parent
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -72,21 +72,60 @@ def _extras(extras: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _ratio_text(ratio: Mapping[str, Any]) -> tuple[str, str, str]:
-    value = ratio.get("value")
-    met = {True: "yes", False: "**no**", None: "—"}[ratio.get("met")]
-    if ratio["kind"] == "seconds":
-        shown = "n/a" if value is None else fmt_seconds(value)
-        return f"median time of {ratio['subject']}", shown, met
-    label = "time ratio" if ratio["kind"] == "time" else "speed-up"
-    shown = "n/a" if value is None else f"{value:.2f}{TIMES}"
-    return f"{label} {ratio['subject']} vs {ratio['peer']}", shown, met
+#: The summary's "met" column: "yes" only when the whole interval meets the target.
+_SUMMARY = {
+    "met": "yes",
+    "not met": "**no**",
+    "within noise": "within noise",
+    "n/a": "n/a",
+    "": "—",
+}
+
+
+def _verdict(ratio: Mapping[str, Any]) -> str:
+    """The ratio's verdict; results written before verdicts existed fall back on ``met``."""
+    if "verdict" in ratio:
+        return str(ratio["verdict"])
+    return {True: "met", False: "not met", None: ""}[ratio.get("met")]
+
+
+def _shown(value: float | None, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    return fmt_seconds(value) if kind == "seconds" else f"{value:.2f}{TIMES}"
+
+
+def ratio_text(ratio: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """Figure, median value, "[low, high]; min m" and the verdict for a summary row.
+
+    Example:
+        >>> ratio_text({"subject": "a", "peer": "", "kind": "seconds", "value": 0.5,
+        ...     "low": 0.4, "high": 0.6, "min_value": 0.39, "target": "<= 1",
+        ...     "verdict": "met"})
+        ('median time of a', '500.0 ms', '400.0 ms to 600.0 ms; min 390.0 ms', '**met**')
+    """
+    kind = ratio["kind"]
+    if kind == "seconds":
+        figure = f"median time of {ratio['subject']}"
+    else:
+        label = "time ratio" if kind == "time" else "speed-up"
+        figure = f"{label} {ratio['subject']} vs {ratio['peer']}"
+    spread = ""
+    if ratio.get("low") is not None and ratio.get("high") is not None:
+        low, high = _shown(ratio["low"], kind), _shown(ratio["high"], kind)
+        spread = f"{low.rstrip(TIMES)} to {high}" if kind != "seconds" else f"{low} to {high}"
+        if ratio.get("min_value") is not None:
+            spread += f"; min {_shown(ratio['min_value'], kind)}"
+    shown_verdict = {"met": "**met**", "not met": "**not met**", "": "—"}
+    verdict = _verdict(ratio)
+    return figure, _shown(ratio.get("value"), kind), spread, shown_verdict.get(verdict, verdict)
 
 
 def _contender_rows(case: Mapping[str, Any]) -> list[str]:
     rows = [
-        "| contender | role | status | median | min | max | runs | cores | rate | notes |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| contender | role | status | median | min | max | runs | cores | rate "
+        "| CPU µs/item | notes |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in case["contenders"]:
         stats = c.get("stats")
@@ -100,15 +139,41 @@ def _contender_rows(case: Mapping[str, Any]) -> list[str]:
             if c.get("nbytes"):
                 rates.append(f"{c['nbytes'] / stats['median'] / 1e6:.0f} MB/s")
             rate = ", ".join(rates)
+            per_item = ""
+            if c.get("items") and stats.get("cpu") is not None:
+                us = stats["cpu"] / c["items"] * 1e6
+                per_item = f"{us:.2f}" if us < 10 else f"{us:.0f}"
         else:
-            med = lo = hi = runs = cores = rate = ""
+            med = lo = hi = runs = cores = rate = per_item = ""
         notes = "; ".join(x for x in (c.get("detail", ""), _extras(c.get("extras", {}))) if x)
         notes = notes.replace("|", "\\|").replace("\n", " ")
         rows.append(
             f"| {c['name']} | {c['role']} | {c['status']} | {med} | {lo} | {hi} | {runs} "
-            f"| {cores} | {rate} | {notes} |"
+            f"| {cores} | {rate} | {per_item} | {notes} |"
         )
     return rows
+
+
+def _provenance(run: Mapping[str, Any]) -> str:
+    """The commits a run measured, and a warning when the code changed or was dirty.
+
+    Example:
+        >>> _provenance({"commit_start": "abc", "commit_end": "abc", "dirty_start": False,
+        ...     "dirty_end": False})
+        '; commit `abc`, clean tree'
+    """
+    start, end = run.get("commit_start"), run.get("commit_end")
+    if not start:
+        return ""
+    dirty = run.get("dirty_start") or run.get("dirty_end")
+    tree = "uncommitted changes in `src/` or `benchmarks/`" if dirty else "clean tree"
+    if start == end:
+        return f"; commit `{start}`, {tree}"
+    return (
+        f"; **the code changed while this run measured**: commit `{start}` at the start, "
+        f"`{end}` at the end ({tree}), so its cases may have measured different code: "
+        "each case's own commit is in its section"
+    )
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
@@ -131,6 +196,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                 if load
                 else ""
             )
+            + _provenance(run)
         )
     lines = [
         "# Benchmark results",
@@ -139,7 +205,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         "",
         *runs,
         f"- Suite: {', '.join(suites)}" + (f" ({_sizes()})" if "quick" in suites else ""),
-        f"- Date: {env['date']}; host `{env['host']}`; commit `{env['commit']}`",
+        f"- Date: {env['date']}; host `{env['host']}`; "
+        f"commit `{env['commit']}` when the results were written",
         f"- CPUs: {env['cpus']} usable ({env['machine_cpus']} on the machine), {env['cpu_model']}",
         f"- Python {env['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}, "
         f"tf-keras {v['tf-keras']}, tensorflow-hub {v['tensorflow-hub']}, "
@@ -149,26 +216,31 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         _INTRO,
         "## Summary",
         "",
-        "| issue | case | figure | value | target | met |",
-        "|---|---|---|---:|---|---|",
+        "| issue | case | figure | value | 90 % interval; min-of-runs | target | met |",
+        "|---|---|---|---:|---:|---|---|",
     ]
     for case in doc["cases"]:
-        head = f"| {case.get('issue', '')} | {case['name']} |"
+        head = (
+            f"| {case.get('issue', '')} | {case['name']}{' (busy)' if case.get('busy') else ''} |"
+        )
         for ratio in case["ratios"]:
-            figure, shown, met = _ratio_text(ratio)
+            figure, shown, spread, _ = ratio_text(ratio)
             target = ratio.get("target") or "—"
             target += " s" if ratio["kind"] == "seconds" and ratio.get("target") else ""
-            lines.append(f"{head} {figure} | {shown} | {target} | {met} |")
+            met = _SUMMARY[_verdict(ratio)]
+            lines.append(f"{head} {figure} | {shown} | {spread} | {target} | {met} |")
         for c in case["contenders"]:
             accuracy = c.get("extras", {}).get("val_accuracy")
             if isinstance(accuracy, float):
-                lines.append(f"{head} validation accuracy, {c['name']} | {accuracy:.3f} | | |")
+                lines.append(f"{head} validation accuracy, {c['name']} | {accuracy:.3f} | | | |")
         if not case["ratios"] or case["status"] != "ok":
-            lines.append(f"{head} {case['status']} | | | {case.get('detail', '')} |")
+            lines.append(f"{head} {case['status']} | | | | {case.get('detail', '')} |")
     for case in doc["cases"]:
         lines += ["", f"## {case['name']}: {case['title']}", ""]
         meta = f"Suite `{case.get('suite', '')}`, measured {case.get('started', '')}"
         meta += f", case wall time {fmt_seconds(case.get('wall_s', 0.0))}"
+        if case.get("commit"):
+            meta += f", commit `{case['commit']}`" + (" (dirty)" if case.get("dirty") else "")
         if case.get("load"):
             meta += f", load average {case['load'][0]:.1f} → {case['load'][1]:.1f}"
         lines.append(meta + ".")
@@ -181,11 +253,13 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         if case["ratios"]:
             lines.append("")
             for ratio in case["ratios"]:
-                figure, shown, met = _ratio_text(ratio)
-                target = f" (target {ratio['target']}: {met})" if ratio.get("target") else ""
-                if ratio["kind"] == "seconds" and target:
-                    target = f" (target {ratio['target']} s: {met})"
-                lines.append(f"- {figure}: **{shown}**{target}")
+                figure, shown, spread, verdict = ratio_text(ratio)
+                unit = " s" if ratio["kind"] == "seconds" else ""
+                spread = f" (90 % interval {spread})" if spread else ""
+                target = (
+                    f"; target {ratio['target']}{unit}: {verdict}" if ratio.get("target") else ""
+                )
+                lines.append(f"- {figure}: **{shown}**{spread}{target}")
     return "\n".join(lines) + "\n"
 
 

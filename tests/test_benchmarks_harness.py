@@ -9,9 +9,11 @@ results land in the JSON file and the table. About 5 s (a few tiny child process
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tarfile
 import textwrap
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import _cli, _data, _report
+from benchmarks import _cli, _data, _report, _verdict
 from benchmarks._env import environment
 from benchmarks._harness import (
     CaseSpec,
@@ -60,6 +62,12 @@ class Scripted(Contender):
 
 def _quiet(_: str) -> None:
     pass
+
+
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the load average low, so no result is flagged busy unless a test says so."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
 
 
 def _run(plan: Plan) -> Any:
@@ -105,9 +113,12 @@ def test_stats_and_ratios_use_medians_of_timed_runs_only() -> None:
     assert (stats.median, stats.min, stats.max, stats.n) == (2.0, 1.0, 3.0, 3)
     assert stats.cores == pytest.approx(0.25)  # median of cpu/wall = 0.5 / 2
     time_ratio, speed_up, seconds = result.ratios
-    assert (time_ratio.value, time_ratio.met) == (0.5, True)
-    assert (speed_up.value, speed_up.met) == (2.0, True)
-    assert (seconds.value, seconds.met) == (2.0, False)
+    assert (time_ratio.value, time_ratio.met, time_ratio.verdict) == (0.5, True, "met")
+    # 2.0x by the medians, but round 2 alone gives 4 / 3: the target is inside the noise.
+    assert (speed_up.value, speed_up.met, speed_up.verdict) == (2.0, None, "within noise")
+    assert (seconds.value, seconds.met, seconds.verdict) == (2.0, False, "not met")
+    assert speed_up.min_value == 4.0  # fastest peer run over fastest own run
+    assert speed_up.pairs == 3
 
 
 def test_missing_feature_is_not_yet_and_the_others_still_run() -> None:
@@ -209,6 +220,145 @@ def test_run_case_records_a_case_that_cannot_start_yet() -> None:
         "hublayer.records.dataset is not built yet",
     )
     assert result.suite == "quick"
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def _pair(ours: list[float], peer: list[float], target: str, kind: str = "speed") -> Any:
+    journal: list[str] = []
+    plan = Plan(
+        [Scripted("ours", ours, journal), Scripted("peer", peer, journal, role="peer")],
+        [Ratio("ours", "peer", kind, target)],  # type: ignore[arg-type]
+        warmup=0,
+        reps=len(ours),
+    )
+    return _run(plan).ratios[0]
+
+
+def test_a_verdict_is_met_only_when_the_whole_interval_meets_the_target() -> None:
+    steady = [1.0, 1.02, 0.98, 1.01, 0.99]
+    peer = [2.0, 2.05, 1.95, 2.02, 1.98]
+    assert _pair(steady, peer, ">= 1.8").verdict == "met"
+    assert _pair(steady, peer, ">= 2.5").verdict == "not met"
+    # The same medians, but one round where ours was slow: 2.0x is no longer certain.
+    noisy = _pair([1.0, 1.02, 3.0, 0.5, 0.99], peer, ">= 1.8")
+    assert noisy.value == pytest.approx(2.0 / 1.0)
+    assert noisy.low < 1.8 < noisy.high
+    assert (noisy.verdict, noisy.met) == ("within noise", None)
+    assert noisy.low <= noisy.value <= noisy.high
+
+
+def test_paired_rounds_cancel_noise_that_hits_both_contenders() -> None:
+    # A busy minute slows both contenders of a round alike: the ratio stays 0.5.
+    ratio = _pair([1.0, 2.0, 4.0, 1.5, 3.0], [2.0, 4.0, 8.0, 3.0, 6.0], "<= 0.6", "time")
+    assert (ratio.low, ratio.value, ratio.high) == (0.5, 0.5, 0.5)
+    assert ratio.verdict == "met"
+
+
+def test_seconds_ratios_and_missing_sides_get_a_verdict_too() -> None:
+    journal: list[str] = []
+    plan = Plan(
+        [Scripted("ours", [4.0, 4.2, 3.9], journal)],
+        [Ratio("ours", "", "seconds", "<= 5"), Ratio("ours", "absent", "time", "<= 1")],
+        warmup=0,
+        reps=3,
+    )
+    seconds, missing = _run(plan).ratios
+    assert (seconds.low, seconds.high, seconds.verdict) == (3.9, 4.2, "met")
+    assert (missing.value, missing.verdict, missing.met) == (None, "n/a", None)
+
+
+def test_intervals_are_reproducible_and_reject_empty_sides() -> None:
+    a, b = [1.0, 1.3, 0.9, 1.1], [2.0, 1.7, 2.4, 2.1]
+    assert _verdict.interval(a, b, "speed") == _verdict.interval(a, b, "speed")
+    assert _verdict.verdict(1.0, 2.0, "") == ""
+    with pytest.raises(ValueError, match="Expected runs on both sides"):
+        _verdict.interval(a, [], "time")
+
+
+def test_a_case_on_a_busy_machine_flags_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    journal: list[str] = []
+    plan = Plan([Scripted("A", [], journal)], warmup=0, reps=2)
+    assert not _run(plan).busy
+    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    result = _run(Plan([Scripted("A", [], journal)], warmup=0, reps=2))
+    assert result.busy
+    assert result.peak_load == 99.0
+    assert "load average reached 99.0" in result.notes[-1]
+
+
+def test_computed_notes_quote_the_run_and_a_failing_note_keeps_the_figures() -> None:
+    journal: list[str] = []
+    plan = Plan(
+        [Scripted("A", [2.0, 2.0], journal)],
+        [Ratio("A", "", "seconds", "<= 5")],
+        warmup=0,
+        reps=2,
+        notes=[
+            "typed",
+            lambda r: f"A used {r.contender('A').stats.cores:.2f} cores",
+            lambda r: None,
+            lambda r: f"{r.contender('nobody').stats}",
+        ],
+    )
+    result = _run(plan)
+    assert result.notes[:2] == ["typed", "A used 0.25 cores"]
+    assert result.notes[2].startswith("(a computed note failed: AttributeError")
+    assert len(result.notes) == 3
+    assert result.ratio("A").verdict == "met"
+
+
+def test_min_seconds_loops_a_short_operation_and_reports_per_pass() -> None:
+    calls: list[int] = []
+
+    def build() -> Callable[[], dict[str, int]]:
+        def op() -> dict[str, int]:
+            calls.append(1)
+            time.sleep(0.002)
+            return {"examples": 10}
+
+        return op
+
+    contender = InProcess("short", build, min_seconds=0.02)
+    contender.start()
+    sample = contender.measure()
+    assert sample.extras["passes"] == len(calls) >= 2
+    assert sample.extras["examples"] == 10
+    assert sample.seconds * len(calls) >= 0.02
+
+
+def test_report_shows_cpu_per_item_verdicts_and_changed_code(tmp_path: Path) -> None:
+    journal: list[str] = []
+    ours = Scripted("ours", [1.0, 1.0, 3.0, 0.5], journal, items=1000)
+    plan = Plan(
+        [ours, Scripted("peer", [2.0] * 4, journal, role="peer")],
+        [Ratio("ours", "peer", "speed", ">= 1.8")],
+        warmup=0,
+        reps=4,
+    )
+    case = run_plan("tabular", "t", plan, log=_quiet).to_json()
+    run = {
+        "command": "python -m benchmarks --suite quick",
+        "started": "now",
+        "wall_s": 1.0,
+        "commit_start": "aaaaaaa",
+        "commit_end": "bbbbbbb",
+        "dirty_start": False,
+        "dirty_end": True,
+    }
+    md = tmp_path / "RESULTS.md"
+    _report.write_results(
+        environment(), [case], ["tabular"], results_dir=tmp_path, markdown=md, run=run
+    )
+    text = md.read_text()
+    assert "| ours | ours | ok | 1000.0 ms |" in text  # median of 1.0, 1.0, 3.0, 0.5
+    assert "| 500 |" in text  # 0.5 CPU s per run over 1,000 items
+    assert "| >= 1.8 | within noise |" in text
+    assert "target >= 1.8: within noise" in text
+    assert "the code changed while this run measured" in text
+    assert "`aaaaaaa` at the start, `bbbbbbb` at the end" in text
+    assert "uncommitted changes" in text
 
 
 # ---------------------------------------------------------------- other processes
@@ -372,7 +522,8 @@ def test_results_go_to_dated_json_and_a_markdown_table(tmp_path: Path) -> None:
         "tensorflow-hub",
         f"Python {env['python']}",
         f"CPUs: {env['cpus']} usable",
-        f"| forward | time ratio ours vs peer | 0.50{_report.TIMES} | <= 1.05 | yes |",
+        f"| forward | time ratio ours vs peer | 0.50{_report.TIMES} "
+        f"| 0.50 to 0.50{_report.TIMES}; min 0.50{_report.TIMES} | <= 1.05 | yes |",
         "- a note | with a pipe",
     ):
         assert expected in text
@@ -389,7 +540,8 @@ def test_a_partial_rerun_keeps_the_other_cases(tmp_path: Path) -> None:
     cases = json.loads(path.read_text())["cases"]
     assert [c["name"] for c in cases] == ["forward", "finetune"]
     assert [c["ratios"][0]["value"] for c in cases] == [0.8, 2.0]
-    row = f"| finetune | time ratio ours vs peer | 2.00{_report.TIMES} | <= 1.05 | **no** |"
+    row = f"| finetune | time ratio ours vs peer | 2.00{_report.TIMES} "
+    row += f"| 2.00 to 2.00{_report.TIMES}; min 2.00{_report.TIMES} | <= 1.05 | **no** |"
     assert row in md.read_text()
 
 
