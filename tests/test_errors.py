@@ -25,6 +25,11 @@ BUILTIN_OF = {
     "SchemaError": ValueError,
     "SpecMismatchError": ValueError,
     "TrainingError": RuntimeError,
+    "ImageDecodeError": ValueError,
+    "OutputExistsError": FileExistsError,
+    "OutputNotWritableError": PermissionError,
+    "MissingExtraError": ImportError,
+    "InvalidModelError": ValueError,
 }
 
 
@@ -39,7 +44,7 @@ def _error_classes() -> list[type[errors.HublayerError]]:
 def test_every_error_is_listed_and_exported() -> None:
     names = {cls.__name__ for cls in _error_classes()}
     assert names == set(BUILTIN_OF)
-    assert sorted(errors.__all__) == sorted(names | {"HublayerError"})
+    assert sorted(errors.__all__) == sorted(names | {"HublayerError", "Fix"})
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_OF))
@@ -61,3 +66,14 @@ def test_missing_fields_are_none() -> None:
     err = errors.DownloadError("failed", url="http://127.0.0.1/x")
     assert err.url == "http://127.0.0.1/x"
     assert err.status is None
+
+
+def test_a_fix_is_worded_for_python_and_for_the_cli_and_survives_pickling() -> None:
+    fix = errors.Fix('Pass delimiter=";".', 'Pass --delimiter ";".')
+    err = errors.SchemaError("Expected 3 cells per row. Received: 1.", fix=fix, feature="x")
+    assert str(err) == 'Expected 3 cells per row. Received: 1. Pass delimiter=";".'
+    assert err.cli_message() == 'Expected 3 cells per row. Received: 1. Pass --delimiter ";".'
+    again = pickle.loads(pickle.dumps(err))
+    assert again.fix == fix
+    assert again.feature == "x"
+    assert str(again) == str(err)

@@ -11,6 +11,7 @@ Hierarchy::
     ├── HandleError (ValueError)             a handle string that fits no accepted form
     ├── NotCachedError (FileNotFoundError)   offline, and the entry is not in the cache
     ├── ModelNotFoundError (FileNotFoundError)  a path holds no loadable model
+    ├── InvalidModelError (ValueError)       a folder, or a server's answer, that is no model
     ├── DownloadError (ConnectionError)      HTTP or transport failure, with url and status
     ├── CorruptEntryError (OSError)          a cache entry fails its manifest check
     ├── UnsafeArchiveError (ValueError)      an archive member would escape its entry
@@ -22,17 +23,22 @@ Hierarchy::
     ├── RecordError (ValueError)             a corrupt TFRecord, with file, index and offset
     ├── SchemaError (ValueError)             a schema that cannot describe or parse the data
     ├── SpecMismatchError (ValueError)       data that cannot feed the model, before training
-    └── TrainingError (RuntimeError)         a transfer-learning run that cannot go on
+    ├── TrainingError (RuntimeError)         a transfer-learning run that cannot go on
+    └── MissingExtraError (ImportError)      an optional dependency (an extra) is not installed
 
 Example:
     >>> from hublayer.errors import NotCachedError
     >>> err = NotCachedError("not cached", handle="kaggle://google/x/tf2/y/1")
     >>> isinstance(err, FileNotFoundError), err.handle
     (True, 'kaggle://google/x/tf2/y/1')
+    >>> err = SchemaError("No feature 'label'.", fix=Fix("Pass label=.", "Pass --label."))
+    >>> str(err), err.cli_message()
+    ("No feature 'label'. Pass label=.", "No feature 'label'. Pass --label.")
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -40,12 +46,18 @@ __all__ = [
     "CacheLockError",
     "CorruptEntryError",
     "DownloadError",
+    "Fix",
     "HandleError",
     "HublayerError",
+    "ImageDecodeError",
     "InsufficientSpaceError",
+    "InvalidModelError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "NotCachedError",
     "NotTrainableError",
+    "OutputExistsError",
+    "OutputNotWritableError",
     "RecordError",
     "SchemaError",
     "SignatureError",
@@ -53,6 +65,24 @@ __all__ = [
     "TrainingError",
     "UnsafeArchiveError",
 ]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """What fixes an error, worded for each kind of caller.
+
+    Attributes:
+        python: the sentence for Python callers, naming the argument
+            (``'Pass delimiter=";".'``).
+        cli: the same for CLI users, naming the flag (``'Pass --delimiter ";".'``).
+
+    Example:
+        >>> Fix("Pass label=.", "Pass --label.").cli
+        'Pass --label.'
+    """
+
+    python: str
+    cli: str
 
 
 class HublayerError(Exception):
@@ -63,23 +93,32 @@ class HublayerError(Exception):
     an error type declares but that were not given are ``None``.
 
     Args:
-        message: what was expected, what was received, and what to do.
+        message: what was expected, and what was received (and what to do, when no
+            ``fix`` says it).
+        fix: the advice that fixes it, for Python callers and CLI users; ``str(error)``
+            appends ``fix.python``, :meth:`cli_message` appends ``fix.cli``.
         **fields: the handle, path, url, file, offset... the error concerns.
     """
 
     #: The fields this error type always has (``None`` when not given).
     fields: tuple[str, ...] = ()
 
-    def __init__(self, message: str, **fields: Any) -> None:
+    def __init__(self, message: str, *, fix: Fix | None = None, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
+        self.fix = fix
         for name in self.fields:
             setattr(self, name, fields.pop(name, None))
         for name, value in fields.items():
             setattr(self, name, value)
 
     def __str__(self) -> str:
-        return self.message
+        return self.message if self.fix is None else f"{self.message} {self.fix.python}"
+
+    def cli_message(self) -> str:
+        """The message with the fix worded for the command line (the flag, not the
+        argument)."""
+        return self.message if self.fix is None else f"{self.message} {self.fix.cli}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep errors picklable across processes (multiprocessing, Ray tasks).
@@ -107,6 +146,17 @@ class ModelNotFoundError(HublayerError, FileNotFoundError):
     """A path exists (or should) but holds no SavedModel or ``.keras`` file."""
 
     fields = ("handle", "path")
+
+
+class InvalidModelError(HublayerError, ValueError):
+    """A folder exists but holds no SavedModel, or a server names no model location.
+
+    A ``ValueError``, as in tensorflow_hub: a folder without ``saved_model.pb`` (or
+    ``.pbtxt``), and with ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED`` a server that answers
+    anything but a 303 to a ``gs://`` folder.
+    """
+
+    fields = ("handle", "path", "url", "status")
 
 
 class DownloadError(HublayerError, ConnectionError):
@@ -175,7 +225,31 @@ class SpecMismatchError(HublayerError, ValueError):
     fields = ("feature", "expected", "received")
 
 
+class ImageDecodeError(HublayerError, ValueError):
+    """Files that should be images cannot be decoded (empty, truncated, corrupt)."""
+
+    fields = ("files",)
+
+
+class OutputExistsError(HublayerError, FileExistsError):
+    """An output is there already and overwriting was not asked for."""
+
+    fields = ("path",)
+
+
+class OutputNotWritableError(HublayerError, PermissionError):
+    """An output folder cannot be created or written to; raised before any work."""
+
+    fields = ("path",)
+
+
 class TrainingError(HublayerError, RuntimeError):
     """A transfer-learning run cannot start or go on."""
 
     fields = ("stage",)
+
+
+class MissingExtraError(HublayerError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    fields = ("extra", "package")

@@ -37,6 +37,14 @@ class _LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> object:
+        # A hublayer error reaches a CLI user as one line (no traceback), exit status 1,
+        # its fix worded with the flag rather than the Python argument.
+        try:
+            return super().invoke(ctx)
+        except HublayerError as error:
+            raise click.ClickException(error.cli_message()) from error
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so `--help` imports no command module.
         rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
@@ -83,6 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     except HublayerError as error:
-        click.echo(f"Error: {error}", err=True)
+        click.echo(f"Error: {error.cli_message()}", err=True)
         return 1
     return result if isinstance(result, int) else 0
