@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from hublayer.cli._table import table
 from hublayer.errors import CorruptEntryError
 
 __all__ = ["cache"]
@@ -32,14 +33,6 @@ def _ago(when: float) -> str:
         if age < limit:
             return f"{age / size:.0f} {unit} ago"
     return f"{age / 86400:.0f} days ago"
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]  # fmt: skip
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 class _Duration(click.ParamType):
@@ -100,7 +93,7 @@ def ls(cache_dir: Path | None) -> None:
         click.echo("The cache is empty.")
         return
     rows = [[e.key, _size(e.size), str(e.files), _ago(e.last_used), e.handle] for e in entries]
-    click.echo(_table(rows, ["key", "size", "files", "last used", "handle"]))
+    click.echo(table(rows, ["key", "size", "files", "last used", "handle"]))
     click.echo(f"\n{len(entries)} entries, {_size(sum(e.size for e in entries))} in all.")
 
 
@@ -125,7 +118,7 @@ def verify(targets: tuple[str, ...], cache_dir: Path | None) -> None:
         [c.entry.key, _size(c.entry.size), "ok" if c.ok else "; ".join(c.problems)] for c in checks
     ]
     if rows:
-        click.echo(_table(rows, ["key", "size", "status"]))
+        click.echo(table(rows, ["key", "size", "status"]))
     damaged = [c.entry for c in checks if not c.ok]
     if damaged:
         raise CorruptEntryError(

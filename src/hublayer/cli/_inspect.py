@@ -6,6 +6,8 @@ import json
 
 import click
 
+from hublayer.cli._table import table
+
 __all__ = ["inspect"]
 
 
@@ -16,14 +18,6 @@ def _size(num_bytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]  # fmt: skip
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _dims(shape: tuple[int | None, ...]) -> str:
@@ -54,7 +48,7 @@ def render(info: object) -> str:
         ["tags", ", ".join("{" + ", ".join(t) + "}" for t in info.tags) or "-"],
         ["fine-tunable", "yes" if info.fine_tunable else "no"],
     ]
-    parts = [_table([[k, v] for k, v in summary], ["property", "value"])]
+    parts = [table([[k, v] for k, v in summary], ["property", "value"])]
     rows = [
         ["__call__", direction, t.name, t.dtype, _dims(t.shape)]
         for direction, specs in (("in", info.input_specs), ("out", info.output_specs))
@@ -68,7 +62,7 @@ def render(info: object) -> str:
         for t in specs
     ]
     if rows:
-        parts.append(_table(rows, ["function", "in/out", "name", "dtype", "shape"]))
+        parts.append(table(rows, ["function", "in/out", "name", "dtype", "shape"]))
     parts.append(f"Use it as:\n  {info.keras_layer_code()}")
     return "\n\n".join(parts)
 

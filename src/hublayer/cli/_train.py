@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from hublayer.cli._table import table
+
 __all__ = ["evaluate", "predict", "train"]
 
 
@@ -31,23 +33,10 @@ def _number(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            str(cell).ljust(w) if i == 0 else str(cell).rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
     header = ["true \\ predicted", *classes]
     rows = [[name, *map(str, row)] for name, row in zip(classes, matrix, strict=True)]
-    return _table(rows, header)
+    return table(rows, header, numeric=True)
 
 
 @click.command("train")
@@ -208,7 +197,7 @@ def train(
         [name, str(s["examples"]), _number(s["accuracy"]), _number(s["loss"])]
         for name, s in metrics["splits"].items()
     ]
-    click.echo(_table(rows, ["split", "examples", "accuracy", "loss"]))
+    click.echo(table(rows, ["split", "examples", "accuracy", "loss"], numeric=True))
     click.echo("")
     run = metrics["run"]
     for name, phase in run["phases"].items():
@@ -312,9 +301,10 @@ def evaluate(
 
     scores = evaluate_records(model_dir, list(data_files), label=label, batch_size=batch_size)
     click.echo(
-        _table(
+        table(
             [[str(scores["examples"]), _number(scores["accuracy"]), _number(scores["loss"])]],
             ["examples", "accuracy", "loss"],
+            numeric=True,
         )
     )
     click.echo("")
