@@ -100,7 +100,7 @@ def test_progress_bar_goes_to_stderr_when_asked(tmp_path: Path) -> None:
     args = ["records", "convert", "csv", str(tmp_path / "t.csv"), str(tmp_path / "o.tfrecord")]
     quiet = CliRunner().invoke(cli, args)
     assert quiet.stderr == ""
-    loud = CliRunner().invoke(cli, [*args, "--progress"])
+    loud = CliRunner().invoke(cli, [*args, "--progress", "--overwrite"])
     assert loud.exit_code == 0, loud.output
     assert "rows" in loud.stderr
     assert "/50 " in loud.stderr

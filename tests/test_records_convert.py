@@ -47,7 +47,7 @@ def test_image_folder_keeps_bytes_and_writes_a_label_map(folder: Path, tmp_path:
     summary = convert_images(folder, tmp_path / "out" / "train", shards=3)
     assert summary.count == 11
     assert summary.skipped == 1
-    assert summary.skipped_examples == ("dog/notes.txt",)
+    assert summary.skipped_examples == ("dog/notes.txt (not an image)",)
     assert [p.name for p in summary.paths] == [f"train-{i:05d}-of-00003.tfrecord" for i in range(3)]
     assert summary.nbytes == sum(p.stat().st_size for p in summary.paths)
     assert summary.label_map == tmp_path / "out" / "train.label_map.json"
@@ -60,7 +60,7 @@ def test_image_folder_keeps_bytes_and_writes_a_label_map(folder: Path, tmp_path:
     assert examples["dog/d1.png"]["label"] == [1]
     assert examples["dog/old.bmp"]["image"][0][:2] == b"\xff\xd8"  # BMP became a JPEG
     assert "Wrote 11 examples" in str(summary)
-    assert "skipped 1" in str(summary)
+    assert "Skipped 1 file(s)" in str(summary)
     schema = inspect(tmp_path / "out")
     assert schema["image"].content == "image"
     assert schema["image"].image is not None
@@ -83,7 +83,7 @@ def test_image_folder_errors(tmp_path: Path) -> None:
         convert_images(tmp_path / "flat", tmp_path / "out")
     (tmp_path / "flat" / "a").mkdir()
     (tmp_path / "flat" / "a" / "x.txt").write_text("x")
-    with pytest.raises(ValueError, match="none of them an image"):
+    with pytest.raises(ValueError, match="none of them a readable image"):
         convert_images(tmp_path / "flat", tmp_path / "out", shards=2)
     assert not list(tmp_path.glob("out*"))
 

@@ -8,12 +8,19 @@ from typing import Any
 
 import click
 
+from hublayer.errors import HublayerError
+
 __all__ = ["records"]
 
 _PROGRESS = click.option(
     "--progress/--no-progress",
     default=None,
     help="Draw a progress bar (default: $HUBLAYER_PROGRESS, else on a terminal).",
+)
+_OVERWRITE = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace records already at OUT (the old set is removed once the new one is written).",
 )
 _COMPRESSION = click.option(
     "--compression",
@@ -29,6 +36,8 @@ def _user_errors() -> Iterator[None]:
     """Show bad input (a missing file, a wrong folder) as a one-line error, exit 1."""
     try:
         yield
+    except HublayerError:
+        raise  # the CLI shows it with its fix worded for the command line
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
 
@@ -63,18 +72,31 @@ def inspect(files: tuple[str, ...], as_json: bool, sample: int, read_all: bool) 
     """Describe what TFRecord files hold: each feature's kind, length, missing rate,
     images (format, size, channels) or text, and a few sample values.
 
-    FILES are paths, glob patterns or folders.
+    FILES are paths, glob patterns or folders. With --all every image is also decoded;
+    images that do not decode are listed (file, record, feature) and the exit status
+    is 1.
 
     \b
     Examples:
       hublayer records inspect data/train-*.tfrecord
       hublayer records inspect data/ --json > data/schema.json
+      hublayer records inspect 'data/train-*' --all
     """
     from hublayer.records import inspect as inspect_records
+    from hublayer.records import verify_images
 
     with _user_errors():
         schema = inspect_records(list(files), sample=None if read_all else sample)
+        bad = verify_images(list(files), limit=1000) if read_all else []
     click.echo(schema.to_json().rstrip() if as_json else str(schema))
+    if bad:
+        shown = "\n".join(f"  {b}" for b in bad[:20])
+        more = f"\n  ... and more ({len(bad)} shown at most 1000)" if len(bad) > 20 else ""
+        raise click.ClickException(
+            f"{len(bad)} image(s) do not decode; training on these files would fail:\n"
+            f"{shown}{more}\nConvert the source images again (hublayer records convert "
+            "images skips and lists undecodable files)."
+        )
 
 
 @records.group("convert")
@@ -89,8 +111,17 @@ def _run(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 
 
 @convert.command("images")
-@click.argument("src", metavar="DIR", type=click.Path(file_okay=False))
-@click.argument("out")
+@click.argument("pairs", metavar="DIR OUT [DIR OUT]...", nargs=-1, required=True)
+@click.option(
+    "--classes",
+    metavar="A,B,C",
+    help="The class names, in label order (default: every class folder, sorted).",
+)
+@click.option(
+    "--label-map",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Take the classes from a label map written before (OUT.label_map.json).",
+)
 @click.option("--shards", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
     "--max-size",
@@ -101,39 +132,81 @@ def _run(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the file shuffle.")
+@click.option(
+    "--on-error",
+    type=click.Choice(["skip", "raise"]),
+    default="skip",
+    show_default=True,
+    help="Files that are not readable images: skip and list them, or fail listing them.",
+)
+@_OVERWRITE
 @_COMPRESSION
 @_PROGRESS
 def convert_images(
-    src: str,
-    out: str,
+    pairs: tuple[str, ...],
+    classes: str | None,
+    label_map: str | None,
     shards: int,
     max_size: int | None,
     quality: int,
     seed: int,
+    on_error: str,
+    overwrite: bool,
     compression: str,
     progress: bool | None,
 ) -> None:
     """Convert DIR, with one subfolder of images per class, into OUT-NNNNN-of-NNNNN
     shards (features: image, label, filename) and OUT.label_map.json.
 
+    Give several DIR OUT pairs (train, validation, test) to convert them with one
+    label map: the classes are every folder found in any DIR, so a split that lacks
+    a class numbers the others as the rest do. Converting splits one at a time? Pass
+    the same --classes, or --label-map OUT.label_map.json of the first one.
+
+    Every image is decoded first: files that are empty, truncated or not images are
+    skipped and listed (or, with --on-error raise, nothing is written).
+
     \b
     Examples:
-      hublayer records convert images photos/ data/train --shards 8
-      hublayer records convert images photos/ data/small --max-size 256
+      hublayer records convert images photos/train data/train photos/val data/val \\
+          photos/test data/test --shards 8
+      hublayer records convert images more/ data/more --label-map data/train.label_map.json
+      hublayer records convert images photos/ data/small --max-size 256 --overwrite
     """
-    from hublayer.records import convert_images as run
+    import os
 
-    _run(
-        run,
-        src,
-        out,
-        shards=shards,
-        max_size=max_size,
-        quality=quality,
-        seed=seed,
-        compression=_compression(compression),
-        progress=progress,
-    )
+    from hublayer.records import convert_image_splits
+
+    if len(pairs) % 2:
+        raise click.UsageError(
+            f"Expected pairs of DIR OUT. Received: {len(pairs)} argument(s): "
+            f"{' '.join(pairs)}. Give an output prefix for every folder."
+        )
+    if classes is not None and label_map is not None:
+        raise click.UsageError("Pass --classes or --label-map, not both.")
+    names: list[str] | str | None = label_map
+    if classes is not None:
+        names = [c.strip() for c in classes.split(",") if c.strip()]
+    splits: dict[str | os.PathLike[str], str | os.PathLike[str]] = {
+        pairs[i]: pairs[i + 1] for i in range(0, len(pairs), 2)
+    }
+    if len(splits) * 2 != len(pairs):
+        raise click.UsageError("Expected each DIR once. Received: a folder given twice.")
+    with _user_errors():
+        summaries = convert_image_splits(
+            splits,
+            classes=names,
+            shards=shards,
+            max_size=max_size,
+            quality=quality,
+            seed=seed,
+            on_error=on_error,
+            overwrite=overwrite,
+            compression=_compression(compression),
+            progress=progress,
+        )
+    for summary in summaries:
+        click.echo(str(summary))
 
 
 @convert.command("csv")
@@ -141,6 +214,7 @@ def convert_images(
 @click.argument("out")
 @click.option("--shards", type=click.IntRange(min=1), default=None, help="Default: one file.")
 @click.option("--delimiter", default=",", show_default=True)
+@_OVERWRITE
 @_COMPRESSION
 @_PROGRESS
 def convert_csv(
@@ -148,6 +222,7 @@ def convert_csv(
     out: str,
     shards: int | None,
     delimiter: str,
+    overwrite: bool,
     compression: str,
     progress: bool | None,
 ) -> None:
@@ -166,6 +241,7 @@ def convert_csv(
         out,
         shards=shards,
         delimiter=delimiter,
+        overwrite=overwrite,
         compression=_compression(compression),
         progress=progress,
     )
@@ -175,10 +251,16 @@ def convert_csv(
 @click.argument("path", metavar="FILE")
 @click.argument("out")
 @click.option("--shards", type=click.IntRange(min=1), default=None, help="Default: one file.")
+@_OVERWRITE
 @_COMPRESSION
 @_PROGRESS
 def convert_parquet(
-    path: str, out: str, shards: int | None, compression: str, progress: bool | None
+    path: str,
+    out: str,
+    shards: int | None,
+    overwrite: bool,
+    compression: str,
+    progress: bool | None,
 ) -> None:
     """Convert a Parquet file (needs pyarrow): one Example per row.
 
@@ -188,4 +270,12 @@ def convert_parquet(
     """
     from hublayer.records import convert_parquet as run
 
-    _run(run, path, out, shards=shards, compression=_compression(compression), progress=progress)
+    _run(
+        run,
+        path,
+        out,
+        shards=shards,
+        overwrite=overwrite,
+        compression=_compression(compression),
+        progress=progress,
+    )

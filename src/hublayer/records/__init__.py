@@ -8,8 +8,9 @@
   specs for ``tf.io.parse_example``.
 - Pipelines (``dataset``, ``ImageOptions``): ``(features, label)`` batches for
   ``model.fit``, matched to a model's input spec, following tf.data's best practice.
-- Converters (``convert_images``, ``convert_csv``, ``convert_parquet``,
-  ``write_arrays``): image folders, tables and arrays to shards.
+- Converters (``convert_images``, ``convert_image_splits``, ``convert_csv``,
+  ``convert_parquet``, ``write_arrays``): image folders, tables and arrays to shards;
+  class names in a ``LabelMap`` beside the shards (``find_label_map`` reads it back).
 
 Nothing here imports Keras; TensorFlow is imported only by the pipeline builders.
 
@@ -28,8 +29,9 @@ from hublayer.records._example import (
     encode_example,
     encode_sequence_example,
 )
-from hublayer.records._folders import convert_images
-from hublayer.records._inspect import inspect
+from hublayer.records._folders import convert_image_splits, convert_images, image_problem
+from hublayer.records._inspect import inspect, verify_images
+from hublayer.records._label_map import LabelMap, find_label_map
 from hublayer.records._options import ImageOptions
 from hublayer.records._pipeline import dataset
 from hublayer.records._reader import Reader, read_records
@@ -40,11 +42,13 @@ __all__ = [
     "FeatureStats",
     "ImageOptions",
     "ImageStats",
+    "LabelMap",
     "Reader",
     "Schema",
     "WriteSummary",
     "Writer",
     "convert_csv",
+    "convert_image_splits",
     "convert_images",
     "convert_parquet",
     "dataset",
@@ -52,7 +56,10 @@ __all__ = [
     "decode_sequence_example",
     "encode_example",
     "encode_sequence_example",
+    "find_label_map",
+    "image_problem",
     "inspect",
     "read_records",
+    "verify_images",
     "write_arrays",
 ]

@@ -7,7 +7,9 @@ returns a :class:`WriteSummary`. Image folders are in :mod:`._folders`.
 from __future__ import annotations
 
 import csv
+import glob
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +18,19 @@ from typing import Any
 import numpy as np
 
 from hublayer import config
+from hublayer.errors import Fix, OutputExistsError, SchemaError
 from hublayer.records._example import encode_example
-from hublayer.records._writer import Writer
+from hublayer.records._writer import Writer, shard_paths
 
-__all__ = ["WriteSummary", "convert_csv", "convert_parquet", "write_arrays", "write_all"]
+__all__ = [
+    "WriteSummary",
+    "claim_outputs",
+    "convert_csv",
+    "convert_parquet",
+    "existing_outputs",
+    "write_all",
+    "write_arrays",
+]
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,9 @@ class WriteSummary:
         nbytes: bytes on disk, all shards together.
         paths: the shards.
         label_map: the label map JSON (image folders only).
-        skipped: inputs left out (files that are not images).
-        skipped_examples: the first few of them.
+        skipped: inputs left out (files that are not readable images).
+        skipped_examples: the first ten of them, each with the reason.
+        classes: the class names the labels index (image folders only).
     """
 
     count: int
@@ -41,6 +53,7 @@ class WriteSummary:
     label_map: Path | None = None
     skipped: int = 0
     skipped_examples: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = self.paths[0].parent if self.paths else "."
@@ -50,8 +63,16 @@ class WriteSummary:
         )
         if self.label_map is not None:
             text += f"; label map: {self.label_map}"
+            if self.classes:
+                text += f" ({len(self.classes)} classes: {', '.join(self.classes[:10])}"
+                text += ", ...)" if len(self.classes) > 10 else ")"
         if self.skipped:
-            text += f"; skipped {self.skipped:,} (e.g. {', '.join(self.skipped_examples)})"
+            more = self.skipped - len(self.skipped_examples)
+            text += (
+                f"\nSkipped {self.skipped:,} file(s) that are not readable images: "
+                + ", ".join(self.skipped_examples)
+                + (f" and {more:,} more" if more > 0 else "")
+            )
         return text
 
 
@@ -63,6 +84,51 @@ def progress_bar(total: int | None, unit: str, enabled: bool | None, desc: str) 
     return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, leave=False)
 
 
+def existing_outputs(out: str | os.PathLike[str]) -> list[Path]:
+    """The files a converter writing to ``out`` would replace: the file ``out`` itself,
+    and every shard set ``out-NNNNN-of-NNNNN.tfrecord``, whatever its shard count.
+
+    Example:
+        >>> existing_outputs("no/such/folder/train")
+        []
+    """
+    target = Path(out)
+    found = [target] if target.is_file() else []
+    stem, suffix = shard_paths(target, 1)[0].name.split("-00000-of-00001", 1)
+    shard = re.compile(re.escape(stem) + r"-\d{5}-of-\d{5}" + re.escape(suffix))
+    if target.parent.is_dir():
+        found += sorted(
+            p
+            for p in target.parent.glob(glob.escape(stem) + "-*")
+            if shard.fullmatch(p.name) and p.is_file()
+        )
+    return found
+
+
+def claim_outputs(out: str | os.PathLike[str], *, overwrite: bool) -> list[Path]:
+    """Refuse to write over existing shards unless ``overwrite``; return the old files
+    (removed by :func:`write_all` once the new set is complete).
+
+    Raises:
+        OutputExistsError: ``out`` already has shards and ``overwrite`` is False.
+    """
+    old = existing_outputs(out)
+    if old and not overwrite:
+        shown = ", ".join(p.name for p in old[:4]) + (", ..." if len(old) > 4 else "")
+        raise OutputExistsError(
+            f"Expected no records at {os.fspath(out)!r} yet. Received: {len(old)} file(s) "
+            f"there already ({shown}). Choose another output,",
+            path=os.fspath(out),
+            fix=Fix(
+                "or pass overwrite=True to replace them (the old set is removed once the "
+                "new one is written).",
+                "or pass --overwrite to replace them (the old set is removed once the new "
+                "one is written).",
+            ),
+        )
+    return old
+
+
 def write_all(
     out: str | os.PathLike[str],
     rows: Iterable[bytes],
@@ -72,7 +138,12 @@ def write_all(
     total: int | None,
     progress: bool | None,
     desc: str,
+    replaces: Iterable[Path] = (),
+    keep_empty: bool = True,
 ) -> WriteSummary:
+    """Write ``rows`` through a :class:`Writer`; then remove the files of ``replaces``
+    that the new set did not overwrite. With ``keep_empty=False`` nothing is written
+    (and nothing replaced) when ``rows`` is empty."""
     bar = progress_bar(total, "ex", progress, desc)
     try:
         with Writer(out, shards=shards, compression=compression) as writer:
@@ -80,9 +151,14 @@ def write_all(
                 writer.write(record)
                 if bar is not None:
                     bar.update(1)
+            if writer.count == 0 and not keep_empty:
+                writer.abort()
+                return WriteSummary(0, 0, ())
     finally:
         if bar is not None:
             bar.close()
+    for stale in set(replaces) - set(writer.paths):
+        stale.unlink(missing_ok=True)
     size = sum(p.stat().st_size for p in writer.paths)
     return WriteSummary(writer.count, size, writer.paths)
 
@@ -125,6 +201,7 @@ def convert_csv(
     shards: int | None = None,
     delimiter: str = ",",
     compression: str = "",
+    overwrite: bool = False,
     progress: bool | None = None,
 ) -> WriteSummary:
     """Write each row of a CSV file (with a header row) as an Example.
@@ -139,6 +216,8 @@ def convert_csv(
         shards: the number of shards, or None for one file at ``out``.
         delimiter: the field separator.
         compression: ``""``, ``"GZIP"`` or ``"ZLIB"``.
+        overwrite: replace records already at ``out`` (removed once the new ones are
+            written); otherwise they are an error.
         progress: draw a progress bar.
 
     Returns:
@@ -146,12 +225,17 @@ def convert_csv(
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file has no header row, or a row has the wrong number of cells.
+        OutputExistsError: ``out`` has records and ``overwrite`` is False.
+        ValueError: the file has no header row; SchemaError (a ValueError) when a row
+            has the wrong number of cells.
 
     Example:
         >>> convert_csv("iris.csv", "data/iris.tfrecord")  # doctest: +SKIP
     """
     source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f"Expected a CSV file at {source!r}. Received: no such file.")
+    old = claim_outputs(out, overwrite=overwrite)
 
     def table() -> Iterator[list[str]]:
         with open(source, newline="", encoding="utf-8") as handle:
@@ -165,9 +249,15 @@ def convert_csv(
     count = 0
     for line, row in enumerate(lines, start=2):
         if len(row) != len(header):
-            raise ValueError(
-                f"Expected {len(header)} cells per row in {source!r}. Received: {len(row)} "
-                f"on line {line}. Fix the row, or pass delimiter=."
+            raise SchemaError(
+                f"Expected {len(header)} cells per row in {source!r}, as in its header. "
+                f"Received: {len(row)} on line {line}.",
+                feature=None,
+                fix=Fix(
+                    f"Fix the row, or pass the file's separator as delimiter= (now {delimiter!r}).",
+                    f"Fix the row, or pass the file's separator with --delimiter (now "
+                    f"{delimiter!r}).",
+                ),
             )
         for column, value in enumerate(row):
             if value != "" and kinds[column] != "bytes":
@@ -194,6 +284,7 @@ def convert_csv(
         total=count,
         progress=progress,
         desc="rows",
+        replaces=old,
     )
 
 
@@ -203,6 +294,7 @@ def convert_parquet(
     *,
     shards: int | None = None,
     compression: str = "",
+    overwrite: bool = False,
     progress: bool | None = None,
 ) -> WriteSummary:
     """Write each row of a Parquet file as an Example (needs ``pyarrow``).
@@ -215,6 +307,8 @@ def convert_parquet(
         out: the output file, or the shard name prefix when ``shards`` is given.
         shards: the number of shards, or None for one file at ``out``.
         compression: ``""``, ``"GZIP"`` or ``"ZLIB"``.
+        overwrite: replace records already at ``out`` (removed once the new ones are
+            written); otherwise they are an error.
         progress: draw a progress bar.
 
     Returns:
@@ -230,6 +324,7 @@ def convert_parquet(
         raise ImportError(
             "Reading Parquet needs pyarrow: pip install 'hublayer[parquet]'."
         ) from error
+    old = claim_outputs(out, overwrite=overwrite)
     table = pq.ParquetFile(path)
 
     def rows() -> Iterator[bytes]:
@@ -245,6 +340,7 @@ def convert_parquet(
         total=table.metadata.num_rows,
         progress=progress,
         desc="rows",
+        replaces=old,
     )
 
 
@@ -254,6 +350,7 @@ def write_arrays(
     *,
     shards: int | None = None,
     compression: str = "",
+    overwrite: bool = False,
     progress: bool | None = None,
 ) -> WriteSummary:
     """Write numpy arrays as Examples: row ``i`` of every array makes example ``i``.
@@ -265,6 +362,8 @@ def write_arrays(
             bools int64, strings and bytes bytes.
         shards: the number of shards, or None for one file at ``out``.
         compression: ``""``, ``"GZIP"`` or ``"ZLIB"``.
+        overwrite: replace records already at ``out`` (removed once the new ones are
+            written); otherwise they are an error.
         progress: draw a progress bar.
 
     Returns:
@@ -286,6 +385,7 @@ def write_arrays(
             f"Received: { ({k: columns[k].shape for k in columns}) }."
         )
     count = next(iter(lengths.values())) or 0
+    old = claim_outputs(out, overwrite=overwrite)
 
     def rows() -> Iterator[bytes]:
         for i in range(count):
@@ -299,4 +399,5 @@ def write_arrays(
         total=count,
         progress=progress,
         desc="examples",
+        replaces=old,
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from hublayer.records._reader import Reader
 from hublayer.records._schema import Content, FeatureStats, ImageStats, Kind, Schema
 from hublayer.records._sniff import ImageInfo, is_text, sniff_image
 
-__all__ = ["inspect"]
+__all__ = ["BadImage", "inspect", "verify_images"]
 
 _KINDS = {"f": "float", "i": "int64", "O": "bytes"}
 _SAMPLES = 3
@@ -233,3 +234,65 @@ def _add(stats: dict[str, _Feature], example: dict[str, Any]) -> None:
         if feature is None:
             feature = stats[name] = _Feature()
         feature.add(values)
+
+
+class BadImage(NamedTuple):
+    """An image value that does not decode, and where it is."""
+
+    file: str
+    record: int
+    feature: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, record {self.record}, feature {self.feature!r}: {self.problem}"
+
+
+def verify_images(
+    files: Files,
+    *,
+    features: Collection[str] | None = None,
+    compression: Compression | str | None = "auto",
+    limit: int | None = None,
+) -> list[BadImage]:
+    """Decode every image in the records and list those that fail (truncated, corrupt).
+
+    A full pass: every record of every file is read, and every bytes value whose header
+    says it is an image (or every value of ``features``, when given) is decoded.
+
+    Args:
+        files: a path, glob pattern, folder, or a list of them.
+        features: check only these features, and every value of them (a value that is
+            not an image at all counts as bad); None checks whatever looks like an image.
+        compression: as for :func:`inspect`.
+        limit: stop after this many bad images (None finds them all).
+
+    Returns:
+        The bad images, in file order: file, record index, feature and the problem.
+
+    Raises:
+        RecordError: a missing file or a corrupt record.
+
+    Example:
+        >>> for bad in verify_images("data/train-*.tfrecord"):  # doctest: +SKIP
+        ...     print(bad)
+        data/train-00001-of-00002.tfrecord, record 17, feature 'image': cannot be decoded...
+    """
+    from hublayer.records._folders import image_problem
+
+    bad: list[BadImage] = []
+    for path in expand_files(files):
+        with Reader(path, compression=compression, buffer_size=_BUFFER) as reader:
+            for index, record in enumerate(reader):
+                for name, values in _decode(record, reader).items():
+                    if values.dtype != object or (features is not None and name not in features):
+                        continue
+                    for value in values:
+                        if features is None and sniff_image(value) is None:
+                            continue
+                        problem = image_problem(bytes(value))
+                        if problem is not None:
+                            bad.append(BadImage(str(path), index, name, problem))
+                            if limit is not None and len(bad) >= limit:
+                                return bad
+    return bad
