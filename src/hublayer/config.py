@@ -17,7 +17,8 @@ Variables (default in brackets):
 - ``HUBLAYER_DOWNLOAD_TIMEOUT``: seconds a connection may stall [60]
 - ``HUBLAYER_DOWNLOAD_RETRIES``: attempts for one download [5]
 - ``HUBLAYER_LOCK_TIMEOUT``: seconds to wait for another process's download [3600]
-- ``HUBLAYER_PROGRESS``: 1/0 forces progress bars on or off [on a terminal]
+- ``HUBLAYER_PROGRESS``: 1/0 forces progress bars on or off [bars on a terminal, else lines]
+- ``HUBLAYER_SAFE_MODE``: 0 loads models without scanning them for unsafe ops [1]
 
 Example:
     >>> import os
@@ -33,17 +34,22 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "ENV_VARS",
+    "LOAD_FORMATS",
     "cache_dir",
+    "disable_cert_validation",
     "download_retries",
     "download_timeout",
     "kaggle_endpoint",
     "lock_timeout",
     "max_unpack_bytes",
+    "model_load_format",
     "offline",
     "progress",
+    "safe_mode",
     "tfhub_endpoint",
 ]
 
@@ -59,7 +65,14 @@ ENV_VARS: tuple[str, ...] = (
     "HUBLAYER_DOWNLOAD_RETRIES",
     "HUBLAYER_LOCK_TIMEOUT",
     "HUBLAYER_PROGRESS",
+    "TFHUB_DOWNLOAD_PROGRESS",
+    "TFHUB_MODEL_LOAD_FORMAT",
+    "TFHUB_DISABLE_CERT_VALIDATION",
+    "HUBLAYER_SAFE_MODE",
 )
+
+#: The values ``TFHUB_MODEL_LOAD_FORMAT`` accepts, as tensorflow_hub spells them.
+LOAD_FORMATS: tuple[str, ...] = ("AUTO", "COMPRESSED", "UNCOMPRESSED")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -101,21 +114,42 @@ def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
     return number
 
 
+def _local_folder(value: str | os.PathLike[str], name: str) -> Path:
+    """``value`` as a path; a ``file://`` URL means the folder it names."""
+    text = os.fspath(value)
+    if not text.startswith("file://"):
+        return Path(text)
+    parts = urlsplit(text)
+    if parts.netloc not in ("", "localhost") or not parts.path:
+        raise ValueError(
+            f"Expected {name} to be a folder, or a file:// URL on this machine such as "
+            f"file:///abs/dir. Received: {text!r}. Write it as file:///<absolute path>."
+        )
+    return Path(unquote(parts.path))
+
+
 def cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The root folder of the model cache.
 
     Args:
-        explicit: a folder given by the caller; wins over the environment.
+        explicit: a folder given by the caller; wins over the environment. A
+            ``file:///abs/dir`` URL means ``/abs/dir`` (as in tensorflow_hub).
 
     Returns:
         ``explicit``, else ``$HUBLAYER_CACHE_DIR``, else ``$TFHUB_CACHE_DIR``, else
         ``~/.cache/hublayer`` (``$XDG_CACHE_HOME/hublayer`` when that is set). The
         path is absolute and user-expanded; it may not exist yet.
+
+    Example:
+        >>> str(cache_dir("file:///tmp/models"))
+        '/tmp/models'
     """
     if explicit is not None:
-        chosen = Path(explicit)
-    elif (value := _env("HUBLAYER_CACHE_DIR") or _env("TFHUB_CACHE_DIR")) is not None:
-        chosen = Path(value)
+        chosen = _local_folder(explicit, "cache_dir")
+    elif (value := _env("HUBLAYER_CACHE_DIR")) is not None:
+        chosen = _local_folder(value, "HUBLAYER_CACHE_DIR")
+    elif (value := _env("TFHUB_CACHE_DIR")) is not None:
+        chosen = _local_folder(value, "TFHUB_CACHE_DIR")
     elif (xdg := _env("XDG_CACHE_HOME")) is not None:
         chosen = Path(xdg) / "hublayer"
     else:
@@ -179,10 +213,76 @@ def lock_timeout(explicit: float | None = None) -> float:
 
 
 def progress(explicit: bool | None = None) -> bool:
-    """Whether to draw progress bars: ``explicit``, else ``$HUBLAYER_PROGRESS``, else on a TTY."""
+    """Whether to draw progress bars.
+
+    ``explicit``, else ``$HUBLAYER_PROGRESS``, else ``$TFHUB_DOWNLOAD_PROGRESS`` (as in
+    tensorflow_hub, any value turns them on, except 0/false/no/off), else on a TTY.
+    """
     if explicit is not None:
         return bool(explicit)
     flag = _flag("HUBLAYER_PROGRESS")
     if flag is not None:
         return flag
+    tfhub = _env("TFHUB_DOWNLOAD_PROGRESS")
+    if tfhub is not None:
+        return tfhub.strip().lower() not in _FALSE
     return sys.stderr.isatty()
+
+
+def model_load_format(explicit: str | None = None) -> str:
+    """How tfhub.dev-style handles load: ``explicit``, else ``$TFHUB_MODEL_LOAD_FORMAT``.
+
+    Returns:
+        ``"AUTO"`` (the default) or ``"COMPRESSED"``: download the archive into the
+        cache. ``"UNCOMPRESSED"``: ask the server for the model's ``gs://`` folder and
+        read it in place, without a copy.
+
+    Raises:
+        ValueError: a value other than those three (case does not matter).
+    """
+    value = explicit if explicit is not None else _env("TFHUB_MODEL_LOAD_FORMAT")
+    if value is None:
+        return "AUTO"
+    chosen = value.strip().upper()
+    if chosen not in LOAD_FORMATS:
+        raise ValueError(
+            f"Expected TFHUB_MODEL_LOAD_FORMAT to be one of {', '.join(LOAD_FORMATS)}. "
+            f"Received: {value!r}. Fix the value or unset the variable."
+        )
+    return chosen
+
+
+def disable_cert_validation(explicit: bool | None = None) -> bool:
+    """Whether downloads skip TLS certificate checks (``$TFHUB_DISABLE_CERT_VALIDATION``).
+
+    Off unless the variable is ``true`` (tensorflow_hub's value; 1/yes/on also count).
+    Only for servers you trust: every client made with it on logs a warning.
+    """
+    if explicit is not None:
+        return bool(explicit)
+    value = _env("TFHUB_DISABLE_CERT_VALIDATION")
+    return value is not None and value.strip().lower() in _TRUE
+
+
+def progress_style(explicit: bool | None = None) -> str:
+    """How to show progress: ``"bars"``, ``"lines"`` (one line per step, for logs) or ``"off"``.
+
+    ``explicit`` True/False, else ``$HUBLAYER_PROGRESS`` 1/0, gives bars or nothing; unset,
+    bars on a terminal (stderr) and lines elsewhere, so a log is never silent for minutes.
+    """
+    if explicit is None:
+        explicit = _flag("HUBLAYER_PROGRESS")
+    if explicit is not None:
+        return "bars" if explicit else "off"
+    return "bars" if sys.stderr.isatty() else "lines"
+
+
+def safe_mode(explicit: bool | None = None) -> bool:
+    """Whether to scan a model and refuse unsafe ops before it loads.
+
+    ``explicit`` (the ``safe_mode=`` argument), else ``$HUBLAYER_SAFE_MODE``, else True.
+    """
+    if explicit is not None:
+        return bool(explicit)
+    flag = _flag("HUBLAYER_SAFE_MODE")
+    return True if flag is None else flag

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import queue
 import random
 import re
@@ -41,7 +42,14 @@ from hublayer import config
 from hublayer._version import __version__
 from hublayer.errors import DownloadError, InsufficientSpaceError
 
-__all__ = ["RETRY_ERRORS", "RETRY_STATUSES", "RemoteFile", "get_json", "new_client"]
+__all__ = [
+    "RETRY_ERRORS",
+    "RETRY_STATUSES",
+    "RemoteFile",
+    "backoff",
+    "get_json",
+    "new_client",
+]
 
 #: HTTP statuses worth another attempt: timeouts, rate limits and server-side errors.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -61,16 +69,28 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 def new_client() -> httpx.Client:
-    """An HTTP client with hublayer's timeouts, redirects and identity encoding."""
+    """An HTTP client with hublayer's timeouts, redirects and identity encoding.
+
+    With ``TFHUB_DISABLE_CERT_VALIDATION=true`` it skips TLS certificate checks, and
+    logs a warning each time such a client is made.
+    """
     timeout = config.download_timeout()
+    verify = not config.disable_cert_validation()
+    if not verify:
+        logging.getLogger("hublayer.handles").warning(
+            "TLS certificate validation is off for downloads (TFHUB_DISABLE_CERT_VALIDATION"
+            "=true): use it only with servers you trust, and unset it when done."
+        )
     return httpx.Client(
         follow_redirects=False,  # RemoteFile follows them itself, to see each hop
         timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
         headers={"User-Agent": f"hublayer/{__version__}", "Accept-Encoding": "identity"},
+        verify=verify,
     )
 
 
-def _backoff(attempt: int, response: httpx.Response | None) -> float:
+def backoff(attempt: int, response: httpx.Response | None) -> float:
+    """Seconds to wait before retry ``attempt + 1``: ``Retry-After``, else jittered 2^n."""
     if response is not None and (after := response.headers.get("retry-after")):
         try:
             return min(float(after), _RETRY_AFTER_CAP)
@@ -179,7 +199,7 @@ class RemoteFile:
         response: httpx.Response | None = None
         for attempt in range(1, self.retries + 1):
             if attempt > 1:
-                time.sleep(_backoff(attempt - 1, response))
+                time.sleep(backoff(attempt - 1, response))
             response = None
             try:
                 response = self._follow(headers, on_redirect)
@@ -353,7 +373,7 @@ class RemoteFile:
                     handle=self.handle,
                 )
             if stalls > 1:
-                time.sleep(_backoff(stalls - 1, None))
+                time.sleep(backoff(stalls - 1, None))
             offset_at_cut = self.offset
             self._resume(reason)
 

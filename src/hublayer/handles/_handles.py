@@ -15,16 +15,19 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from hublayer import config
 from hublayer.errors import HandleError
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
+    "CN_ARCHIVES",
+    "CN_HUB",
+    "MAX_SEGMENT",
     "SEGMENT",
     "Handle",
     "HfHandle",
@@ -53,10 +56,25 @@ SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]*")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
 
 
+#: Longest key segment kept as is; longer ones are shortened and hashed, so no file or
+#: folder name of the cache (``<segment>.json``, ``.lock``) reaches the 255-byte limit.
+MAX_SEGMENT = 80
+
+
+def _shortened(text: str) -> str:
+    """A readable prefix of a too-long name plus a hash of all of it."""
+    readable = re.sub(r"[^A-Za-z0-9._~-]+", "_", text).strip("._~-") or "x"
+    return f"{readable[:48].rstrip('._~-')}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
 def segment(text: str) -> str:
-    """``text`` if it is a plain name, else a readable stand-in plus a short hash."""
+    """``text`` if it is a plain name, else a readable stand-in plus a short hash.
+
+    Names longer than :data:`MAX_SEGMENT` are shortened the same way (a 5,000-character
+    URL must not become a file name the file system refuses).
+    """
     if SEGMENT.fullmatch(text) and text not in (".", ".."):
-        return text
+        return text if len(text) <= MAX_SEGMENT else _shortened(text)
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "x"
     return f"{readable[:40]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
@@ -81,7 +99,8 @@ def _tail(path: str) -> str:
     inside another one (``s3://b/models`` and ``s3://b/models/bert.tar.gz``).
     """
     segments = [segment(s) for s in path.split("/") if s]
-    return "~".join(segments) if segments else "@root"
+    joined = "~".join(segments) if segments else "@root"
+    return joined if len(joined) <= MAX_SEGMENT else _shortened(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +126,26 @@ class LocalHandle:
         return str(self.path)
 
 
+#: tensorflow_hub's mirror for China: handles on the first host download their archive
+#: from the second, as ``<path>.tar.gz``.
+CN_HUB = "https://hub.tensorflow.google.cn"
+CN_ARCHIVES = "https://gcs.tensorflow.google.cn/tfhub-modules"
+
+
 @dataclass(frozen=True, slots=True)
 class TfhubHandle:
-    """``https://tfhub.dev/<publisher>/<name...>/<version>``."""
+    """``https://tfhub.dev/<publisher>/<name...>/<version>`` (or its ``cn`` mirror).
+
+    ``mirror="cn"`` is the ``https://hub.tensorflow.google.cn/...`` spelling: the same
+    model, so the same cache entry, downloaded from ``gcs.tensorflow.google.cn``.
+
+    Example:
+        >>> TfhubHandle("google/nnlm-en-dim128/2", mirror="cn").url()
+        'https://gcs.tensorflow.google.cn/tfhub-modules/google/nnlm-en-dim128/2.tar.gz'
+    """
 
     path: str  # "<publisher>/<name...>/<version>", no leading or trailing slash
+    mirror: str = field(default="", repr=False)  # "" (tfhub.dev) or "cn"
 
     @property
     @_memo_key
@@ -121,11 +155,18 @@ class TfhubHandle:
         return f"tfhub/{segment(name[0])}/{_tail('/'.join(name[1:]))}/{version}"
 
     def url(self) -> str:
-        """The compressed-format URL on the configured tfhub endpoint."""
+        """The compressed-format URL: the configured tfhub endpoint, or the cn archive."""
+        if self.mirror == "cn":
+            return f"{CN_ARCHIVES}/{self.path}.tar.gz"
         return f"{config.tfhub_endpoint()}/{self.path}?tf-hub-format=compressed"
 
+    def uncompressed_url(self) -> str:
+        """The URL that answers with the model's ``gs://`` folder (a 303)."""
+        base = CN_HUB if self.mirror == "cn" else config.tfhub_endpoint()
+        return f"{base}/{self.path}?tf-hub-format=uncompressed"
+
     def __str__(self) -> str:
-        return f"https://tfhub.dev/{self.path}"
+        return f"{CN_HUB if self.mirror == 'cn' else 'https://tfhub.dev'}/{self.path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +208,13 @@ class KaggleHandle:
             "?tf-hub-format=compressed"
         )
 
+    def uncompressed_url(self) -> str:
+        """The URL that answers with the model's ``gs://`` folder (version required)."""
+        return (
+            f"{config.kaggle_endpoint()}/models/{self.instance}/{self.version}"
+            "?tf-hub-format=uncompressed"
+        )
+
     def __str__(self) -> str:
         tail = "" if self.version is None else f"/{self.version}"
         return f"kaggle://{self.instance}{tail}"
@@ -194,6 +242,18 @@ class HttpHandle:
             return self.url
         joiner = "&" if "?" in self.url else "?"
         return f"{self.url}{joiner}tf-hub-format=compressed"
+
+    @property
+    def is_archive(self) -> bool:
+        """Whether the URL's path names an archive (it then has no uncompressed form)."""
+        return urlsplit(self.url).path.lower().endswith(ARCHIVE_SUFFIXES)
+
+    def uncompressed_url(self) -> str:
+        """The URL with ``tf-hub-format=uncompressed`` (replacing any other format)."""
+        parts = urlsplit(self.url)
+        query = [q for q in parts.query.split("&") if q and not q.startswith("tf-hub-format=")]
+        query.append("tf-hub-format=uncompressed")
+        return urlunsplit(parts._replace(query="&".join(query), fragment=""))
 
     def __str__(self) -> str:
         return self.url

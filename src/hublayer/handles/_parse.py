@@ -6,6 +6,7 @@ A handle names a model. Each accepted form is one :class:`Scheme` in the ordered
 
     local   /abs/model, ./model, ./model.tar.gz, file:///abs/model   -> LocalHandle
     tfhub   https://tfhub.dev/<publisher>/<name...>/<version>        -> TfhubHandle
+            https://hub.tensorflow.google.cn/<publisher>/<name...>/<version> (mirror)
     kaggle  https://www.kaggle.com/models/<owner>/<model>/<framework>/<variation>[/<version>]
             kaggle://<owner>/<model>/<framework>/<variation>[/<version>]  -> KaggleHandle
     http    any other http(s):// URL (an archive, or ?tf-hub-format=compressed)  -> HttpHandle
@@ -33,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 from hublayer import config
 from hublayer.errors import HandleError
 from hublayer.handles._handles import (
+    CN_HUB,
     SEGMENT,
     Handle,
     HfHandle,
@@ -87,7 +89,7 @@ def _under(text: str, bases: tuple[str, ...]) -> str | None:
 
 
 def _tfhub_bases() -> tuple[str, ...]:
-    return (config.tfhub_endpoint(), *(f"https://{h}" for h in _TFHUB_HOSTS))
+    return (config.tfhub_endpoint(), *(f"https://{h}" for h in _TFHUB_HOSTS), CN_HUB)
 
 
 def _kaggle_bases() -> tuple[str, ...]:
@@ -130,7 +132,8 @@ def _parse_tfhub(text: str) -> TfhubHandle:
             "a tfhub.dev handle with a publisher, a name and a version number",
             "For example https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5.",
         )
-    return TfhubHandle(safe_key(*segments[:-1], str(int(segments[-1]))))
+    cn = _under(text, (CN_HUB,)) is not None and _under(text, (config.tfhub_endpoint(),)) is None
+    return TfhubHandle(safe_key(*segments[:-1], str(int(segments[-1]))), "cn" if cn else "")
 
 
 # kaggle ----------------------------------------------------------------------------------
@@ -259,7 +262,10 @@ SCHEMES: tuple[Scheme, ...] = (
     ),
     Scheme(
         "tfhub",
-        ("https://tfhub.dev/<publisher>/<name>/<version>",),
+        (
+            "https://tfhub.dev/<publisher>/<name>/<version>",
+            "https://hub.tensorflow.google.cn/<publisher>/<name>/<version>",
+        ),
         _claims_tfhub,
         _parse_tfhub,
     ),
@@ -314,8 +320,9 @@ def parse_handle(handle: str | Handle) -> Handle:
         ):
             return handle
         raise HandleError(
-            f"Expected a handle string. Received: handle={handle!r} "
-            f"of type {type(handle).__name__}. Pass a path or URL as str.\n{_accepted_forms()}",
+            f"Expected a handle string. Received: handle={handle!r} of type "
+            f"{type(handle).__name__} (Expected a string, got {handle!r}). Pass a path or "
+            f"URL as str.\n{_accepted_forms()}",
             handle=repr(handle),
         )
     text = handle.strip()

@@ -30,6 +30,7 @@ from hublayer.handles._parse import parse_handle
 from hublayer.handles._resolvers import LocalResolver, UrlResolver
 from hublayer.handles._stage import Resolver, Session, Stage, log
 from hublayer.handles._stores import HfResolver, StoreResolver
+from hublayer.handles._uncompressed import gcs_location, reads_in_place
 
 __all__ = ["resolve"]
 
@@ -108,6 +109,7 @@ def resolve(
     cache_dir: str | os.PathLike[str] | None = None,
     offline: bool | None = None,
     force_download: bool = False,
+    load_format: str | None = None,
 ) -> str:
     """Turn a model handle into a local path whose files are complete and intact.
 
@@ -122,15 +124,22 @@ def resolve(
             (``$HUBLAYER_CACHE_DIR``, else ``$TFHUB_CACHE_DIR``, else ``~/.cache/hublayer``).
         offline: never use the network; defaults to ``$HUBLAYER_OFFLINE``.
         force_download: fetch again even when a complete entry exists.
+        load_format: ``"AUTO"`` or ``"COMPRESSED"`` download archives into the cache;
+            ``"UNCOMPRESSED"`` asks a tfhub.dev, Kaggle or tf-hub http(s) server for the
+            model's ``gs://`` folder and returns it, to be read in place (no copy, no
+            cache entry), as tensorflow_hub does. Defaults to
+            ``$TFHUB_MODEL_LOAD_FORMAT``. Offline, the cache is used whatever the format.
 
     Returns:
-        The path of the model folder (or of the model file, for single-file handles).
+        The path of the model folder (or of the model file, for single-file handles);
+        with ``UNCOMPRESSED``, the ``gs://`` folder for those handles.
 
     Raises:
         HandleError: the handle fits no accepted form, or more than one.
         NotCachedError: offline, and the handle is not cached.
         CorruptEntryError: offline, and the cached entry is damaged.
         ModelNotFoundError: a local path does not exist or is not a readable archive.
+        InvalidModelError: with ``UNCOMPRESSED``, the server named no ``gs://`` folder.
         DownloadError: the server failed after retries, or sent no valid archive.
         UnsafeArchiveError: the archive would write outside its entry, or is too big.
         InsufficientSpaceError: the disk is too full for the download.
@@ -145,9 +154,16 @@ def resolve(
     parsed = parse_handle(handle)
     resolver = _resolver(parsed)
     is_offline = config.offline(offline)
+    in_place = (
+        not is_offline
+        and reads_in_place(parsed)
+        and config.model_load_format(load_format) == "UNCOMPRESSED"
+    )
     session = Session(cache=Cache.at(cache_dir), offline=is_offline, force=force_download)
     try:
         parsed, where = resolver.locate(parsed, session)
+        if in_place:
+            return gcs_location(parsed, session.client())
         if isinstance(where, Path):
             return str(where)
         cache = session.cache

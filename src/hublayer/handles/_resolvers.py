@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 from hublayer import config
 from hublayer.errors import DownloadError, ModelNotFoundError, NotCachedError
 from hublayer.handles._archive import ArchiveFormatError, unpack
-from hublayer.handles._download import CHUNK, RemoteFile, get_json
 from hublayer.handles._handles import HttpHandle, KaggleHandle, LocalHandle, TfhubHandle
 from hublayer.handles._parse import kaggle_handle_in
 from hublayer.handles._stage import Session, Stage
@@ -39,8 +38,9 @@ class LocalResolver:
             st = os.stat(handle.path)
         except OSError:
             raise ModelNotFoundError(
-                f"Expected a model folder or file at {handle.path}. Received: nothing there. "
-                "Check the path; remote models take a URL, such as "
+                f"Expected a model folder or file at {handle.path}. Received: nothing there: "
+                f"{handle.path} does not exist. Check the path; remote models take a URL, "
+                "such as "
                 "https://tfhub.dev/<publisher>/<name>/<version> or kaggle://<owner>/<model>/"
                 "<framework>/<variation>/<version>.",
                 handle=str(handle),
@@ -55,8 +55,9 @@ class LocalResolver:
             stage.known = unpack(handle.path, stage.path, limit=stage.session.limit)
         except ArchiveFormatError as error:
             raise ModelNotFoundError(
-                f"Expected a tar or zip archive at {handle.path}. Received: {error}. "
-                "Re-create the archive, or pass the unpacked folder instead.",
+                f"Expected a tar or zip archive at {handle.path}. Received: {error}. Failed "
+                f"to extract {handle.path}. Re-create the archive, or pass the unpacked "
+                "folder instead.",
                 handle=str(handle),
                 path=str(handle.path),
             ) from None
@@ -85,6 +86,8 @@ def _newest_cached(handle: KaggleHandle, session: Session) -> KaggleHandle:
 
 
 def _newest_online(handle: KaggleHandle, session: Session) -> KaggleHandle:
+    from hublayer.handles._download import get_json  # httpx only when downloading
+
     url = f"{config.kaggle_endpoint()}/api/v1/models/{handle.instance}/get"
     data = get_json(session.client(), url, handle=str(handle))
     version = data.get("versionNumber") if isinstance(data, dict) else None
@@ -131,6 +134,8 @@ def fetch_archive(url: str, stage: Stage) -> Path | None:
         DownloadError: the server failed, or sent something that is not an archive.
         UnsafeArchiveError: the archive tried to write outside its entry.
     """
+    from hublayer.handles._download import CHUNK, RemoteFile  # httpx only when downloading
+
     session = stage.session
     attempt = 0
     while True:
@@ -153,7 +158,7 @@ def fetch_archive(url: str, stage: Stage) -> Path | None:
                     continue
                 raise DownloadError(
                     f"Expected {url} to send a tar or zip archive (the compressed tf-hub "
-                    f"format). Received: {error}; Content-Type="
+                    f"format). Received: {error}; Failed to extract {url}; Content-Type="
                     f"{remote.content_type!r}, {remote.offset} bytes. Check that the URL "
                     "serves a model archive.",
                     url=url,

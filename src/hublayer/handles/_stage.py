@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hublayer import config
 from hublayer.handles._cache import Cache
-from hublayer.handles._download import new_client
 from hublayer.handles._lock import EntryLock
+
+if TYPE_CHECKING:  # httpx is imported only when something is downloaded
+    import httpx
 
 __all__ = ["Resolver", "Session", "Stage", "log"]
 
@@ -52,6 +52,8 @@ class Session:
     def client(self) -> httpx.Client:
         """The HTTP client, created on first use."""
         if self._client is None:
+            from hublayer.handles._download import new_client
+
             self._client = new_client()
         return self._client
 

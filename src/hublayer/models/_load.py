@@ -8,6 +8,8 @@ What a resolved handle may hold, and what :func:`load` returns for it::
        meta graphs)                                        the meta graph with no tags
     model.keras  (or a folder holding                      keras.saving.load_model(file)
       exactly one *.keras file)
+    gs://bucket/folder                 SavedModel read in place through tf.io.gfile, when
+                                       TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED names it
 
 Example:
     >>> import hublayer
@@ -24,19 +26,28 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hublayer.errors import ModelNotFoundError
+from hublayer.errors import InvalidModelError, ModelNotFoundError
 
-__all__ = ["is_hub_module_v1", "load", "load_path", "resolve_handle"]
+__all__ = ["is_hub_module_v1", "load", "load_in_place", "load_path", "resolve_handle"]
 
 _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 _HUB_MODULE_FILE = "tfhub_module.pb"
 _KERAS_SUFFIX = ".keras"
 
 Handle = str | os.PathLike[str]
+_NEITHER = "contains neither 'saved_model.pb' nor 'saved_model.pbtxt'"
+
+
+def _as_handle(handle: Any) -> Any:
+    """A path object as its string; anything else as is (``resolve`` rejects non-strings)."""
+    return os.fspath(handle) if isinstance(handle, os.PathLike) else handle
 
 
 def resolve_handle(handle: Handle) -> Path:
     """Turn a handle into a local path, through ``hublayer.resolve``.
+
+    Always a local copy: ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED`` is honoured by
+    :func:`load` only (a layer embeds its model folder in ``.keras`` files).
 
     Args:
         handle: any handle ``hublayer.resolve`` accepts, or a local path.
@@ -46,11 +57,11 @@ def resolve_handle(handle: Handle) -> Path:
 
     Raises:
         HandleError, ModelNotFoundError, NotCachedError, DownloadError...: as
-            ``hublayer.resolve`` raises them.
+            ``hublayer.resolve`` raises them (``HandleError`` for a non-string).
     """
     from hublayer.handles import resolve
 
-    return Path(resolve(os.fspath(handle)))
+    return Path(resolve(_as_handle(handle), load_format="COMPRESSED"))
 
 
 def is_hub_module_v1(path: str | os.PathLike[str]) -> bool:
@@ -111,7 +122,9 @@ def load_path(
         ``_is_hub_module_v1`` set, as ``tensorflow_hub.load`` does), or a ``keras.Model``.
 
     Raises:
-        ModelNotFoundError: ``path`` holds no SavedModel and no ``.keras`` file.
+        ModelNotFoundError: ``path`` does not exist.
+        InvalidModelError: ``path`` exists but holds no SavedModel and no ``.keras`` file
+            (a ``ValueError``, as in tensorflow_hub).
     """
     folder = Path(path)
     shown = os.fspath(handle) if handle is not None else str(folder)
@@ -122,11 +135,12 @@ def load_path(
         # `import hublayer` installed the hook that registers KerasLayer with Keras.
         return keras.saving.load_model(keras_file)
     if not any((folder / name).is_file() for name in _SAVED_MODEL_FILES):
-        raise ModelNotFoundError(
+        error = InvalidModelError if folder.exists() else ModelNotFoundError
+        raise error(
             f"Expected a SavedModel (a folder with saved_model.pb) or a .keras file. "
             f"Received: handle={shown!r}, which resolved to {str(folder)!r} holding "
-            f"{_listing(folder)}. Check the handle, or remove the damaged folder so it is "
-            "fetched again.",
+            f"{_listing(folder)}: {str(folder)!r} {_NEITHER}. Check the handle, or remove "
+            "the damaged folder so it is fetched again.",
             handle=shown,
             path=str(folder),
         )
@@ -154,8 +168,10 @@ def load(handle: Handle, tags: Iterable[str] | None = None, options: Any = None)
         read ``.signatures``, ``.variables``... For a ``.keras`` file, a ``keras.Model``.
 
     Raises:
-        HandleError: the handle fits no accepted form.
-        ModelNotFoundError: the handle resolves to something that holds no model.
+        HandleError: the handle fits no accepted form, or is not a string or path.
+        ModelNotFoundError: the handle names a path that does not exist.
+        InvalidModelError: the handle resolves to a folder that holds no model, or (with
+            ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED``) the server names no ``gs://`` folder.
 
     Example:
         >>> import hublayer
@@ -165,7 +181,61 @@ def load(handle: Handle, tags: Iterable[str] | None = None, options: Any = None)
         >>> model(tf.zeros([1, 32, 32, 3])).shape
         TensorShape([1, 8])
     """
-    return load_path(resolve_handle(handle), tags, options, handle=handle)
+    from hublayer.handles import resolve
+
+    location = resolve(_as_handle(handle))
+    if location.startswith("gs://"):
+        return load_in_place(location, tags, options, handle=handle)
+    return load_path(location, tags, options, handle=handle)
+
+
+def load_in_place(
+    location: str,
+    tags: Iterable[str] | None = None,
+    options: Any = None,
+    *,
+    handle: Handle | None = None,
+) -> Any:
+    """Load the SavedModel at ``location`` where it is, through ``tf.io.gfile``; no copy.
+
+    This is how ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED`` reads the ``gs://`` folder a
+    server names. Any location TensorFlow's file system can read works: ``gs://``,
+    ``file://`` or a local path.
+
+    Args:
+        location: the SavedModel folder.
+        tags: as for :func:`load_path`.
+        options: a ``tf.saved_model.LoadOptions``.
+        handle: the handle ``location`` came from, for error messages.
+
+    Raises:
+        InvalidModelError: ``location`` holds neither ``saved_model.pb`` nor
+            ``saved_model.pbtxt`` (a ``ValueError``, as in tensorflow_hub).
+
+    Example:
+        >>> from hublayer import testing
+        >>> folder = testing.image_feature_vector("/tmp/ifv-in-place", dim=8)
+        >>> sorted(load_in_place("file://" + folder).signatures)
+        ['serving_default']
+    """
+    import tensorflow as tf
+
+    base = location.rstrip("/")
+    exists = [tf.io.gfile.exists(f"{base}/{name}") for name in _SAVED_MODEL_FILES]
+    shown = os.fspath(handle) if handle is not None else location
+    if not any(exists):
+        raise InvalidModelError(
+            f"Expected a SavedModel folder at {location!r}. Received: {location!r} "
+            f"{_NEITHER} (handle={shown!r}). Check the handle, or unset "
+            "TFHUB_MODEL_LOAD_FORMAT to download the model's archive instead.",
+            handle=shown,
+            path=location,
+        )
+    hub_v1 = tf.io.gfile.exists(f"{base}/{_HUB_MODULE_FILE}")
+    chosen = list(tags) if tags is not None else ([] if hub_v1 else None)
+    loaded = tf.saved_model.load(location, tags=chosen, options=options)
+    loaded._is_hub_module_v1 = hub_v1
+    return loaded
 
 
 def _listing(folder: Path) -> str:
