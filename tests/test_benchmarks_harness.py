@@ -297,9 +297,9 @@ def test_computed_notes_quote_the_run_and_a_failing_note_keeps_the_figures() -> 
         reps=2,
         notes=[
             "typed",
-            lambda r: f"A used {r.contender('A').stats.cores:.2f} cores",
+            lambda r: f"A used {r.contender('A').stats.cores:.2f} cores",  # type: ignore[union-attr]
             lambda r: None,
-            lambda r: f"{r.contender('nobody').stats}",
+            lambda r: f"{r.contender('nobody').stats}",  # type: ignore[union-attr]
         ],
     )
     result = _run(plan)
@@ -579,7 +579,9 @@ def test_smoke_runs_each_contender_once_without_warmup() -> None:
 
     result = run_case(CaseSpec("c", "C", build), SUITES["quick"], log=_quiet, smoke=True)
     assert journal == ["start A", "A", "stop A"]
-    assert result.contenders[0].stats.n == 1
+    stats = result.contenders[0].stats
+    assert stats is not None
+    assert stats.n == 1
 
 
 def test_cli_child_mode_writes_one_case_as_json(

@@ -16,8 +16,8 @@ Example:
 from __future__ import annotations
 
 import gzip
-import mmap
 import os
+import stat
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -60,10 +60,13 @@ class Reader:
             the first 100 errors in :attr:`errors`, and goes on with the next good one.
         buffer_size: bytes read at a time from a compressed file.
 
-    A plain file is memory-mapped, so each record costs one copy out of the page cache
-    (3-4 GB/s on 64 KB records, against about 1.7 GB/s reading chunks). Like any mapped
-    file, it must not be truncated in place while it is read; :class:`Writer` replaces
-    files by renaming, which is safe.
+    A plain file is read in chunks with ``pread``: each chunk starts at the first byte
+    still needed, so no bytes are joined in Python (on 64 KB records, 75-85 % of the
+    speed of reading through a memory map; on small records, the same).
+    The file is not memory-mapped on purpose: a mapped file that another process
+    truncates kills the reading process with SIGBUS. Here, a file that shrinks while it
+    is read raises :class:`RecordError` instead, whatever ``on_error`` says; one that
+    grows is read up to its size when it was opened.
 
     Attributes:
         skipped: how many bad records (or garbage runs) were skipped.
@@ -106,9 +109,8 @@ class Reader:
         self._file: IO[bytes] | None = None
         self._stream: IO[bytes] | gzip.GzipFile | None = None
         self._inflate: zlib._Decompress | None = None
-        self._size: int | None = None
-        self._map: mmap.mmap | None = None
-        self._buf: bytes | mmap.mmap = b""
+        self._size: int | None = None  # a regular plain file's size when opened
+        self._buf = b""
         self._pos = 0
         self._base = 0
         self._eof = False
@@ -133,29 +135,16 @@ class Reader:
             if self.compression == "ZLIB":
                 self._inflate = zlib.decompressobj()
             else:
-                self._size = os.fstat(self._file.fileno()).st_size
-                self._map = self._map_file()
+                info = os.fstat(self._file.fileno())
+                # pread needs a regular file; a pipe or a device is read in order instead.
+                self._size = info.st_size if stat.S_ISREG(info.st_mode) else None
         return self
-
-    def _map_file(self) -> mmap.mmap | None:
-        """Map a plain file: records are sliced out of the page cache with one copy."""
-        if not self._size or self._file is None:
-            return None
-        try:
-            mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # not mappable (a pipe...): read it in chunks
-            return None
-        if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
-            mapped.madvise(mmap.MADV_SEQUENTIAL)
-        return mapped
 
     def close(self) -> None:
         """Close the file; safe to call twice."""
-        stream, file, mapped = self._stream, self._file, self._map
-        self._stream = self._file = self._map = None
+        stream, file = self._stream, self._file
+        self._stream = self._file = None
         self._buf = b""
-        if mapped is not None:
-            mapped.close()
         if stream is not None and stream is not file:
             stream.close()
         if file is not None:
@@ -234,7 +223,7 @@ class Reader:
         seen = self.count + self.skipped
         if not seen or not self.offset:
             return float(seen)
-        if self._map is not None or self._file is None or self._size is not None:
+        if self._file is None or self._size is not None:
             stream_size = float(self._size or self.offset)
         else:
             file_size = os.fstat(self._file.fileno()).st_size
@@ -250,11 +239,8 @@ class Reader:
         if self._eof:
             return False
         want = max(self.buffer_size, need - have)
-        start = self._base + len(self._buf)  # stream offset of the next byte to read
-        if self._size is not None and start + want >= self._size:
-            # A plain file: never ask for more than is left (guards garbage lengths).
-            want = self._size - start
-            self._eof = True
+        if self._size is not None:
+            return self._fill_plain(have + want, need)
         try:
             more = self._read(want)
         except RecordError as error:  # a broken compressed stream cannot be resynced
@@ -266,6 +252,43 @@ class Reader:
         self._buf = self._buf[self._pos :] + more
         self._pos = 0
         return len(self._buf) >= need
+
+    def _fill_plain(self, size: int, need: int) -> bool:
+        """:meth:`_fill` for a regular plain file: one ``pread`` of the bytes still
+        needed and the next ones, never past the size the file had when opened (which
+        also guards against garbage lengths)."""
+        if self._file is None:
+            raise ValueError("Expected an open Reader. Use `with Reader(path) as reader:`.")
+        start = self._base + self._pos  # stream offset of the first byte still needed
+        size = min(size, self._size - start) if self._size is not None else size
+        if self._size is None or start + size >= self._size:
+            self._eof = True
+        parts, got = [], 0
+        try:
+            while got < size:
+                part = os.pread(self._file.fileno(), size - got, start + got)
+                if not part:
+                    raise self._shrunk(start + got)
+                parts.append(part)
+                got += len(part)
+        except OSError as error:
+            raise open_error(self.path, error) from error
+        self._base, self._pos = start, 0
+        self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
+        return len(self._buf) >= need
+
+    def _shrunk(self, offset: int) -> RecordError:
+        now = os.fstat(self._file.fileno()).st_size if self._file is not None else offset
+        return RecordError(
+            f"Expected {str(self.path)!r} to keep its size while it is read. Received: it "
+            f"shrank from {self._size:,} to {now:,} bytes; reading stopped at byte offset "
+            f"{offset:,}. Another process truncated or rewrote it in place: read it again "
+            "once it is complete (write a new file and rename it into place, as Writer "
+            "does).",
+            file=str(self.path),
+            index=self.count + self.skipped,
+            offset=offset,
+        )
 
     def _resync(self) -> bool:
         """Move ``_pos`` to the next offset whose length CRC matches; False at the end.
@@ -302,10 +325,7 @@ class Reader:
         self.open()
         self._started = True
         self._pos, self._base = 0, 0
-        if self._map is not None:  # the whole file is the buffer
-            self._buf, self._eof = self._map, True
-        else:
-            self._buf, self._eof = b"", False
+        self._buf, self._eof = b"", False
         verify = self.verify
         unpack_header = HEADER.unpack_from
         unpack_footer = FOOTER.unpack_from
