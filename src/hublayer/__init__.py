@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hublayer.errors import HublayerError
     from hublayer.handles import resolve
     from hublayer.layers import KerasLayer
-    from hublayer.models import export_saved_model, inspect, load
+    from hublayer.models import export_saved_model, inspect, load, scan
 
 __all__ = [
     "HublayerError",
@@ -43,6 +43,7 @@ __all__ = [
     "load",
     "records",
     "resolve",
+    "scan",
     "testing",
     "train",
     "zoo",
@@ -60,6 +61,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "load": ("hublayer.models", "load"),
     "records": ("hublayer.records", None),
     "resolve": ("hublayer.handles", "resolve"),
+    "scan": ("hublayer.models", "scan"),
     "testing": ("hublayer.testing", None),
     "train": ("hublayer.train", None),
     "zoo": ("hublayer.zoo", None),

@@ -15,6 +15,7 @@ Hierarchy::
     ├── DownloadError (ConnectionError)      HTTP or transport failure, with url and status
     ├── CorruptEntryError (OSError)          a cache entry fails its manifest check
     ├── UnsafeArchiveError (ValueError)      an archive member would escape its entry
+    ├── UnsafeModelError (PermissionError)  a model whose ops reach files, network or Python
     ├── CacheLockError (TimeoutError)        another process held the entry's lock too long
     ├── InsufficientSpaceError (OSError)     not enough free disk for a download
     ├── SignatureError (ValueError)          a wrong signature / output_key / input spec
@@ -64,6 +65,7 @@ __all__ = [
     "SpecMismatchError",
     "TrainingError",
     "UnsafeArchiveError",
+    "UnsafeModelError",
 ]
 
 
@@ -175,6 +177,15 @@ class UnsafeArchiveError(HublayerError, ValueError):
     """An archive member would be written outside its entry, or the archive is too big."""
 
     fields = ("path", "member")
+
+
+class UnsafeModelError(HublayerError, PermissionError):
+    """A model's scan found ops that reach files, the network or Python; it was not loaded.
+
+    ``findings`` holds the high-severity :class:`hublayer.models.Finding` objects.
+    """
+
+    fields = ("handle", "path", "findings")
 
 
 class CacheLockError(HublayerError, TimeoutError):

@@ -27,6 +27,7 @@ from hublayer.handles._maintenance import (
     remove,
     verify,
 )
+from hublayer.handles._notes import read_entry_note, write_entry_note
 from hublayer.handles._parse import SCHEMES, Scheme, parse_handle
 from hublayer.handles._resolve import resolve
 
@@ -46,7 +47,9 @@ __all__ = [
     "list_entries",
     "parse_handle",
     "prune",
+    "read_entry_note",
     "remove",
     "resolve",
     "verify",
+    "write_entry_note",
 ]

@@ -64,6 +64,9 @@ class Manifest:
     main: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    #: Results computed once per entry by layers above (``{"scan": {...}}``), bound to
+    #: the files they read; see :mod:`hublayer.handles._notes`.
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -121,6 +124,7 @@ class Manifest:
                 "source": self.source,
                 "files": [list(r) for r in self.files],
                 "links": [list(r) for r in self.links],
+                **({"notes": self.notes} if self.notes else {}),
             },
             indent=0,
         )
@@ -139,6 +143,7 @@ class Manifest:
             main=data.get("main"),
             source=dict(data.get("source") or {}),
             created=float(data["created"]),
+            notes=dict(data.get("notes") or {}),
         )
 
     def write(self, path: Path) -> None:

@@ -1,8 +1,11 @@
-"""Load, inspect and export models: TF2 SavedModels, TF1-style SavedModels, ``.keras`` files.
+"""Load, inspect, scan and export models: TF2 SavedModels, TF1-style SavedModels, ``.keras`` files.
 
 - :func:`export_saved_model`: write a Keras 3 model as a TF2 Reusable SavedModel.
 - :func:`inspect`: describe a model as a :class:`ModelInfo` (signatures, specs, sizes).
 - :func:`load`: load a model handle, like ``tensorflow_hub.load``.
+- :func:`scan`: judge a model's ops without running it (TF-free) as a :class:`ScanReport`.
+
+Names load lazily, so ``hublayer.scan`` (and ``hublayer scan``) never imports TensorFlow.
 
 Example:
     >>> import hublayer
@@ -14,13 +17,55 @@ Example:
 
 from __future__ import annotations
 
-from hublayer.models._export import export_saved_model
-from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# For `hublayer.layers` (the floor above), not part of the public API.
-from hublayer.models._load import is_hub_module_v1 as is_hub_module_v1
-from hublayer.models._load import load
-from hublayer.models._load import load_path as load_path
-from hublayer.models._load import resolve_handle as resolve_handle
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hublayer.models._export import export_saved_model
+    from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
+    from hublayer.models._load import is_hub_module_v1, load, load_path, resolve_handle
+    from hublayer.models._scan import scan
+    from hublayer.models._scan_report import Finding, ScanReport
 
-__all__ = ["ModelInfo", "SignatureInfo", "export_saved_model", "inspect", "load"]
+__all__ = [
+    "Finding",
+    "ModelInfo",
+    "ScanReport",
+    "SignatureInfo",
+    "export_saved_model",
+    "inspect",
+    "load",
+    "load_keras_file",
+    "scan",
+]
+
+# name -> private module that defines it
+_LAZY: dict[str, str] = {
+    "Finding": "._scan_report",
+    "ModelInfo": "._inspect",
+    "ScanReport": "._scan_report",
+    "SignatureInfo": "._inspect",
+    "export_saved_model": "._export",
+    "inspect": "._inspect",
+    "load": "._load",
+    "load_keras_file": "._keras_file",
+    "scan": "._scan",
+    # For `hublayer.layers` (the floor above), not part of the public API.
+    "is_hub_module_v1": "._load",
+    "load_path": "._load",
+    "resolve_handle": "._load",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = importlib.import_module(_LAZY[name], __name__)
+    except KeyError:
+        raise AttributeError(f"module 'hublayer.models' has no attribute {name!r}") from None
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

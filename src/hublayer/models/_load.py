@@ -107,8 +107,9 @@ def load_path(
     options: Any = None,
     *,
     handle: Handle | None = None,
+    safe_mode: bool | None = None,
 ) -> Any:
-    """Load the model in a local folder or ``.keras`` file.
+    """Load the model in a local folder or ``.keras`` file, after scanning it.
 
     Args:
         path: a SavedModel folder, a ``.keras`` file, or a folder holding one ``.keras`` file.
@@ -116,6 +117,8 @@ def load_path(
             tags when there are several (the TF Hub convention), else TensorFlow's default.
         options: a ``tf.saved_model.LoadOptions``.
         handle: the handle ``path`` came from, for error messages.
+        safe_mode: scan the model first and refuse unsafe ops (see :func:`hublayer.scan`);
+            ``None`` follows ``$HUBLAYER_SAFE_MODE`` (on by default), ``False`` skips it.
 
     Returns:
         The loaded object: what ``tf.saved_model.load`` returns (with
@@ -125,10 +128,16 @@ def load_path(
         ModelNotFoundError: ``path`` does not exist.
         InvalidModelError: ``path`` exists but holds no SavedModel and no ``.keras`` file
             (a ``ValueError``, as in tensorflow_hub).
+        UnsafeModelError: the scan found ops that reach files, the network or Python.
     """
     folder = Path(path)
     shown = os.fspath(handle) if handle is not None else str(folder)
     keras_file = _keras_file(folder)
+    if keras_file is not None or any((folder / n).is_file() for n in _SAVED_MODEL_FILES):
+        from hublayer.models._scan import check_safe
+
+        # Nothing of the model runs, and TensorFlow does not read it, before this.
+        check_safe(keras_file or folder, safe_mode=safe_mode, handle=shown)
     if keras_file is not None:
         import keras
 
@@ -152,7 +161,13 @@ def load_path(
     return loaded
 
 
-def load(handle: Handle, tags: Iterable[str] | None = None, options: Any = None) -> Any:
+def load(
+    handle: Handle,
+    tags: Iterable[str] | None = None,
+    options: Any = None,
+    *,
+    safe_mode: bool | None = None,
+) -> Any:
     """Resolve a handle and load the model it names, like ``tensorflow_hub.load``.
 
     Args:
@@ -162,6 +177,9 @@ def load(handle: Handle, tags: Iterable[str] | None = None, options: Any = None)
         tags: the meta graph to load from a TF1 SavedModel; ``None`` follows TF Hub (the
             meta graph with no tags when there are several).
         options: a ``tf.saved_model.LoadOptions``.
+        safe_mode: scan the model before TensorFlow loads it and refuse ops that reach
+            files, the network or Python (see :func:`hublayer.scan`). ``None`` follows
+            ``$HUBLAYER_SAFE_MODE`` (on by default); ``False`` loads a model you trust as is.
 
     Returns:
         The loaded object. For a SavedModel, what ``tf.saved_model.load`` returns: call it,
@@ -172,6 +190,7 @@ def load(handle: Handle, tags: Iterable[str] | None = None, options: Any = None)
         ModelNotFoundError: the handle names a path that does not exist.
         InvalidModelError: the handle resolves to a folder that holds no model, or (with
             ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED``) the server names no ``gs://`` folder.
+        UnsafeModelError: the scan found ops that reach files, the network or Python.
 
     Example:
         >>> import hublayer
@@ -185,8 +204,8 @@ def load(handle: Handle, tags: Iterable[str] | None = None, options: Any = None)
 
     location = resolve(_as_handle(handle))
     if location.startswith("gs://"):
-        return load_in_place(location, tags, options, handle=handle)
-    return load_path(location, tags, options, handle=handle)
+        return load_in_place(location, tags, options, handle=handle, safe_mode=safe_mode)
+    return load_path(location, tags, options, handle=handle, safe_mode=safe_mode)
 
 
 def load_in_place(
@@ -195,6 +214,7 @@ def load_in_place(
     options: Any = None,
     *,
     handle: Handle | None = None,
+    safe_mode: bool | None = None,
 ) -> Any:
     """Load the SavedModel at ``location`` where it is, through ``tf.io.gfile``; no copy.
 
@@ -207,6 +227,7 @@ def load_in_place(
         tags: as for :func:`load_path`.
         options: a ``tf.saved_model.LoadOptions``.
         handle: the handle ``location`` came from, for error messages.
+        safe_mode: as for :func:`load_path` (``saved_model.pb`` is read and scanned first).
 
     Raises:
         InvalidModelError: ``location`` holds neither ``saved_model.pb`` nor
@@ -231,6 +252,15 @@ def load_in_place(
             handle=shown,
             path=location,
         )
+    from hublayer.models._scan import check_safe_data
+
+    name = _SAVED_MODEL_FILES[0] if exists[0] else _SAVED_MODEL_FILES[1]
+
+    def read() -> bytes:
+        with tf.io.gfile.GFile(f"{base}/{name}", "rb") as f:
+            return bytes(f.read())
+
+    check_safe_data(read, name, location=location, safe_mode=safe_mode, handle=shown)
     hub_v1 = tf.io.gfile.exists(f"{base}/{_HUB_MODULE_FILE}")
     chosen = list(tags) if tags is not None else ([] if hub_v1 else None)
     loaded = tf.saved_model.load(location, tags=chosen, options=options)
