@@ -3,6 +3,7 @@
 - ``_legacy.py``: ``tensorflow_hub`` + ``tf_keras``, imported only in a worker started with
   ``TF_USE_LEGACY_KERAS=1`` (it cannot share a process with Keras 3).
 - ``_coldstart.py``: ``python -m benchmarks.peers._coldstart WHICH PATH``, one cold load.
-- ``_server.py``: ``python -m benchmarks.peers._server FOLDER``, a loopback HTTP server in
-  its own process, so serving bytes does not compete with a client for the GIL.
+- ``_server.py``: :class:`LoopbackServer` runs ``hublayer.testing``'s ``FileServer`` as a
+  loopback HTTP server in its own process, so serving bytes does not compete with a
+  client for the GIL.
 """

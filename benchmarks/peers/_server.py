@@ -1,8 +1,10 @@
-"""A loopback HTTP file server in its own process, neutral between the clients it serves.
+"""The client side of a loopback HTTP file server in its own process.
 
-``python -m benchmarks.peers._server FOLDER`` serves FOLDER on 127.0.0.1 and prints
-``port N`` once it listens. The parent side is :class:`LoopbackServer`. Query strings are
-ignored, so ``tensorflow_hub``'s ``?tf-hub-format=compressed`` gets the same file.
+The server is :class:`hublayer.testing.FileServer`, run as ``python -m
+hublayer.testing._server FOLDER`` (one loopback server in the code base, not two): it
+serves FOLDER on 127.0.0.1 with ``sendfile``, in a process of its own so no contender
+shares a GIL with it, and ignores query strings, so ``tensorflow_hub``'s
+``?tf-hub-format=compressed`` gets the same file.
 
 Example:
     >>> import tempfile, pathlib, urllib.request
@@ -14,46 +16,12 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import subprocess
 import sys
-import threading
 from types import TracebackType
-from typing import Any
 
-__all__ = ["LoopbackServer", "main"]
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def copyfile(self, source: Any, outputfile: Any) -> None:
-        # sendfile: the kernel copies, so the server costs the client as little as possible.
-        try:
-            self.wfile.flush()
-            out, src, offset = self.connection.fileno(), source.fileno(), 0
-            while sent := os.sendfile(out, src, offset, 1 << 24):
-                offset += sent
-        except (AttributeError, OSError):
-            super().copyfile(source, outputfile)
-
-
-def main() -> None:
-    """Serve ``sys.argv[1]`` until stdin closes (the parent ended) or the process is killed."""
-    folder = sys.argv[1]
-    handler = functools.partial(_Handler, directory=folder)
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
-        threading.Thread(target=_exit_with_parent, daemon=True).start()
-        print(f"port {httpd.server_address[1]}", flush=True)
-        httpd.serve_forever()
-
-
-def _exit_with_parent() -> None:
-    sys.stdin.read()
-    os._exit(0)
+__all__ = ["LoopbackServer"]
 
 
 class LoopbackServer:
@@ -67,7 +35,7 @@ class LoopbackServer:
         from benchmarks._subprocess import ROOT, child_env
 
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.peers._server", str(folder)],
+            [sys.executable, "-m", "hublayer.testing._server", str(folder)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -99,7 +67,3 @@ class LoopbackServer:
         self, exc: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,12 @@ background thread on port 0, serves a folder and in-memory routes, supports ``Ra
 - redirect, in chains, to other paths or to another host name of the same server
   (``localhost`` instead of ``127.0.0.1``).
 
-It counts requests per path (query excluded) and logs each request's headers.
+It counts requests per path (query excluded) and logs each request's headers. Files
+go out with ``sendfile``, so serving costs the client as little as possible.
+
+``python -m hublayer.testing._server FOLDER`` serves FOLDER from a process of its own
+(so no client shares its GIL), prints ``port N`` once it listens, and exits when its
+stdin closes: the benchmarks' download peers use it that way.
 
 Example:
     >>> from hublayer.testing import FileServer
@@ -51,7 +56,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["FileServer", "Request", "Response"]
+__all__ = ["FileServer", "Request", "Response", "main"]
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 _CHUNK = 1 << 16
@@ -427,3 +432,19 @@ class FileServer:
         if candidate != self.root and self.root not in candidate.parents:
             return None
         return candidate if candidate.is_file() else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a folder until stdin closes (the parent ended) or the process is killed.
+
+    Args:
+        argv: ``[FOLDER]``; default ``sys.argv[1:]``.
+    """
+    (folder,) = sys.argv[1:] if argv is None else argv
+    with FileServer(folder) as server:
+        print(f"port {server.port}", flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
