@@ -103,19 +103,13 @@ def test_castable_inputs_are_accepted() -> None:
     )
 
 
-def test_trainable_signature_is_an_error() -> None:
-    with pytest.raises(NotTrainableError, match="signatures are for inference"):
-        hub.KerasLayer(
-            models()["bert_encoder"],
-            signature="encode",
-            output_key="sequence_output",
-            trainable=True,
-        )
-    with pytest.raises(NotTrainableError, match="TF1") as raised:
+def test_trainable_tf1_graph_is_an_error_with_tensorflow_hubs_sentence() -> None:
+    with pytest.raises(NotTrainableError, match="TF1 Hub format") as raised:
         hub.KerasLayer(_tf1_hub_module(), trainable=True)
     assert raised.value.handle is not None
+    assert "Setting hub.KerasLayer.trainable = True is unsupported" in str(raised.value)
     layer = hub.KerasLayer(models()["tf1_saved_model"])
-    with pytest.raises(NotTrainableError):
+    with pytest.raises(NotTrainableError, match="trainable=False"):
         layer.trainable = True
     assert layer.trainable is False
 
@@ -131,7 +125,9 @@ def _tf1_hub_module() -> str:
     return str(folder)
 
 
-def test_model_without_trainable_variables_cannot_train(tmp_path: Path) -> None:
+def test_model_without_trainable_variables_logs_once_and_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tf.train.Checkpoint()
     root.table = tf.Variable(tf.ones([4, 2]))
     root.variables = [root.table]
@@ -140,11 +136,17 @@ def test_model_without_trainable_variables_cannot_train(tmp_path: Path) -> None:
         lambda ids: tf.gather(root.table, ids), input_signature=[tf.TensorSpec([None], tf.int32)]
     )
     tf.saved_model.save(root, str(tmp_path / "frozen"))
-    with pytest.raises(NotTrainableError, match="trainable_variables is empty") as raised:
-        hub.KerasLayer(str(tmp_path / "frozen"), trainable=True)
-    assert raised.value.handle == str(tmp_path / "frozen")
-    frozen = hub.KerasLayer(str(tmp_path / "frozen"))
-    assert frozen(tf.constant([1, 2])).shape == (2, 2)
+    with caplog.at_level("ERROR", logger="hublayer"):
+        layer = hub.KerasLayer(str(tmp_path / "frozen"), trainable=True)
+        layer.trainable = True
+        out = layer(tf.constant([1, 2]))
+    assert out.shape == (2, 2)
+    assert layer.trainable is True
+    assert layer.trainable_weights == []
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1  # once per layer, as tensorflow_hub logs it
+    assert "zero trainable weights" in errors[0].getMessage()
+    assert str(tmp_path / "frozen") in errors[0].getMessage()
 
 
 def test_partial_selection_that_selects_nothing_is_an_error() -> None:
@@ -167,7 +169,8 @@ def test_missing_model_and_folder_without_a_model(tmp_path: Path) -> None:
     assert raised.value.path == str(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "README.md").write_text("not a model")
-    with pytest.raises(ModelNotFoundError, match=r"saved_model\.pb") as raised:
+    # A folder that exists is an invalid model: a ValueError, as in tensorflow_hub.
+    with pytest.raises(ValueError, match=r"saved_model\.pb") as raised:
         hub.load(str(tmp_path / "empty"))
     assert "README.md" in str(raised.value)
 

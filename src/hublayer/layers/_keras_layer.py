@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,11 +28,21 @@ import tensorflow as tf
 from hublayer._backend import require_tensorflow_backend
 from hublayer._specs import TensorInfo
 from hublayer.errors import NotTrainableError
-from hublayer.layers import _assets, _shapes, _signatures, _variables
+from hublayer.layers import (
+    _assets,
+    _batching,
+    _inputs,
+    _regularization,
+    _shapes,
+    _signatures,
+    _variables,
+)
 from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
 
 __all__ = ["KerasLayer"]
+
+log = logging.getLogger("hublayer.layers")
 
 # Set by from_config: build the layer without loading; Keras then calls build_from_config.
 _DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("hublayer_deferred", default=False)
@@ -50,11 +61,14 @@ class KerasLayer(keras.layers.Layer):
         handle: any handle ``hublayer.resolve`` accepts (tfhub.dev or Kaggle URL, ``kaggle://``,
             ``gs://``, ``s3://``, ``hf://``, archive URL, local folder or ``.keras`` file), or
             an already loaded object or callable (such a layer cannot be saved).
-        trainable: whether the model's trainable variables train. Requires ``__call__``
-            (not a signature) and at least one trainable variable.
+        trainable: whether the model's trainable variables train, through ``__call__``
+            or a signature (the variables the signature captures). A model without
+            trainable variables logs an error once and works, as in ``tensorflow_hub``.
         arguments: extra keyword arguments passed to the model on every call.
         signature: call this signature instead of ``__call__``. A TF1 Hub module defaults to
-            ``"default"``. Needs ``output_key`` or ``signature_outputs_as_dict=True``.
+            ``"default"``; a model without ``__call__`` to ``serving_default`` or its only
+            signature. Needs ``output_key`` or ``signature_outputs_as_dict=True`` unless
+            the signature has a single output.
         signature_outputs_as_dict: return the signature's whole output dict.
         output_key: the output to return from a dict (TF1 Hub modules: ``"default"``).
         output_shape: output shape(s) without the batch dimension, for models whose
@@ -65,6 +79,9 @@ class KerasLayer(keras.layers.Layer):
             ``"block_16_conv/kernel"``, see :attr:`variable_paths`) matches one of these
             regular expressions train.
         trainable_last_n: partial fine-tuning: the variables of the last N layers train.
+        training_signature: the signature to call when ``training=True`` (such as
+            ``"serve_train"``). Without it, a signature runs in inference mode while it
+            trains too: BatchNorm uses its moving statistics, Dropout is off.
         embed_saved_model: copy the model's files into ``.keras`` archives (default), so
             they reload offline. Turn off for very large models; reloading then resolves
             ``handle`` again.
@@ -84,8 +101,8 @@ class KerasLayer(keras.layers.Layer):
         BackendError: the Keras backend is not TensorFlow.
         SignatureError: a wrong ``signature`` or ``output_key``, or inputs the model cannot
             take; the message lists the valid names or shows the expected spec.
-        NotTrainableError: ``trainable=True`` on a signature or a model without trainable
-            variables.
+        NotTrainableError: ``trainable=True`` on a TF1 graph, or a partial selection that
+            selects nothing.
 
     Fine-tuning part of the model: ``trainable_patterns`` / ``trainable_last_n`` here, or
     :meth:`unfreeze` later; :attr:`variable_paths` names the variables to choose from.
@@ -119,6 +136,7 @@ class KerasLayer(keras.layers.Layer):
         *,
         trainable_patterns: Sequence[str] | str | None = None,
         trainable_last_n: int | None = None,
+        training_signature: str | None = None,
         embed_saved_model: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -138,8 +156,11 @@ class KerasLayer(keras.layers.Layer):
             output_shape=(
                 _shapes.parse_output_shape(output_shape) if output_shape is not None else None
             ),
+            arguments=dict(arguments or {}),
+            training_signature=training_signature,
         )
         self._arguments = dict(arguments or {})
+        self._warned: set[str] = set()
         self._patterns = _patterns(trainable_patterns)
         self._last_n = trainable_last_n
         _variables.select_trainable(["-"], self._patterns, self._last_n)  # fail early
@@ -278,30 +299,59 @@ class KerasLayer(keras.layers.Layer):
         state = getattr(self, "_loaded", None) or getattr(self, "_pending", None)
         if state is None:
             return
-        for variable, selected in zip(state.variables, self._selection(), strict=True):
+        selection = self._selection()
+        for variable, selected in zip(state.variables, selection, strict=True):
             variable.trainable = self._trainable and selected
+        regularizers = getattr(state, "regularizers", ())
+        _regularization.attach(state.variables, selection, regularizers)
 
     def _check_trainable(self) -> None:
         loaded = self._ensure_loaded()
-        _signatures.check_trainable(
-            loaded.target, loaded.hub_v1, self._options.handle_name, any(self._selection())
+        has_weights = _signatures.check_trainable(
+            loaded.target,
+            loaded.hub_v1,
+            self._options.handle_name,
+            selected=any(self._selection()),
+            selection=self._patterns is not None or self._last_n is not None,
         )
+        if not has_weights:
+            self._warn_once(
+                "zero",
+                logging.ERROR,
+                "hub.KerasLayer is trainable but has zero trainable weights. Expected a "
+                "model with trainable variables for trainable=True. Received: handle=%r, "
+                "whose trainable_variables is empty. The layer works, and nothing in it "
+                "trains; use trainable=False to silence this.",
+                self._options.handle_name,
+            )
+
+    def _warn_once(self, key: str, level: int, message: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.log(level, message, *args)
 
     # ------------------------------------------------------------------- call
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Check the inputs, then call the layer as Keras does.
+        """Convert plain Python inputs, check them, then call the layer as Keras does.
 
-        The check runs here, before Keras turns errors raised inside ``call`` into a
-        generic "Exception encountered when calling" copy without the error's fields.
+        ``layer(10.)`` and ``layer([[10.]])`` become tensors of the dtype the model
+        expects. The check runs here, before Keras turns errors raised inside ``call``
+        into a generic "Exception encountered when calling" copy without the error's fields.
         """
         loaded = self._loaded
-        inputs = args[0] if args else kwargs.get("inputs")
-        if loaded is not None and inputs is not None:
-            self._conform(inputs, loaded.target, cast=_no_cast)
+        if loaded is not None and loaded.target.input_specs:
+            specs = loaded.target.input_specs
+            if args:
+                args = (_inputs.convert_plain(args[0], specs), *args[1:])
+            elif "inputs" in kwargs:
+                kwargs["inputs"] = _inputs.convert_plain(kwargs["inputs"], specs)
+            inputs = args[0] if args else kwargs.get("inputs")
+            if inputs is not None:
+                self._conform(inputs, loaded.target, cast=_no_cast)
         return super().__call__(*args, **kwargs)
 
     def _conform(self, inputs: Any, target: _signatures.Target, cast: Any = cast_input) -> Any:
-        return _signatures.conform_inputs(
+        return _inputs.conform_inputs(
             inputs,
             target.input_specs,
             cast=cast,
@@ -314,38 +364,58 @@ class KerasLayer(keras.layers.Layer):
         loaded = self._loaded or self._ensure_loaded()
         target = loaded.target
         x = self._conform(inputs, target)
-        if target.signature is not None:
-            result = target.fn(**x, **self._arguments)
-        elif target.has_training:
-            result = self._call_with_training(target.fn, x, training)
+        size = target.fixed_batch
+        if size is not None and target.output_spec is not None:
+            if _batching.needs_mapping(x, size):
+                self._warn_once(
+                    "batch",
+                    logging.WARNING,
+                    "The model of handle=%r takes a batch of exactly %d; other batch sizes "
+                    "run as slices of %d, which is slower. Feed batches of %d where speed "
+                    "matters.",
+                    self._options.handle_name,
+                    size,
+                    size,
+                    size,
+                )
+            result = _batching.map_batches(
+                lambda part: self._run(target, part, training), x, size, target.output_spec
+            )
         else:
-            result = target.fn(x, **self._arguments)
+            result = self._run(target, x, training)
         result = _signatures.select_output(
             result, loaded.output_key, target.signature, self._options.handle_name
         )
         if self._options.output_shape is not None:
             result = _shapes.set_output_shape(result, self._options.output_shape, inputs)
-        if self._trainable:
-            for loss in loaded.regularizers:
-                self.add_loss(loss())
         return cast_outputs(result, self.compute_dtype)
 
-    def _call_with_training(self, fn: Callable[..., Any], x: Any, training: Any) -> Any:
+    def _run(self, target: _signatures.Target, x: Any, training: Any) -> Any:
+        fn, arguments = target.fn, self._arguments
+        if target.signature is not None:
+            train_fn = target.training_fn
+            if train_fn is None:
+                return fn(**x, **arguments)
+            return self._pick(lambda: fn(**x, **arguments), lambda: train_fn(**x), training)
+        if target.has_training:
+            return self._pick(
+                lambda: fn(x, training=False, **arguments),
+                lambda: fn(x, training=True, **arguments),
+                training,
+            )
+        return fn(x, **arguments)
+
+    def _pick(self, infer: Callable[[], Any], train: Callable[[], Any], training: Any) -> Any:
         # The BatchNorm rule: training reaches the model only while the layer trains.
         # TF Hub models trace training=True and training=False as Python bools, so the
         # function is picked here; a symbolic bool chooses between the two with tf.cond.
         if not self._trainable or training is None:
-            return fn(x, training=False, **self._arguments)
+            return infer()
         if isinstance(training, bool | np.bool_ | int):
             if not training:
-                return fn(x, training=False, **self._arguments)
-            outputs = fn(x, training=True, **self._arguments)
-            return _variables.sync_replicas(self._model_state(), outputs)
-        return tf.cond(
-            tf.cast(training, tf.bool),
-            lambda: fn(x, training=True, **self._arguments),
-            lambda: fn(x, training=False, **self._arguments),
-        )
+                return infer()
+            return _variables.sync_replicas(self._model_state(), train())
+        return tf.cond(tf.cast(training, tf.bool), train, infer)
 
     def _model_state(self) -> list[keras.Variable]:
         """The variables the model updates itself (BatchNorm statistics, seeds)."""
@@ -361,6 +431,19 @@ class KerasLayer(keras.layers.Layer):
         if spec is None:  # the model declares no spec: trace call
             return super().compute_output_spec(inputs, training=training)
         return _shapes.keras_tensors(spec, inputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """The output shape(s) for ``input_shape``, as :meth:`compute_output_spec` has them.
+
+        Example:
+            >>> layer.compute_output_shape((None, 224, 224, 3))  # doctest: +SKIP
+            (None, 1280)
+        """
+        loaded = self._loaded
+        specs = loaded.target.input_specs if loaded is not None else ()
+        inputs = _shapes.symbolic_inputs(input_shape, specs)
+        outputs = self.compute_output_spec(inputs)
+        return tf.nest.map_structure(lambda t: t.shape, outputs)
 
     # ------------------------------------------------------------- properties
     @property

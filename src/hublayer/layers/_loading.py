@@ -9,8 +9,8 @@ them into the placeholders of a :class:`PendingModel`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class CallOptions:
     output_key: str | None
     as_dict: bool
     output_shape: Any
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    training_signature: str | None = None
 
     @property
     def handle_name(self) -> str | None:
@@ -57,7 +59,8 @@ class LoadedModel:
         regularizers: zero-argument callables returning scalar losses.
         output_spec: the layer's output spec (after ``output_key`` and ``output_shape``).
         source: the model folder, copied into ``.keras`` archives; ``None`` for objects.
-        hub_v1: whether the model is in the TF1 Hub format.
+        hub_v1: whether the model is in the TF1 Hub format, or another TF1 graph
+            (not fine-tunable).
     """
 
     obj: Any
@@ -143,18 +146,24 @@ def load_model(
             signature = "default"
             if not options.as_dict and output_key is None:
                 output_key = "default"
-        target = _signatures.choose_target(obj, signature, handle)
-        _signatures.check_output_arguments(target, output_key, options.as_dict, handle)
+        target = _signatures.choose_target(
+            obj,
+            signature,
+            handle,
+            arguments=options.arguments,
+            training_signature=options.training_signature,
+        )
+        output_key = _signatures.check_output_arguments(target, output_key, options.as_dict, handle)
         if isinstance(obj, keras.Layer):
             variables: tuple[keras.Variable, ...] = tuple(obj.weights)
             slots: tuple[_variables.VariableSlot, ...] = tuple(
                 _variables.describe(w.path, w.value, -1, trainable=w.trainable) for w in variables
             )
         elif pending is None or not pending.variables:
-            new_variables, new_slots = _variables.wrap_variables(obj, created)
+            new_variables, new_slots = _variables.wrap_variables(obj, created, target.captured)
             variables, slots = tuple(new_variables), tuple(new_slots)
         else:
-            _check_loaded_into(obj, pending, handle)
+            _check_loaded_into(obj, target, pending, handle)
             variables, slots = pending.variables, pending.slots
         spec = target.output_spec
         if spec is not None:
@@ -170,7 +179,7 @@ def load_model(
             regularizers=_regularizers(obj, handle),
             output_spec=spec,
             source=path if path is not None and path.is_dir() else None,
-            hub_v1=hub_v1,
+            hub_v1=_signatures.is_tf1_graph(obj, hub_v1),
         )
 
 
@@ -194,8 +203,10 @@ def _regularizers(obj: Any, handle: str | None) -> tuple[Callable[[], Any], ...]
     return losses
 
 
-def _check_loaded_into(obj: Any, pending: PendingModel, handle: str | None) -> None:
-    loaded = {id(v) for v in getattr(obj, "variables", ())}
+def _check_loaded_into(
+    obj: Any, target: _signatures.Target, pending: PendingModel, handle: str | None
+) -> None:
+    loaded = {id(v) for v in [*getattr(obj, "variables", ()), *target.captured]}
     missing = [
         slot.name
         for slot, variable in zip(pending.slots, pending.variables, strict=True)

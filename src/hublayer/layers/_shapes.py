@@ -31,6 +31,7 @@ __all__ = [
     "set_output_shape",
     "spec_from_config",
     "spec_to_config",
+    "symbolic_inputs",
     "with_output_shape",
 ]
 
@@ -160,3 +161,47 @@ def spec_from_config(config: Any) -> Any:
     if isinstance(config, Mapping):
         return {k: spec_from_config(v) for k, v in config.items()}
     return [spec_from_config(v) for v in config]
+
+
+def _is_shape(value: Any) -> bool:
+    if isinstance(value, tf.TensorShape):
+        return True
+    return isinstance(value, list | tuple) and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in value
+    )
+
+
+def symbolic_inputs(input_shape: Any, specs: Any) -> Any:
+    """Keras symbolic tensors for ``input_shape`` (a shape, or a dict/list of shapes).
+
+    Dtypes come from the model's first accepted input structure where it lines up
+    (``int32`` ids for a BERT encoder), else float32.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> symbolic_inputs((None, 8), (tf.TensorSpec([None, 8], tf.int32),)).dtype
+        'int32'
+    """
+    spec = specs[0] if specs else None
+
+    def build(shape: Any, spec: Any) -> Any:
+        if isinstance(spec, Mapping) and len(spec) == 1 and not isinstance(shape, Mapping):
+            spec = next(iter(spec.values()))
+        if _is_shape(shape):
+            dims = tf.TensorShape(shape)
+            dtype = spec.dtype.name if isinstance(spec, tf.TensorSpec) else "float32"
+            return keras.KerasTensor(
+                tuple(dims.as_list()) if dims.rank is not None else None, dtype
+            )
+        if isinstance(shape, Mapping):
+            named = spec if isinstance(spec, Mapping) else {}
+            return {k: build(v, named.get(k)) for k, v in shape.items()}
+        if isinstance(shape, list | tuple):
+            listed = spec if isinstance(spec, list | tuple) and len(spec) == len(shape) else None
+            return [build(v, listed[i] if listed else None) for i, v in enumerate(shape)]
+        raise TypeError(
+            "Expected input_shape to be a shape (a tuple of ints and None) or a dict/list "
+            f"of shapes. Received: input_shape={shape!r}."
+        )
+
+    return build(input_shape, spec)

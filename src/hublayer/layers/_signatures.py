@@ -1,10 +1,12 @@
 """Which function a layer calls, what it must be fed, and which output it returns.
 
 - :func:`choose_target` picks ``__call__`` or a named signature, with TensorFlow Hub's rules
-  (a TF1 Hub module defaults to signature ``"default"`` and output ``"default"``).
+  (a TF1 Hub module defaults to signature ``"default"`` and output ``"default"``); a model
+  without ``__call__`` uses ``serving_default`` or its only signature, and may name a
+  second signature for training.
 - :func:`select_output` is the one place outputs are chosen, for tensors and specs alike.
-- :func:`conform_inputs` checks inputs against the function's input spec and casts only
-  where no information is lost in meaning (float to float, int to int).
+- :func:`check_output_arguments` and :func:`check_trainable` apply TF Hub's rules, with
+  TF Hub's own sentences in the messages.
 - :func:`tensor_infos` describes inputs as :class:`hublayer._specs.TensorInfo`.
 """
 
@@ -12,22 +14,23 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from hublayer._specs import TensorInfo
+from hublayer._specs import TensorInfo, assumed_range
 from hublayer.errors import NotTrainableError, SignatureError
+from hublayer.layers import _batching
 
 __all__ = [
     "Target",
     "check_output_arguments",
     "check_trainable",
     "choose_target",
-    "conform_inputs",
-    "describe",
+    "default_signature",
+    "is_tf1_graph",
     "select_output",
     "tensor_infos",
 ]
@@ -45,8 +48,12 @@ class Target:
         signature: the signature's name, or ``None`` for ``__call__``.
         has_training: whether ``fn`` accepts ``training``.
         input_specs: the accepted input structures (``tf.TensorSpec`` nests), one per
-            traced function; empty when unknown.
+            traced function; empty when unknown. A fixed batch dimension is freed.
         output_spec: the output structure for ``training=False``, or ``None`` when unknown.
+        training_fn: the signature called when ``training=True`` (``training_signature=``).
+        captured: the variables the signature functions capture (empty for ``__call__``).
+        fixed_batch: the batch size the model was traced for, or ``None`` when free.
+        auto: whether the layer chose the signature itself (no ``__call__``, no name given).
     """
 
     fn: Callable[..., Any]
@@ -54,40 +61,55 @@ class Target:
     has_training: bool
     input_specs: tuple[Any, ...]
     output_spec: Any
+    training_fn: Callable[..., Any] | None = None
+    captured: tuple[Any, ...] = ()
+    fixed_batch: int | None = None
+    auto: bool = False
 
 
-def choose_target(obj: Any, signature: str | None, handle: str | None) -> Target:
+def choose_target(
+    obj: Any,
+    signature: str | None,
+    handle: str | None,
+    *,
+    arguments: Mapping[str, Any] | None = None,
+    training_signature: str | None = None,
+) -> Target:
     """Pick what to call on a loaded object, as ``tensorflow_hub.KerasLayer`` does.
+
+    Without ``signature``, ``__call__`` is used; a model without one (Keras 3
+    ``model.export()``, onnx2tf) uses ``serving_default``, or its only signature.
 
     Args:
         obj: the loaded object, or any callable.
         signature: a signature name, or ``None`` for ``obj.__call__``.
         handle: for error messages.
+        arguments: the layer's ``arguments=``; they pick among ``__call__``'s traces.
+        training_signature: the signature to call when ``training=True``.
 
     Returns:
         The :class:`Target`.
 
     Raises:
-        SignatureError: an unknown signature, or an object that is neither callable nor given
-            a signature; the message lists the signatures there are.
+        SignatureError: an unknown signature, or a model without ``__call__`` whose
+            signatures leave the choice open; the message lists the signatures there are.
+        ValueError: ``training_signature`` without a signature to call.
     """
     signatures = getattr(obj, "signatures", None) or {}
+    auto = False
     if signature is None:
         if isinstance(obj, keras.Layer):
             inputs, output = _keras_specs(obj)
-            return Target(obj, None, _accepts_training(obj.call), inputs, output)
+            target = Target(obj, None, _accepts_training(obj.call), inputs, output)
+            return _with_training_signature(target, signatures, training_signature, handle)
         if callable(obj):
             # A loaded SavedModel sets __call__ on the instance, so look there, not at the class.
             call = obj if inspect.isroutine(obj) else obj.__call__
-            inputs, output = _call_specs(call)
-            return Target(obj, None, _accepts_training(call), inputs, output)
-        raise SignatureError(
-            "Expected a model with __call__ or a signature name. Received: "
-            f"handle={handle!r}, which has no __call__. Pass signature= one of "
-            f"{sorted(signatures)}, and output_key= or signature_outputs_as_dict=True.",
-            handle=handle,
-            available=sorted(signatures),
-        )
+            inputs, output = _call_specs(call, arguments or {})
+            target = _fixed(Target(obj, None, _accepts_training(call), inputs, output))
+            return _with_training_signature(target, signatures, training_signature, handle)
+        signature = default_signature(signatures, handle)
+        auto = True
     if signature not in signatures:
         raise SignatureError(
             f"Expected signature to be one of {sorted(signatures)}. Received: "
@@ -99,68 +121,184 @@ def choose_target(obj: Any, signature: str | None, handle: str | None) -> Target
         )
     fn = signatures[signature]
     _, kwargs = fn.structured_input_signature
-    return Target(fn, signature, False, (dict(kwargs),), fn.structured_outputs)
+    target = Target(fn, signature, False, (dict(kwargs),), fn.structured_outputs, auto=auto)
+    return _fixed(_with_training_signature(target, signatures, training_signature, handle))
 
 
-def check_trainable(target: Target, hub_v1: bool, handle: str | None, has_variables: bool) -> None:
-    """Refuse ``trainable=True`` where TensorFlow Hub does, with an error instead of a log.
+def default_signature(signatures: Mapping[str, Any], handle: str | None) -> str:
+    """The signature a model without ``__call__`` is called through.
 
     Raises:
-        NotTrainableError: the layer calls a signature (or a TF1 Hub module), or the model
-            has no trainable variables.
+        SignatureError: there are several signatures and none is ``serving_default``.
     """
-    if target.signature is not None:
-        kind = "a TF1 Hub module" if hub_v1 else f"the signature {target.signature!r}"
+    if "serving_default" in signatures:
+        return "serving_default"
+    if len(signatures) == 1:
+        return next(iter(signatures))
+    raise SignatureError(
+        "Expected a model with __call__, a 'serving_default' signature or a single "
+        f"signature. Received: handle={handle!r}, which has no __call__ and the "
+        f"signatures {sorted(signatures)}. Pass signature= one of them (and "
+        "training_signature= for the one to train with, if any).",
+        handle=handle,
+        available=sorted(signatures),
+    )
+
+
+def _with_training_signature(
+    target: Target, signatures: Mapping[str, Any], name: str | None, handle: str | None
+) -> Target:
+    if name is None:
+        if target.signature is None:
+            return target
+        return replace(target, captured=_captured(target.fn))
+    if target.signature is None:
+        raise ValueError(
+            "Expected training_signature= only with a signature to call for inference. "
+            f"Received: training_signature={name!r} for handle={handle!r}, which calls "
+            "__call__ (it takes training= itself). Drop training_signature, or pass "
+            "signature= too."
+        )
+    if name not in signatures:
+        raise SignatureError(
+            f"Expected training_signature to be one of {sorted(signatures)}. Received: "
+            f"training_signature={name!r} for handle={handle!r}. Pick one of those names.",
+            handle=handle,
+            name=name,
+            available=sorted(signatures),
+        )
+    training_fn = signatures[name]
+    _, kwargs = training_fn.structured_input_signature
+    if set(kwargs) != set(target.input_specs[0]):
+        raise SignatureError(
+            f"Expected training_signature={name!r} to take the inputs of signature "
+            f"{target.signature!r}: {sorted(target.input_specs[0])}. Received: "
+            f"{sorted(kwargs)} for handle={handle!r}. Pick the signature that trains the "
+            "same function.",
+            handle=handle,
+            name=name,
+            expected=sorted(target.input_specs[0]),
+            received=sorted(kwargs),
+        )
+    captured = _captured(target.fn) + _captured(training_fn)
+    return replace(target, training_fn=training_fn, captured=_distinct(captured))
+
+
+def _captured(fn: Any) -> tuple[Any, ...]:
+    """The variables a signature's concrete function captures."""
+    return _distinct(tuple(getattr(fn, "variables", ()) or ()))
+
+
+def _distinct(variables: tuple[Any, ...]) -> tuple[Any, ...]:
+    seen: set[int] = set()
+    out = []
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            out.append(variable)
+    return tuple(out)
+
+
+def _fixed(target: Target) -> Target:
+    """Free a fixed batch dimension (onnx2tf's batch of 1); the layer maps over it."""
+    size = _batching.fixed_batch_size(target.input_specs)
+    if size is None:
+        return target
+    return replace(
+        target,
+        input_specs=tuple(_batching.relax_batch(s) for s in target.input_specs),
+        output_spec=_batching.relax_batch(target.output_spec),
+        fixed_batch=size,
+    )
+
+
+def is_tf1_graph(obj: Any, hub_v1: bool) -> bool:
+    """Whether the model is a TF1 graph (Hub module or TF1 SavedModel): not fine-tunable."""
+    return hub_v1 or (callable(getattr(obj, "prune", None)) and hasattr(obj, "graph"))
+
+
+def check_trainable(
+    target: Target, tf1: bool, handle: str | None, *, selected: bool, selection: bool
+) -> bool:
+    """Refuse ``trainable=True`` where training cannot work, as ``tensorflow_hub`` does.
+
+    Args:
+        target: what the layer calls.
+        tf1: whether the model is a TF1 graph (:func:`is_tf1_graph`).
+        handle: for error messages.
+        selected: whether any variable would train.
+        selection: whether ``trainable_patterns`` / ``trainable_last_n`` were given.
+
+    Returns:
+        ``False`` when the model simply has no trainable variables: the layer then logs
+        ``tensorflow_hub``'s error line once and works, as ``tensorflow_hub`` does.
+
+    Raises:
+        NotTrainableError: a TF1 Hub module or TF1 graph, or a partial selection that
+            selects nothing.
+    """
+    if tf1:
+        kind = "the TF1 Hub format" if target.signature == "default" else "a TF1 graph"
         raise NotTrainableError(
-            f"Expected trainable=False when calling {kind}: signatures are for inference "
-            f"only. Received: trainable=True, handle={handle!r}. Use trainable=False, or a "
-            "TF2 SavedModel with __call__ (signature=None) to fine-tune.",
+            "Setting hub.KerasLayer.trainable = True is unsupported when loading from "
+            f"the TF1 Hub format. Expected trainable=False for {kind}. Received: "
+            f"trainable=True, handle={handle!r}. TF1 graphs have no training mode and "
+            "no update ops: use trainable=False, or a TF2 SavedModel to fine-tune.",
             handle=handle,
         )
-    if not has_variables:
+    if not selected and selection:
         raise NotTrainableError(
-            "Expected a model with trainable variables for trainable=True. Received: "
-            f"handle={handle!r}, whose trainable_variables is empty (or whose "
-            "trainable_patterns / trainable_last_n select none). Use trainable=False, or "
-            "widen the selection.",
+            "Expected trainable_patterns / trainable_last_n to select at least one "
+            f"trainable variable. Received: patterns / a count that select none for "
+            f"handle={handle!r}. Widen the selection (see layer.variable_paths), or use "
+            "trainable=False.",
             handle=handle,
         )
+    return selected
 
 
 def check_output_arguments(
     target: Target, output_key: str | None, as_dict: bool, handle: str | None
-) -> None:
-    """TF Hub's rule: a signature needs exactly one of ``output_key`` and ``as_dict``.
+) -> str | None:
+    """TF Hub's rule: a signature needs ``output_key`` or ``as_dict``, unless it has one output.
+
+    Returns:
+        The output key to use: ``output_key``, or the only output of a signature called
+        without either.
 
     Raises:
-        SignatureError: both or neither with a signature; the message lists the outputs.
+        SignatureError: both, or neither with several outputs; the message lists them.
         ValueError: ``signature_outputs_as_dict=True`` without a signature.
     """
     signature = target.signature
+    outputs = target.output_spec
+    available = sorted(outputs) if isinstance(outputs, Mapping) else []
+    if signature is not None and output_key is None and not as_dict and len(available) == 1:
+        return str(available[0])  # a single output needs no key (Keras export: "output_0")
     if signature is not None and (output_key is not None) == as_dict:
-        outputs = target.output_spec
-        available = sorted(outputs) if isinstance(outputs, Mapping) else []
         received = (
             f"output_key={output_key!r} and signature_outputs_as_dict=True"
             if output_key is not None
             else "neither"
         )
         raise SignatureError(
-            "Expected output_key= (one of "
-            f"{available}) or signature_outputs_as_dict=True with signature={signature!r}, "
-            f"exactly one of them. Received: {received} for handle={handle!r}. Pick an "
-            "output with output_key=, or take the whole dict with "
-            "signature_outputs_as_dict=True.",
+            "When using a signature, either output_key or signature_outputs_as_dict=True "
+            f"should be set. Expected output_key= (one of {available}) or "
+            f"signature_outputs_as_dict=True with signature={signature!r}, exactly one of "
+            f"them. Received: {received} for handle={handle!r}. Pick an output with "
+            "output_key=, or take the whole dict with signature_outputs_as_dict=True.",
             handle=handle,
             name=signature,
             available=available,
         )
     if signature is None and as_dict:
         raise ValueError(
-            "Expected signature_outputs_as_dict=True only together with signature=. "
+            "signature_outputs_as_dict is only valid if specifying a signature. Expected "
+            "signature_outputs_as_dict=True only together with signature=. "
             f"Received: signature=None for handle={handle!r}. Name the signature, or use "
             "output_key= to pick from a dict returned by __call__."
         )
+    return output_key
 
 
 def _accepts_training(fn: Any) -> bool:
@@ -175,21 +313,51 @@ def _accepts_training(fn: Any) -> bool:
     )
 
 
-def _call_specs(fn: Any) -> tuple[tuple[Any, ...], Any]:
-    """Input specs of every traced function of a restored ``__call__``, and one output spec."""
+def _call_specs(fn: Any, arguments: Mapping[str, Any]) -> tuple[tuple[Any, ...], Any]:
+    """Input specs of the traces of a restored ``__call__`` that fit ``arguments``.
+
+    A SavedModel's ``__call__`` is traced once per combination of its Python arguments
+    (``training=True/False``, ``return_dict=True/False``...). Only the traces whose bound
+    Python values equal the layer's ``arguments`` are candidates, and the output spec is
+    the one of the ``training=False`` trace among them.
+    """
     concrete = list(getattr(fn, "concrete_functions", ()) or ())
+    names = _parameter_names(fn)
     inputs: list[Any] = []
     output: Any = None
     for function in concrete:
         args, kwargs = function.structured_input_signature
         if not args or not _is_spec_nest(args[0]):
             continue
+        bound = dict(zip(names[1:], args[1:], strict=False))
+        bound.update(kwargs)
+        if any(
+            name in bound and not _same_value(bound[name], value)
+            for name, value in arguments.items()
+        ):
+            continue
         if args[0] not in inputs:
             inputs.append(args[0])
-        training = args[1] if len(args) > 1 else kwargs.get("training", False)
+        training = bound.get("training", False)
         if output is None or training is False:
             output = function.structured_outputs
     return tuple(inputs), output
+
+
+def _parameter_names(fn: Any) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def _same_value(traced: Any, value: Any) -> bool:
+    if isinstance(traced, tf.TensorSpec):
+        return True  # a tensor argument: every value fits the trace
+    try:
+        return bool(traced == value)
+    except (TypeError, ValueError):
+        return False
 
 
 def _keras_specs(model: keras.Layer) -> tuple[tuple[Any, ...], Any]:
@@ -233,8 +401,10 @@ def select_output(
     where = f"signature {signature!r}" if signature else "__call__"
     if not isinstance(result, Mapping):
         raise SignatureError(
-            f"Expected {where} to return a dict for output_key={output_key!r}. Received: "
-            f"a single output for handle={handle!r}. Remove output_key.",
+            f"Specifying `output_key` is forbidden if output type {type(result).__name__} "
+            f"is not a dict. Expected {where} to return a dict for "
+            f"output_key={output_key!r}. Received: a single output for handle={handle!r}. "
+            "Remove output_key.",
             handle=handle,
             name=output_key,
             available=[],
@@ -249,96 +419,6 @@ def select_output(
             available=sorted(result),
         )
     return result[output_key]
-
-
-def describe(spec: Any) -> str:
-    """``float32[?,224,224,3]`` for a spec or tensor; nests as dicts/lists of those."""
-    if isinstance(spec, Mapping):
-        return "{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in sorted(spec.items())) + "}"
-    if isinstance(spec, list | tuple):
-        return "[" + ", ".join(describe(v) for v in spec) + "]"
-    dtype = getattr(spec, "dtype", None)
-    shape = getattr(spec, "shape", None)
-    if dtype is None or shape is None:
-        return type(spec).__name__
-    dims = ",".join("?" if d is None else str(d) for d in tf.TensorShape(shape).as_list() or [])
-    if tf.TensorShape(shape).rank is None:
-        dims = "<unknown rank>"
-    return f"{tf.as_dtype(dtype).name}[{dims}]"
-
-
-def conform_inputs(
-    inputs: Any,
-    specs: Sequence[Any],
-    *,
-    cast: Callable[[Any, tf.DType], Any],
-    where: str,
-    handle: str | None,
-) -> Any:
-    """Check ``inputs`` against the accepted specs; cast floats to floats and ints to ints.
-
-    Args:
-        inputs: tensors, Keras symbolic tensors, or nests of them.
-        specs: the accepted input structures; empty means unknown (nothing is checked).
-        cast: ``cast(x, dtype)``, applied only where dtypes differ.
-        where: what is being called, for error messages.
-        handle: for error messages.
-
-    Returns:
-        ``inputs``, with the casts applied, in the spec's structure (a lone tensor fed to a
-        single-input signature becomes ``{name: tensor}``).
-
-    Raises:
-        SignatureError: no spec fits: the message shows expected and received specs.
-    """
-    if not specs:
-        return inputs
-    problems: list[str] = []
-    for spec in specs:
-        candidate = inputs
-        if isinstance(spec, Mapping) and len(spec) == 1 and not isinstance(inputs, Mapping):
-            candidate = {next(iter(spec)): inputs}
-        try:
-            tf.nest.assert_same_structure(spec, candidate, check_types=False)
-        except (TypeError, ValueError):
-            problems.append("structure")
-            continue
-        if isinstance(spec, Mapping) and set(spec) != set(candidate):
-            problems.append("keys")
-            continue
-        flat_spec = tf.nest.flatten(spec)
-        flat_inputs = tf.nest.flatten(candidate)
-        if all(_fits(x, s) for x, s in zip(flat_inputs, flat_spec, strict=True)):
-            converted = [
-                x if tf.as_dtype(x.dtype) == s.dtype else cast(x, s.dtype)
-                for x, s in zip(flat_inputs, flat_spec, strict=True)
-            ]
-            return tf.nest.pack_sequence_as(spec, converted)
-        problems.append("spec")
-    expected = " or ".join(describe(s) for s in specs)
-    raise SignatureError(
-        f"Expected inputs for {where} of handle={handle!r} to match {expected}. "
-        f"Received: {describe(inputs)}. Feed tensors of that dtype and shape (the batch "
-        "dimension first), e.g. resize images with keras.layers.Resizing; floats are cast "
-        "to the model's float type, other dtypes are never converted.",
-        handle=handle,
-        expected=expected,
-        received=describe(inputs),
-    )
-
-
-def _fits(x: Any, spec: tf.TensorSpec) -> bool:
-    dtype = getattr(x, "dtype", None)
-    shape = getattr(x, "shape", None)
-    if dtype is None or shape is None:
-        return False
-    dtype = tf.as_dtype(dtype)
-    if dtype != spec.dtype and not (
-        (dtype.is_floating and spec.dtype.is_floating)
-        or (dtype.is_integer and spec.dtype.is_integer)
-    ):
-        return False
-    return bool(tf.TensorShape(shape).is_compatible_with(spec.shape))
 
 
 def tensor_infos(specs: Sequence[Any]) -> tuple[TensorInfo, ...]:
@@ -366,6 +446,5 @@ def _tensor_info(name: str, spec: tf.TensorSpec) -> TensorInfo:
     dims = tuple(spec.shape.as_list()) if spec.shape.rank is not None else ()
     info = TensorInfo(name, spec.dtype.name, dims)
     if info.is_image:
-        low_high = (0.0, 255.0) if spec.dtype == tf.uint8 else (0.0, 1.0)
-        info = TensorInfo(name, info.dtype, dims, value_range=low_high)
+        info = assumed_range(info)  # TF Hub's convention, reported as assumed
     return info

@@ -182,23 +182,31 @@ def creating_into(targets: Mapping[int, tf.Variable], *, handle: str | None) -> 
 
 
 def wrap_variables(
-    loaded: Any, created: Sequence[tf.Variable]
+    loaded: Any, created: Sequence[tf.Variable], captured: Sequence[tf.Variable] = ()
 ) -> tuple[list[keras.Variable], list[VariableSlot]]:
     """Keras variables sharing storage with ``loaded``'s variables, in TF Hub's order.
 
     The order is ``loaded.trainable_variables`` then the rest of ``loaded.variables``, as
-    ``tensorflow_hub.KerasLayer`` has it.
+    ``tensorflow_hub.KerasLayer`` has it, then any other variable the called signatures
+    capture. Which variables train: those ``loaded.trainable_variables`` lists, or, for
+    a signature-only model that lists none (``tf.saved_model.save`` with only
+    ``signatures=``), each captured variable's own ``trainable`` flag.
 
     Args:
         loaded: the loaded object (or any object with ``variables`` / ``trainable_variables``).
         created: the variables in the order the loader created them (empty when unknown).
+        captured: the variables the signature functions the layer calls capture.
 
     Returns:
         The Keras variables and their slots, in the same order.
     """
-    trainable = _unique(getattr(loaded, "trainable_variables", ()))
+    listed = getattr(loaded, "trainable_variables", None)
+    if listed is None:
+        listed = [v for v in captured if v.trainable]
+    trainable = _unique(listed)
     trainable_ids = {id(v) for v in trainable}
-    others = [v for v in _unique(getattr(loaded, "variables", ())) if id(v) not in trainable_ids]
+    everything = [*_unique(getattr(loaded, "variables", ()) or ()), *captured]
+    others = [v for v in _unique(everything) if id(v) not in trainable_ids]
     position = {id(v): i for i, v in enumerate(created)}
     keras_vars: list[keras.Variable] = []
     slots: list[VariableSlot] = []

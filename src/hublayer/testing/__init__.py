@@ -2,6 +2,9 @@
 
 - Model factory (``_models.py``): small SavedModels built the way TF Hub publishes them,
   each in about a second, plus a ``.keras`` file and tfhub.dev-style archives.
+- ``signature_model`` (``_signature_models.py``): signature-only SavedModels as Keras 3
+  ``export()``, ``tf.saved_model.save(signatures=...)``, ``serve``/``serve_train`` modules
+  and onnx2tf (constants, a batch of exactly 1) write them.
 - ``image_records`` (``_records.py``): labelled PNG/JPEG TFRecords a small model can learn.
 - ``FileServer`` (``_server.py``): a real HTTP server on 127.0.0.1 that serves files and
   can be told to misbehave (errors, dropped connections, truncated bodies, slow bytes,
@@ -23,6 +26,7 @@ __all__: list[str] = [
     "image_feature_vector",
     "image_records",
     "keras_file",
+    "signature_model",
     "text_embedding",
     "tf1_saved_model",
 ]
@@ -36,6 +40,7 @@ _LAZY: dict[str, str] = {
     "image_feature_vector": "._models",
     "image_records": "._records",
     "keras_file": "._models",
+    "signature_model": "._signature_models",
     "text_embedding": "._text_models",
     "tf1_saved_model": "._tf1_models",
 }
