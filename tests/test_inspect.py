@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hublayer import testing
-from hublayer._specs import TensorInfo, input_specs_of
-from hublayer.errors import ModelNotFoundError, SignatureError
+from hublayer._specs import RANGE_ASSUMED, TensorInfo, input_specs_of
+from hublayer.errors import InvalidModelError, SignatureError
 from hublayer.models import ModelInfo, inspect
 
 
@@ -33,7 +33,8 @@ def test_image_feature_vector(models: dict[str, str]) -> None:
     assert info.call_takes_training
     assert info.fine_tunable
     assert info.entry_point == "__call__"
-    assert info.input_specs == (TensorInfo("inputs", "float32", (None, 32, 32, 3), (0.0, 1.0)),)
+    assumed = TensorInfo("inputs", "float32", (None, 32, 32, 3), (0.0, 1.0), RANGE_ASSUMED)
+    assert info.input_specs == (assumed,)
     assert info.output_specs == (TensorInfo("output", "float32", (None, 16)),)
     assert info.num_regularization_losses == 2
     assert info.num_trainable_variables == 6
@@ -127,5 +128,5 @@ def test_missing_or_empty_paths_raise_model_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         inspect(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelNotFoundError, match=r"saved_model\.pb"):
+    with pytest.raises(InvalidModelError, match=r"neither 'saved_model\.pb'"):
         inspect(tmp_path / "empty")

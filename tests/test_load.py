@@ -16,7 +16,7 @@ from _layer_models import images, models, sentences
 
 import hublayer as hub
 from hublayer import testing
-from hublayer.errors import HandleError, ModelNotFoundError
+from hublayer.errors import HandleError, InvalidModelError, ModelNotFoundError
 
 
 def test_tf2_saved_model_is_callable_like_hub_load() -> None:
@@ -78,9 +78,9 @@ def test_errors_name_what_is_there(tmp_path: Path) -> None:
     assert raised.value.path == str(tmp_path / "missing")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "weights.bin").write_bytes(b"\0")
-    with pytest.raises(ModelNotFoundError) as raised:
+    with pytest.raises(InvalidModelError) as invalid:  # a ValueError, as in tensorflow_hub
         hub.load(tmp_path / "folder")
-    assert "weights.bin" in str(raised.value)
-    assert raised.value.handle == str(tmp_path / "folder")
+    assert "weights.bin" in str(invalid.value)
+    assert invalid.value.handle == str(tmp_path / "folder")
     with pytest.raises(HandleError):
         hub.load("ftp://example.com/model")

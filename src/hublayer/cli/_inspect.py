@@ -6,6 +6,7 @@ import json
 
 import click
 
+from hublayer._specs import TensorInfo
 from hublayer.cli._table import table
 
 __all__ = ["inspect"]
@@ -22,6 +23,12 @@ def _size(num_bytes: int) -> str:
 
 def _dims(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("None" if d is None else str(d) for d in shape) + "]"
+
+
+def _ranges(specs: tuple[TensorInfo, ...]) -> str:
+    """``"inputs: (0, 1), assumed: TF Hub convention"`` for each image input."""
+    shown = [f"{t.name}: {t.describe_range()}" for t in specs if t.value_range is not None]
+    return "; ".join(shown) or "-"
 
 
 def render(info: object) -> str:
@@ -47,6 +54,7 @@ def render(info: object) -> str:
         ["size on disk", _size(info.size_bytes)],
         ["tags", ", ".join("{" + ", ".join(t) + "}" for t in info.tags) or "-"],
         ["fine-tunable", "yes" if info.fine_tunable else "no"],
+        ["input range", _ranges(info.input_specs)],
     ]
     parts = [table([[k, v] for k, v in summary], ["property", "value"])]
     rows = [

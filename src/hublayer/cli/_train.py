@@ -29,6 +29,17 @@ def _unfreeze(value: str) -> int | str:
         ) from None
 
 
+def _input_range(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    from hublayer._specs import check_range
+
+    try:
+        return check_range(value, name="--input-range")
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--input-range") from None
+
+
 def _number(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -55,6 +66,13 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
     help="Resize images to this square size [default: the model's input size].",
 )
 @click.option("--text", "text_feature", help="Feature holding the text [default: the only one].")
+@click.option(
+    "--input-range",
+    "input_range",
+    metavar="LOW,HIGH",
+    help="Value range the model's images take, such as -1,1 [default: what the model "
+    "declares, else 0,1, assumed from TF Hub's convention].",
+)
 @click.option(
     "--mode",
     type=click.Choice(["feature_extraction", "fine_tune"]),
@@ -133,6 +151,7 @@ def train(
     image_feature: str | None,
     image_size: int | None,
     text_feature: str | None,
+    input_range: str | None,
     mode: str,
     epochs: int,
     fine_tune_epochs: int | None,
@@ -191,6 +210,7 @@ def train(
         resume=not restart,
         progress=progress,
         pipeline=pipeline,
+        input_range=_input_range(input_range),
     )
     metrics = result.metrics
     rows = [
@@ -215,6 +235,12 @@ def train(
     )
     click.echo(f"time: {metrics['timings']['total_s']:.1f}s ({timings})")
     click.echo(f"report: {result.paths['report']}")
+    used = metrics["run"].get("input_range")
+    if used:
+        low, high = used["range"]
+        click.echo(
+            f"input range: ({low:g}, {high:g}), {used['source']} (set it with --input-range)"
+        )
 
 
 # Options shared by `predict` and `evaluate`.

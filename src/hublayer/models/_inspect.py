@@ -24,21 +24,27 @@ Example:
 from __future__ import annotations
 
 import inspect as pyinspect
+import json
+import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from hublayer._specs import TensorInfo
+from hublayer._specs import RANGE_ASSUMED, RANGE_DECLARED, TensorInfo, check_range
 from hublayer.models._load import load_path, resolve_handle
 
-__all__ = ["ModelInfo", "SignatureInfo", "inspect"]
+__all__ = ["DECLARATION_FILES", "ModelInfo", "SignatureInfo", "declared_range", "inspect"]
 
 Format = Literal["tf2_saved_model", "tf1_saved_model", "keras"]
 
 #: The signature a SavedModel is served from when no other is named (TF2, then TF1 Hub).
 _DEFAULT_SIGNATURES = ("serving_default", "default")
+#: Files beside ``saved_model.pb`` in which a model may declare its input value range, as
+#: ``{"input": {"value_range": [low, high]}}`` (the zoo writes ``hublayer_zoo.json``).
+DECLARATION_FILES = ("hublayer.json", "hublayer_zoo.json")
+_log = logging.getLogger("hublayer.models")
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,11 @@ class ModelInfo:
         call_takes_training: whether that call accepts ``training=``.
         entry_point: what ``KerasLayer`` calls by default: ``"__call__"`` or a signature.
         input_specs: the inputs of ``entry_point`` (records builds pipelines from these).
-            Image inputs (rank 4, 1/3/4 channels) carry TF Hub's value-range convention:
-            ``(0.0, 1.0)`` for floats, ``(0.0, 255.0)`` for uint8; a SavedModel does not
-            record it, so check the model's documentation when it differs.
+            Image inputs (rank 4, 1/3/4 channels) carry a value range and its
+            ``range_source``: the range the model declares in ``hublayer.json`` (or the
+            zoo's ``hublayer_zoo.json``), else TF Hub's convention, ``(0, 1)`` for floats
+            and ``(0, 255)`` for uint8, marked ``"assumed: TF Hub convention"``: a
+            SavedModel does not record it, so check the model's documentation.
         output_specs: its outputs; a single unnamed output is called ``"output"``.
         num_variables / num_trainable_variables: counts of distinct variables.
         num_parameters / num_trainable_parameters: scalar values in them.
@@ -165,8 +173,38 @@ def inspect(handle: str | os.PathLike[str], *, tags: Iterable[str] | None = None
     loaded = load_path(path, tags, handle=handle)
     shown = os.fspath(handle)
     if _is_keras_model(loaded):
-        return _describe_keras(shown, path, loaded)
-    return _describe_saved_model(shown, path, loaded)
+        info = _describe_keras(shown, path, loaded)
+    else:
+        info = _describe_saved_model(shown, path, loaded)
+    declared = declared_range(path)
+    if declared is None:
+        return info
+    specs = tuple(
+        replace(s, value_range=declared, range_source=RANGE_DECLARED) if s.is_image else s
+        for s in info.input_specs
+    )
+    return replace(info, input_specs=specs)
+
+
+def declared_range(path: str | os.PathLike[str]) -> tuple[float, float] | None:
+    """The input value range a model folder declares in one of :data:`DECLARATION_FILES`.
+
+    Returns None when no such file holds ``{"input": {"value_range": [low, high]}}``; a
+    file that cannot be read is logged and ignored (the range is then assumed).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    for name in DECLARATION_FILES:
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            found = json.loads(file.read_text(encoding="utf-8"))["input"]["value_range"]
+            return check_range(found, name=f"input.value_range in {name}")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            _log.warning("Ignoring the value range in %s: %s", file, error)
+    return None
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -178,13 +216,11 @@ def _is_keras_model(obj: Any) -> bool:
 def _tensor_info(name: str, spec: Any) -> TensorInfo:
     dtype = spec.dtype if isinstance(spec.dtype, str) else spec.dtype.name
     shape = tuple(None if d is None else int(d) for d in spec.shape)
-    value_range = None
-    if len(shape) == 4 and shape[-1] in (1, 3, 4, None):
-        # TF Hub's convention for image inputs; see the records pipeline builders.
+    info = TensorInfo(name, dtype, shape)
+    if info.is_image:  # TF Hub's convention, reported as assumed (inspect may know better)
         value_range = (0.0, 255.0) if dtype == "uint8" else (0.0, 1.0)
-        if not dtype.startswith(("float", "bfloat", "uint8")):
-            value_range = None
-    return TensorInfo(name, dtype, shape, value_range)
+        return replace(info, value_range=value_range, range_source=RANGE_ASSUMED)
+    return info
 
 
 def _named(structure: Any, default_name: str) -> tuple[TensorInfo, ...]:

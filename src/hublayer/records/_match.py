@@ -18,12 +18,20 @@ Pure Python: no TensorFlow, no Keras.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hublayer._specs import TensorInfo, input_specs_of
+from hublayer._specs import (
+    RANGE_ASSUMED,
+    RANGE_GIVEN,
+    TensorInfo,
+    check_range,
+    convention_range,
+    input_specs_of,
+)
 from hublayer.errors import SchemaError, SpecMismatchError
 from hublayer.records._options import Crop, ImageOptions, image_options
 from hublayer.records._schema import FeatureStats, Schema
@@ -31,6 +39,7 @@ from hublayer.records._schema import FeatureStats, Schema
 __all__ = ["ImagePlan", "Plan", "TensorPlan", "plan"]
 
 _GRAY = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
+_log = logging.getLogger("hublayer.records")
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,9 @@ class ImagePlan:
     channels: int
     dtype: str
     value_range: tuple[float, float]
+    #: Where ``value_range`` came from (``hublayer._specs.RANGE_*``): given by the caller,
+    #: declared by the model, or assumed from TF Hub's convention.
+    range_source: str
     crop: Crop
     crop_fraction: float
     jpeg_only: bool
@@ -208,11 +220,7 @@ def _image_plan(
             'Expected image dtype "float32", "float16", "bfloat16" or "uint8". '
             f"Received: dtype={dtype!r}."
         )
-    value_range = options.value_range or (spec.value_range if spec is not None else None)
-    if value_range is None:
-        value_range = (0.0, 255.0) if dtype == "uint8" else (0.0, 1.0)
-    if dtype == "uint8" and tuple(value_range) != (0.0, 255.0):
-        raise ValueError(f"Expected value_range (0, 255) for uint8. Received: {value_range}.")
+    value_range, source = _value_range(options, spec, dtype, stats.name)
     return ImagePlan(
         feature=stats.name,
         output=name,
@@ -220,12 +228,40 @@ def _image_plan(
         width=size[1],
         channels=channels,
         dtype=dtype,
-        value_range=(float(value_range[0]), float(value_range[1])),
+        value_range=value_range,
+        range_source=source,
         crop=options.crop,
         crop_fraction=options.crop_fraction,
         jpeg_only=image.formats == ("jpeg",),
         source_size=image.size,
     )
+
+
+def _value_range(
+    options: ImageOptions, spec: TensorInfo | None, dtype: str, feature: str
+) -> tuple[tuple[float, float], str]:
+    """The range pixels are scaled to, and where it came from; an assumed one is logged."""
+    if options.value_range is not None:
+        chosen, source = check_range(options.value_range, name="image range"), RANGE_GIVEN
+    elif spec is not None and spec.value_range is not None:
+        chosen = check_range(spec.value_range, name=f"the value range of {spec.name!r}")
+        source = spec.range_source or RANGE_ASSUMED
+    else:
+        chosen, source = convention_range(dtype), RANGE_ASSUMED
+    if dtype == "uint8" and chosen != (0.0, 255.0):
+        raise ValueError(
+            f"Expected the range (0, 255) for uint8 images. Received: {chosen} ({source}). "
+            "Drop image={'range': ...}, or ask for dtype 'float32'."
+        )
+    if source == RANGE_ASSUMED and dtype != "uint8":
+        _log.info(
+            "Scaling the images of %r to (%g, %g), %s; pass image={'range': (low, high)} "
+            "if the model expects another range.",
+            feature,
+            *chosen,
+            RANGE_ASSUMED,
+        )
+    return chosen, source
 
 
 def _text_plan(schema: Schema, spec: TensorInfo, text: str | None) -> TensorPlan:

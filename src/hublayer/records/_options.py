@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from hublayer._specs import check_range
+
 __all__ = ["Crop", "ImageOptions", "image_options"]
 
 Crop: TypeAlias = Literal["none", "center"]
@@ -23,9 +25,10 @@ class ImageOptions:
         channels: decode to this many channels (1, 3 or 4), converting when the data
             differs: asking for it is how grayscale data feeds an RGB model.
         dtype: ``"float32"`` (default), ``"float16"``, ``"bfloat16"`` or ``"uint8"``.
-        value_range: ``(low, high)`` that pixel values are scaled to; default the model's
-            range, else ``(0, 1)`` for floats (the TF Hub convention) and ``(0, 255)``
-            for ``uint8``.
+        value_range: ``(low, high)`` that pixel values are scaled to (also accepted as
+            ``range`` in a dict: ``image={"range": (-1, 1)}``); default the range the
+            model declares, else ``(0, 1)`` for floats, TF Hub's convention, reported as
+            assumed, and ``(0, 255)`` for ``uint8``.
         crop: ``"none"`` (default: resize the whole image) or ``"center"``: keep the
             central ``crop_fraction`` of the shorter side, decoding only that region of a
             JPEG, then resize. ``"center"`` is the ImageNet *evaluation* protocol (TF-slim's
@@ -63,6 +66,8 @@ class ImageOptions:
                     f"Received: size={size!r}."
                 )
             object.__setattr__(self, "size", (int(size[0]), int(size[1])))
+        if self.value_range is not None:
+            object.__setattr__(self, "value_range", check_range(self.value_range, name="range"))
         if self.channels not in (None, 1, 3, 4):
             raise ValueError(
                 f"Expected image channels to be 1, 3 or 4. Received: channels={self.channels!r}."
@@ -88,10 +93,17 @@ def image_options(image: ImageOptions | Mapping[str, Any] | str | int | None) ->
     if isinstance(image, int | tuple):
         return ImageOptions(size=image)  # type: ignore[arg-type]
     if isinstance(image, Mapping):
+        if "range" in image:  # the short spelling of value_range
+            if "value_range" in image:
+                raise ValueError(
+                    "Expected one of image 'range' and 'value_range'. Received both: "
+                    f"{image['range']!r} and {image['value_range']!r}. Keep one."
+                )
+            image = {("value_range" if k == "range" else k): v for k, v in image.items()}
         try:
             return ImageOptions(**image)
         except TypeError:
-            valid = ", ".join(ImageOptions.__dataclass_fields__)
+            valid = ", ".join([*ImageOptions.__dataclass_fields__, "range"])
             raise ValueError(
                 f"Expected image options among {valid}. Received: {sorted(image)}."
             ) from None

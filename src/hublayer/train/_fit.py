@@ -36,6 +36,7 @@ from typing import Any, Literal
 import keras
 
 from hublayer import config
+from hublayer._specs import RANGE_ASSUMED, assumed_range, with_range
 from hublayer.train._backbone import (
     ModelLike,
     feature_dim,
@@ -156,6 +157,7 @@ def fit_classifier(
     pipeline: Mapping[str, Any] | None = None,
     progress: bool | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    input_range: tuple[float, float] | None = None,
 ) -> TrainResult:
     """Train a classifier on a pretrained model from TFRecord files.
 
@@ -191,6 +193,10 @@ def fit_classifier(
             ``image=``, ``text=``), applied to every split.
         progress: draw progress bars (default: ``$HUBLAYER_PROGRESS``, else on a TTY).
         callbacks: more Keras callbacks for every phase.
+        input_range: ``(low, high)`` the model's images take, such as ``(-1, 1)``. By
+            default the range the model declares, else TF Hub's convention ``(0, 1)``,
+            which is assumed: check the model's documentation. The range used is in
+            ``metrics["run"]["input_range"]``.
 
     Returns:
         A :class:`TrainResult`.
@@ -223,6 +229,10 @@ def fit_classifier(
 
     backbone = load_backbone(model, trainable=mode == "fine_tune")
     spec = input_spec(backbone)
+    if input_range is not None:
+        spec = with_range(spec, input_range)
+    elif spec.value_range is None:
+        spec = assumed_range(spec)  # a Keras backbone: TF Hub's convention, as records uses
     dim = feature_dim(backbone, spec)
     options = dict(pipeline or {})
     sources = {"train": Source("train", expand_files(train, role="train"), spec, label, options)}
@@ -301,6 +311,9 @@ def fit_classifier(
         timings["evaluate_s"] = time.perf_counter() - tick
         history = columns(store.history)
         metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
+        used = None if spec.value_range is None else list(spec.value_range)
+        origin = spec.range_source or RANGE_ASSUMED
+        metrics["run"]["input_range"] = used and {"range": used, "source": origin}
         paths: dict[str, Path] = {}
         if out_dir is not None:
             settings = settings_of(
