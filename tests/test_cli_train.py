@@ -89,7 +89,7 @@ def test_errors_exit_1_with_the_message(
     status = main(["train", "--model", run["model"], "--train", missing, "--out", str(tmp_path)])
     assert status == 1
     error = capsys.readouterr().err
-    assert error.startswith("Error: Expected the train data to match at least one TFRecord file")
+    assert error.startswith("Error: Expected the train files to match at least one TFRecord file")
 
     assert main(["evaluate", "--model", str(tmp_path), "--data", run["test"]]) == 1
     assert "lacks model.keras" in capsys.readouterr().err

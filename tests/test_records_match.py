@@ -58,12 +58,21 @@ def test_no_image_feature_names_the_input_and_what_the_records_hold() -> None:
     assert "images: float32[None, 224, 224, 3]" in str(error)
 
 
-def test_grayscale_data_for_an_rgb_model_needs_conversion_asked_for() -> None:
+def test_grayscale_data_for_an_rgb_model_is_converted_and_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from hublayer.records import _match
+
+    _match._NOTED.clear()
     schema = Schema((_image("scan", channels=(1,)),), records=10)
-    with pytest.raises(SpecMismatchError, match="grayscale") as info:
+    with caplog.at_level("WARNING", logger="hublayer.records"):
+        automatic = plan(schema, for_model=[RGB])
         plan(schema, for_model=[RGB])
-    assert info.value.feature == "scan"
-    assert "image={'channels': 3}" in str(info.value)
+    assert automatic.images[0].channels == 3
+    notes = [r.getMessage() for r in caplog.records if "Converting" in r.getMessage()]
+    assert notes == [
+        "Converting the grayscale images of 'scan' to RGB, as the model takes 3 channel(s)."
+    ]
     converted = plan(schema, image={"channels": 3}, for_model=[RGB])
     assert converted.images[0].channels == 3
     with pytest.raises(SpecMismatchError, match="channels=1 asked for"):

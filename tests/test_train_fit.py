@@ -332,6 +332,6 @@ def test_bad_arguments_fail_before_any_work(
 def test_validation_labels_outside_the_training_classes_are_reported(
     data: dict[str, str], model_path: str
 ) -> None:
-    with pytest.raises(SpecMismatchError, match="unknown labels") as caught:
+    with pytest.raises(SpecMismatchError, match=r"integer labels .* no label map") as caught:
         fit_classifier(model_path, data["named"], validation=data["validation"], epochs=1)
     assert caught.value.feature == "label"

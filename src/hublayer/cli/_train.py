@@ -6,7 +6,6 @@ The progress bars come from the API (on a terminal, or with ``--progress``).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -325,7 +324,9 @@ def evaluate(
     """
     from hublayer.train import evaluate as evaluate_records
 
-    scores = evaluate_records(model_dir, list(data_files), label=label, batch_size=batch_size)
+    scores = evaluate_records(
+        model_dir, list(data_files), label=label, batch_size=batch_size, output=output
+    )
     click.echo(
         table(
             [[str(scores["examples"]), _number(scores["accuracy"]), _number(scores["loss"])]],
@@ -336,5 +337,4 @@ def evaluate(
     click.echo("")
     click.echo(_confusion(scores["confusion_matrix"], scores["classes"]))
     if output is not None:
-        output.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {output}")

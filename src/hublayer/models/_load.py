@@ -133,6 +133,10 @@ def load_path(
     folder = Path(path)
     shown = os.fspath(handle) if handle is not None else str(folder)
     keras_file = _keras_file(folder)
+    if keras_file is not None:  # a damaged file says what is wrong (Keras: "File not found")
+        from hublayer.models._keras_file import check_keras_file
+
+        check_keras_file(keras_file, handle=shown)
     if keras_file is not None or any((folder / n).is_file() for n in _SAVED_MODEL_FILES):
         from hublayer.models._scan import check_safe
 

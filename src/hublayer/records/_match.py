@@ -205,11 +205,18 @@ def _image_plan(
     if channels is None and model_c is not None:
         if data_channels != {model_c}:
             seen = "/".join(_GRAY.get(c, str(c)) for c in sorted(data_channels))
-            raise _mismatch(
-                spec,  # type: ignore[arg-type]
-                stats.name,
-                f"{seen} images in {stats.name!r} ({image})",
-                f"To convert them, pass image={{'channels': {model_c}}}.",
+            if model_c not in (1, 3):
+                raise _mismatch(
+                    spec,  # type: ignore[arg-type]
+                    stats.name,
+                    f"{seen} images in {stats.name!r} ({image})",
+                    f"To convert them, pass image={{'channels': {model_c}}}.",
+                )
+            # The decoder converts (grayscale to RGB, RGBA to RGB, RGB to grayscale), as
+            # the model needs; say so once.
+            _note_once(
+                f"Converting the {seen} images of {stats.name!r} to {_GRAY[model_c]}, as the "
+                f"model takes {model_c} channel(s)."
             )
         channels = model_c
     if channels is None:
@@ -235,6 +242,16 @@ def _image_plan(
         jpeg_only=image.formats == ("jpeg",),
         source_size=image.size,
     )
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(message: str) -> None:
+    """Log a conversion made without being asked, once per process."""
+    if message not in _NOTED:
+        _NOTED.add(message)
+        _log.warning(message)
 
 
 def _value_range(

@@ -3,8 +3,13 @@
 Every pipeline comes from ``hublayer.records.dataset(..., for_model=spec)``, which derives
 image size, value range, dtype and text handling from the data's schema and the model's
 input spec, and raises :class:`~hublayer.errors.SpecMismatchError` when they cannot meet.
-:func:`open_sources` builds every split's pipeline before anything runs, so a mismatch is
-reported before any embedding is computed or any weight is trained.
+Every split's pipeline is built before anything runs, so a mismatch is reported before
+any embedding is computed or any weight is trained.
+
+Class names travel with the data: when integer labels have a label map beside their
+shards (``data/train.label_map.json``, written by ``records.convert_images``), a
+:class:`Source` reads each label as its class *name*, so splits converted separately
+still agree, and the trained model's classes are the names.
 
 Example:
     >>> files = expand_files("data/train-*.tfrecord", role="train")  # doctest: +SKIP
@@ -12,28 +17,39 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import glob
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from hublayer._specs import TensorInfo
-from hublayer.errors import RecordError, SpecMismatchError, TrainingError
+from hublayer.errors import (
+    Fix,
+    OutputNotWritableError,
+    RecordError,
+    SpecMismatchError,
+    TrainingError,
+)
 
 __all__ = [
     "Classes",
     "FilesLike",
     "Source",
+    "check_writable",
     "expand_files",
     "fingerprint_files",
+    "naming_bad_images",
     "numpy_labels",
 ]
 
@@ -68,7 +84,7 @@ def expand_files(files: FilesLike, *, role: str) -> tuple[str, ...]:
             matches = [text] if os.path.isfile(text) else []
         if not matches:
             raise RecordError(
-                f"Expected the {role} data to match at least one TFRecord file. "
+                f"Expected the {role} files to match at least one TFRecord file. "
                 f"Received: {role}={text!r}, which matches none. Check the path or glob "
                 "(quote it in a shell so the shell does not expand it).",
                 file=text,
@@ -107,6 +123,8 @@ class Source:
         label: the label feature, or None for unlabelled data.
         options: extra keyword arguments for ``hublayer.records.dataset`` (a ``schema``
             among them is used instead of inspecting the files).
+        label_map: read integer labels as class names through the label map beside
+            the files, when there is one (see :attr:`label_names`).
     """
 
     name: str
@@ -114,6 +132,26 @@ class Source:
     spec: TensorInfo
     label: str | None
     options: Mapping[str, Any] = field(default_factory=dict)
+    label_map: bool = True
+
+    @functools.cached_property
+    def label_names(self) -> tuple[str, ...] | None:
+        """The class names of the label map beside the files, when the label is an
+        integer feature that has one; labels are then read as these names.
+
+        Raises:
+            SchemaError: the files have different label maps, or only some have one.
+        """
+        if not self.label_map or self.label is None or any("://" in f for f in self.files):
+            return None
+        from hublayer import records
+
+        found = records.find_label_map(self.files, label=self.label)
+        if found is None or self.label not in self.schema:
+            return None
+        if self.schema[self.label].kind != "int64":
+            return None
+        return found.classes
 
     @functools.cached_property
     def schema(self) -> Any:
@@ -154,13 +192,18 @@ class Source:
         )
         if self.label is None:
             return dataset.map(_as_features)
+        if self.label_names is not None:
+            to_names = _tensor_names(self.label_names)
+            return dataset.map(lambda x, y: (_as_features(x), to_names(y)))
         return dataset.map(lambda x, y: (_as_features(x), y))
 
     def fingerprint(self) -> str:
-        """Changes when a file, the label, the model input or an option changes."""
+        """Changes when a file, the label, its class names, the model input or an
+        option changes."""
         return fingerprint_files(
             self.files,
             label=self.label,
+            label_names=self.label_names,
             spec=repr(self.spec),
             options={k: repr(v) for k, v in sorted(self.options.items())},
         )
@@ -180,7 +223,28 @@ class Source:
         dataset = records.dataset(
             list(self.files), only_label, batch_size=batch_size, label=self.label, shuffle=False
         )
+        if self.label_names is not None:
+            dataset = dataset.map(lambda x, y: (x, _tensor_names(self.label_names)(y)))
         return np.concatenate([numpy_labels(y) for _, y in dataset] or [np.zeros([0], np.int64)])
+
+
+def _tensor_names(names: Sequence[str]) -> Any:
+    """A function from a batch of integer labels to their class names, inside tf.data.
+    An index outside the map becomes ``"<label N outside the label map>"``, which no
+    class has, so :meth:`Classes.encode` reports it."""
+    table = tf.constant(list(names))
+    count = len(names)
+
+    def to_names(labels: Any) -> Any:
+        flat = tf.reshape(tf.cast(labels, tf.int64), [-1])
+        inside = tf.logical_and(flat >= 0, flat < count)
+        picked = tf.gather(table, tf.clip_by_value(flat, 0, count - 1))
+        outside = tf.strings.join(
+            ["<label ", tf.strings.as_string(flat), " outside the label map>"]
+        )
+        return tf.where(inside, picked, outside)
+
+    return to_names
 
 
 def numpy_labels(labels: Any) -> np.ndarray:
@@ -214,9 +278,21 @@ class Classes:
 
     @classmethod
     def from_labels(
-        cls, train: np.ndarray, others: Sequence[np.ndarray] = (), num_classes: int | None = None
+        cls,
+        train: np.ndarray,
+        others: Sequence[np.ndarray] = (),
+        num_classes: int | None = None,
+        *,
+        names: Sequence[str] | None = None,
     ) -> Classes:
         """Derive the classes from the training labels (and check the other splits).
+
+        Args:
+            train: the training labels as read.
+            others: the other splits' labels.
+            num_classes: the number of classes, when integer labels do not show them all.
+            names: the class names in label order (the training data's label map); the
+                labels are then those names.
 
         Raises:
             TrainingError: fewer than two classes, or a negative or too large label.
@@ -228,7 +304,15 @@ class Classes:
                 stage="data",
             )
         strings = train.dtype.kind == "U"
-        if strings:
+        if names is not None:
+            if num_classes is not None and num_classes != len(names):
+                raise TrainingError(
+                    f"Expected num_classes to match the label map's {len(names)} classes "
+                    f"{list(names)}. Received: num_classes={num_classes}. Leave it out.",
+                    stage="data",
+                )
+            names = tuple(names)
+        elif strings:
             names = tuple(sorted(set(train.tolist())))
         else:
             everything = np.concatenate([train, *[o for o in others if o.size]])
@@ -251,31 +335,70 @@ class Classes:
             )
         return cls(names=names, strings=strings)
 
-    def encode(self, labels: np.ndarray, *, split: str) -> np.ndarray:
+    def encode(self, labels: np.ndarray, *, split: str, feature: str = "label") -> np.ndarray:
         """Class indices (int32) for labels read from the records.
+
+        Args:
+            labels: the labels as read (class names, or integer indices).
+            split: the split they come from, for messages.
+            feature: the feature they were read from, for messages.
 
         Raises:
             SpecMismatchError: a label that is not one of the classes.
         """
+        fix = Fix(
+            "Use data with the same classes, or pass label= the feature that holds them.",
+            "Use data with the same classes, or pass --label the feature that holds them.",
+        )
         if not self.strings:
-            if labels.dtype.kind == "U" or (labels.size and labels.max() >= len(self.names)):
+            if labels.dtype.kind in "OSU":
+                shown = sorted({str(v) for v in labels.tolist()})[:5]
+                raise SpecMismatchError(
+                    f"Expected {split} labels to be class indices 0..{len(self.names) - 1}, "
+                    f"as in training. Received: text in feature {feature!r}, e.g. {shown}.",
+                    feature=feature,
+                    expected=list(self.names),
+                    received=shown,
+                    fix=fix,
+                )
+            if labels.size and (labels.max() >= len(self.names) or labels.min() < 0):
                 raise SpecMismatchError(
                     f"Expected {split} labels among the training classes {list(self.names)}. "
-                    f"Received: labels up to {labels.max()!r}. Use data with the same classes.",
-                    feature="label",
+                    f"Received: labels from {labels.min()} to {labels.max()} in feature "
+                    f"{feature!r}.",
+                    feature=feature,
                     expected=list(self.names),
-                    received=labels.max().item() if labels.size else None,
+                    received=labels.max().item(),
+                    fix=fix,
                 )
             return labels.astype(np.int32)
+        if labels.dtype.kind in "iu" and labels.size:
+            raise SpecMismatchError(
+                f"Expected {split} labels that name the model's classes {list(self.names)}. "
+                f"Received: integer labels in feature {feature!r} and no label map beside "
+                "the files to name them, so which class each number means is unknown.",
+                feature=feature,
+                expected=list(self.names),
+                received="integers without a label map",
+                fix=Fix(
+                    "Convert the data with the training data's label map "
+                    "(records.convert_images(..., classes='data/train.label_map.json')), or "
+                    "put that label map beside the files as <prefix>.label_map.json.",
+                    "Convert the data with the training data's label map (hublayer records "
+                    "convert images DIR OUT --label-map data/train.label_map.json), or put "
+                    "that label map beside the files as <prefix>.label_map.json.",
+                ),
+            )
         lookup = {name: i for i, name in enumerate(self.names)}
         unknown = sorted({str(v) for v in labels.tolist()} - lookup.keys())
         if unknown:
             raise SpecMismatchError(
                 f"Expected {split} labels among the training classes {list(self.names)}. "
-                f"Received: unknown labels {unknown[:10]}. Use data with the same classes.",
-                feature="label",
+                f"Received: unknown labels {unknown[:10]} in feature {feature!r}.",
+                feature=feature,
                 expected=list(self.names),
                 received=unknown[:10],
+                fix=fix,
             )
         return np.array([lookup[str(v)] for v in labels.tolist()], dtype=np.int32)
 
@@ -291,3 +414,92 @@ class Classes:
             default_value=-1,
         )
         return lambda labels: table.lookup(tf.reshape(labels, [-1]))
+
+
+def check_writable(path: str | os.PathLike[str], *, what: str, flag: str, argument: str) -> Path:
+    """Check, before any work, that the folder ``path`` can be created and written to.
+
+    Nothing is created: the nearest existing folder is probed with a temp file.
+
+    Args:
+        path: the output folder.
+        what: what goes there, for the message (``"the training output"``).
+        flag: the CLI flag that sets it (``"--out"``).
+        argument: the Python argument that sets it (``"out_dir="``).
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        OutputNotWritableError: a file is in the way, or the folder is not writable.
+
+    Example:
+        >>> check_writable("runs/new", what="the output", flag="--out", argument="out_dir=")
+        PosixPath('runs/new')
+    """
+    target = Path(path)
+    probe = target
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    fix = Fix(
+        f"Pass {argument} a folder you can write to.", f"Pass {flag} a folder you can write to."
+    )
+    if not probe.is_dir():
+        raise OutputNotWritableError(
+            f"Expected {what} folder at {str(target)!r} to be creatable. Received: "
+            f"{str(probe)!r} is a file, not a folder.",
+            path=str(target),
+            fix=fix,
+        )
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".hublayer-write-test-"):
+            pass
+    except OSError as error:
+        raise OutputNotWritableError(
+            f"Expected {what} folder at {str(target)!r} to be writable. Received: "
+            f"{str(probe)!r} cannot be written to ({error.strerror or error}).",
+            path=str(target),
+            fix=fix,
+        ) from None
+    return target
+
+
+_DECODE_WORDS = ("jpeg", "png", "gif", "bmp", "decode", "image")
+
+
+@contextlib.contextmanager
+def naming_bad_images(files: Iterable[str]) -> Iterator[None]:
+    """Turn TensorFlow's image decode failure ("jpeg::Uncompress failed"), which names
+    no file, into a :class:`RecordError` naming the file, the record and the feature.
+
+    On such a failure the files are read again and every image decoded until the bad
+    one is found; when none is found, the original error goes on.
+
+    Example:
+        >>> with naming_bad_images(["data/train-00000-of-00001.tfrecord"]):  # doctest: +SKIP
+        ...     model.fit(dataset)
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        text = str(error).lower()
+        if not any(word in text for word in _DECODE_WORDS):
+            raise
+        from hublayer import records
+
+        bad = records.verify_images(list(files), limit=1)
+        if not bad:
+            raise
+        first = bad[0]
+        raise RecordError(
+            f"Expected every image to decode. Received: {first}.",
+            file=first.file,
+            index=first.record,
+            fix=Fix(
+                "Convert the images again (records.convert_images skips and lists the "
+                "files that do not decode); records.verify_images lists every bad record.",
+                "Convert the images again (hublayer records convert images skips and lists "
+                "the files that do not decode); hublayer records inspect FILES --all lists "
+                "every bad record.",
+            ),
+        ) from None

@@ -46,7 +46,14 @@ from hublayer.train._backbone import (
 )
 from hublayer.train._backbone import unfreeze as unfreeze_backbone
 from hublayer.train._callbacks import Checkpoints
-from hublayer.train._data import Classes, FilesLike, Source, expand_files
+from hublayer.train._data import (
+    Classes,
+    FilesLike,
+    Source,
+    check_writable,
+    expand_files,
+    naming_bad_images,
+)
 from hublayer.train._embeddings import Embeddings, embed
 from hublayer.train._model import HeadLike, assemble, build_head, describe_head
 from hublayer.train._phases import Run, fine_tune, train_head
@@ -223,6 +230,8 @@ def fit_classifier(
     )
     fine_tuning = mode == "fine_tune" and ft_epochs > 0
     monitor = _monitor(monitor, validation is not None)
+    if out_dir is not None:  # an unwritable output fails now, not after the embeddings
+        check_writable(out_dir, what="the training output", flag="--out", argument="out_dir=")
     show = config.progress(progress)
     timings: dict[str, float] = {}
     keras.utils.set_random_seed(seed)
@@ -247,11 +256,16 @@ def fit_classifier(
         backbone.trainable = False
     timings["load_s"] = time.perf_counter() - started
 
-    embedded = _embed_all(backbone, sources, model_fingerprint, embedding_cache, batch_size, show)
+    with naming_bad_images([f for source in sources.values() for f in source.files]):
+        embedded = _embed_all(
+            backbone, sources, model_fingerprint, embedding_cache, batch_size, show
+        )
     timings["embeddings_s"] = sum(e.seconds for e in embedded.values())
     raw = {n: e.labels for n, e in embedded.items()} or {n: s.labels() for n, s in sources.items()}
     others = [v for name, v in raw.items() if name != "train"]
-    classes = Classes.from_labels(raw["train"], others, num_classes)
+    classes = Classes.from_labels(
+        raw["train"], others, num_classes, names=sources["train"].label_names
+    )
     labels = {name: classes.encode(values, split=name) for name, values in raw.items()}
 
     head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)

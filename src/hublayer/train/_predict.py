@@ -2,7 +2,9 @@
 
 ``out_dir/config.json`` records what the data must look like (the model input spec, the
 label feature, the class names, the pipeline options), so new files are read exactly as
-the training files were.
+the training files were. Labels are matched to the model's classes by *name* (through the
+label map beside the files), and files whose label map names a class the model does not
+know are refused, showing both.
 
 Example:
     >>> preds = predict("runs/digits", "data/new-*.tfrecord", output="preds.csv")  # doctest: +SKIP
@@ -25,8 +27,15 @@ import keras
 import numpy as np
 
 from hublayer._specs import TensorInfo
-from hublayer.errors import ModelNotFoundError, SchemaError, SpecMismatchError
-from hublayer.train._data import Classes, FilesLike, Source, expand_files
+from hublayer.errors import Fix, ModelNotFoundError, SchemaError, SpecMismatchError
+from hublayer.train._data import (
+    Classes,
+    FilesLike,
+    Source,
+    check_writable,
+    expand_files,
+    naming_bad_images,
+)
 from hublayer.train._metrics import predict_batches, score
 from hublayer.train._report import FILES
 
@@ -53,10 +62,39 @@ class Classifier:
     spec: TensorInfo
     settings: dict[str, Any]
 
+    @property
+    def named(self) -> bool:
+        """Whether the classes have names (from a label map, or string labels) that the
+        data's labels are matched by."""
+        return bool(self.settings.get("labels_are_strings"))
+
     def source(self, files: FilesLike, *, label: str | None, name: str) -> Source:
-        """Read ``files`` for this model, as the training data was read."""
+        """Read ``files`` for this model, as the training data was read (labels as class
+        names, through the files' label map, when the model's classes have names).
+
+        Raises:
+            SpecMismatchError: the files' label map names classes the model lacks.
+        """
         options = self.settings.get("pipeline", {})
-        return Source(name, expand_files(files, role=name), self.spec, label, options)
+        files = expand_files(files, role=name)
+        source = Source(name, files, self.spec, label, options, label_map=self.named)
+        data_names = source.label_names
+        if data_names is not None:
+            unknown = [n for n in data_names if n not in self.class_names]
+            if unknown:
+                raise SpecMismatchError(
+                    f"Expected the {name} files' label map to name classes of the model. "
+                    f"Received: the files' classes {list(data_names)}; the model's classes "
+                    f"{list(self.class_names)}; {unknown} are not the model's.",
+                    feature=label,
+                    expected=list(self.class_names),
+                    received=list(data_names),
+                    fix=Fix(
+                        "Use data with the model's classes, or train a model on these.",
+                        "Use data with the model's classes, or train a model on these.",
+                    ),
+                )
+        return source
 
 
 def load_classifier(out_dir: str | os.PathLike[str]) -> Classifier:
@@ -64,6 +102,7 @@ def load_classifier(out_dir: str | os.PathLike[str]) -> Classifier:
 
     Raises:
         ModelNotFoundError: ``out_dir`` lacks ``model.keras`` or ``config.json``.
+        InvalidModelError: ``model.keras`` is empty, not a zip, or damaged.
     """
     folder = Path(out_dir)
     model_path, config_path = folder / FILES["model"], folder / FILES["config"]
@@ -77,9 +116,10 @@ def load_classifier(out_dir: str | os.PathLike[str]) -> Classifier:
             )
     import hublayer.layers  # registers KerasLayer for deserialization
     import hublayer.train._backbone  # noqa: F401  (registers BackboneCall)
+    from hublayer.models import load_keras_file
 
     settings: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
-    model = keras.saving.load_model(model_path)
+    model = load_keras_file(model_path)
     spec_fields = settings["input"]
     spec = TensorInfo(
         name=spec_fields["name"],
@@ -180,20 +220,27 @@ def predict(
 
     Raises:
         ModelNotFoundError: ``out_dir`` is not a training output folder.
-        SpecMismatchError: the records cannot feed the model.
-        RecordError: no file matches ``data``.
+        SpecMismatchError: the records cannot feed the model, or their label map names
+            classes the model lacks.
+        RecordError: no file matches ``data``, or an image in it does not decode.
+        OutputNotWritableError: ``output`` cannot be written (checked first).
     """
+    if output is not None:
+        check_writable(
+            Path(output).parent, what="the predictions'", flag="--output", argument="output="
+        )
     classifier = out_dir if isinstance(out_dir, Classifier) else load_classifier(out_dir)
     files = expand_files(data, role="data")
     label = classifier.label if _has_feature(files, classifier.label) else None
     source = classifier.source(files, label=label, name="data")
     dataset = source.dataset(batch_size=batch_size, shuffle=False)
-    probabilities, raw = predict_batches(classifier.model, dataset)
+    with naming_bad_images(files):
+        probabilities, raw = predict_batches(classifier.model, dataset)
     labels = None
     if raw is not None:
         try:
             labels = _classes(classifier).encode(raw, split="data")
-        except SpecMismatchError:  # labels from another class set: report none
+        except SpecMismatchError:  # labels the model cannot name: report no accuracy
             labels = None
     result = Predictions(probabilities, classifier.class_names, labels)
     if output is not None:
@@ -207,6 +254,7 @@ def evaluate(
     *,
     label: str | None = None,
     batch_size: int = _BATCH,
+    output: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Accuracy, loss and confusion matrix of a trained classifier on labelled records.
 
@@ -215,30 +263,49 @@ def evaluate(
         data: labelled TFRecord files (glob, file or list).
         label: the label feature (default: the one used in training).
         batch_size: records per batch.
+        output: also write the scores here as JSON (written whole, then renamed).
 
     Returns:
         ``{"examples", "accuracy", "loss", "confusion_matrix", "classes"}``.
 
     Raises:
         SchemaError: the records have no such label feature.
-        SpecMismatchError: a label that is not one of the model's classes, or records
-            that cannot feed the model.
+        SpecMismatchError: a label that is not one of the model's classes (matched by
+            name), a label map that names classes the model lacks, or records that
+            cannot feed the model.
+        RecordError: an image that does not decode (naming the file and record).
+        OutputNotWritableError: ``output`` cannot be written (checked first).
     """
+    if output is not None:
+        check_writable(Path(output).parent, what="the scores'", flag="--output", argument="output=")
     classifier = out_dir if isinstance(out_dir, Classifier) else load_classifier(out_dir)
     files = expand_files(data, role="data")
     key = label or classifier.label
     if not _has_feature(files, key):
         raise SchemaError(
             f"Expected the records to have the label feature {key!r}. Received: files "
-            f"without it, e.g. {files[0]!r}. Pass label= the feature holding the class.",
+            f"without it, e.g. {files[0]!r}.",
             feature=key,
+            fix=Fix(
+                "Pass label= the feature holding the class.",
+                "Pass --label the feature holding the class.",
+            ),
         )
     source = classifier.source(files, label=key, name="data")
+    classes = _classes(classifier)
+    # Labels that cannot be the model's classes fail now, before the model runs.
+    classes.encode(source.labels(), split="evaluation", feature=key)
     dataset = source.dataset(batch_size=batch_size, shuffle=False)
-    probabilities, raw = predict_batches(classifier.model, dataset)
-    labels = _classes(classifier).encode(
-        raw if raw is not None else np.zeros([0], np.int64), split="evaluation"
+    with naming_bad_images(files):
+        probabilities, raw = predict_batches(classifier.model, dataset)
+    labels = classes.encode(
+        raw if raw is not None else np.zeros([0], np.int64), split="evaluation", feature=key
     )
     scores = score(probabilities, labels, num_classes=len(classifier.class_names))
     scores["classes"] = list(classifier.class_names)
+    if output is not None:
+        target = Path(output)
+        temp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+        temp.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+        os.replace(temp, target)
     return scores
