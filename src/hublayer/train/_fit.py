@@ -57,6 +57,8 @@ from hublayer.train._data import (
 from hublayer.train._embeddings import Embeddings, embed
 from hublayer.train._model import HeadLike, assemble, build_head, describe_head
 from hublayer.train._phases import Run, fine_tune, train_head
+from hublayer.train._progress import Mode as ProgressMode
+from hublayer.train._progress import progress_mode
 from hublayer.train._report import write_outputs
 from hublayer.train._summary import columns, metrics_of, score_splits, settings_of
 
@@ -143,6 +145,7 @@ def fit_classifier(
     train: FilesLike,
     *,
     validation: FilesLike | None = None,
+    test: FilesLike | None = None,
     label: str = "label",
     mode: Mode = "feature_extraction",
     epochs: int = 10,
@@ -164,6 +167,7 @@ def fit_classifier(
     pipeline: Mapping[str, Any] | None = None,
     progress: bool | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    rescore: bool = True,
     input_range: tuple[float, float] | None = None,
 ) -> TrainResult:
     """Train a classifier on a pretrained model from TFRecord files.
@@ -173,6 +177,8 @@ def fit_classifier(
             Keras layer with one input and a ``[batch, features]`` output.
         train: the training TFRecords: a glob, a file, or a list of them.
         validation: validation TFRecords; early stopping watches ``val_accuracy`` then.
+        test: held-out TFRecords, scored with the final model (never used to train or
+            to stop); their score shows in ``metrics.json`` and ``report.md``.
         label: the feature holding the class (integers ``0..n-1``, or strings).
         mode: ``"feature_extraction"`` (frozen backbone, head only) or ``"fine_tune"``
             (head first, then the backbone at a lower learning rate).
@@ -198,8 +204,13 @@ def fit_classifier(
         resume: continue from the checkpoint in ``out_dir`` after an interruption.
         pipeline: extra keyword arguments for ``hublayer.records.dataset`` (e.g.
             ``image=``, ``text=``), applied to every split.
-        progress: draw progress bars (default: ``$HUBLAYER_PROGRESS``, else on a TTY).
+        progress: True draws progress bars, False shows nothing; None (default) draws
+            bars when ``$HUBLAYER_PROGRESS`` or a terminal says so, and otherwise prints a
+            line per epoch and per tenth of each embedding pass on stderr, for logs.
         callbacks: more Keras callbacks for every phase.
+        rescore: after fine-tuning, score the train split again with the final model
+            (another pass of the backbone over it). False reports the train loss and
+            accuracy logged at the best epoch instead; validation and test are scored.
         input_range: ``(low, high)`` the model's images take, such as ``(-1, 1)``. By
             default the range the model declares, else TF Hub's convention ``(0, 1)``,
             which is assumed: check the model's documentation. The range used is in
@@ -232,7 +243,7 @@ def fit_classifier(
     monitor = _monitor(monitor, validation is not None)
     if out_dir is not None:  # an unwritable output fails now, not after the embeddings
         check_writable(out_dir, what="the training output", flag="--out", argument="out_dir=")
-    show = config.progress(progress)
+    show = progress_mode(progress)
     timings: dict[str, float] = {}
     keras.utils.set_random_seed(seed)
 
@@ -248,6 +259,9 @@ def fit_classifier(
     if validation is not None:
         files = expand_files(validation, role="validation")
         sources["validation"] = Source("validation", files, spec, label, options)
+    if test is not None:
+        files = expand_files(test, role="test")
+        sources["test"] = Source("test", files, spec, label, options)
     for source in sources.values():  # a data/model mismatch raises here, before any work
         source.dataset(batch_size=batch_size, shuffle=False)
     model_fingerprint = fingerprint_model(backbone)
@@ -256,12 +270,15 @@ def fit_classifier(
         backbone.trainable = False
     timings["load_s"] = time.perf_counter() - started
 
-    with naming_bad_images([f for source in sources.values() for f in source.files]):
+    # After fine-tuning, the test split is scored through the tuned backbone: its frozen
+    # features would go unused.
+    to_embed = {n: s for n, s in sources.items() if not (fine_tuning and n == "test")}
+    with naming_bad_images([f for source in to_embed.values() for f in source.files]):
         embedded = _embed_all(
-            backbone, sources, model_fingerprint, embedding_cache, batch_size, show
+            backbone, to_embed, model_fingerprint, embedding_cache, batch_size, show
         )
     timings["embeddings_s"] = sum(e.seconds for e in embedded.values())
-    raw = {n: e.labels for n, e in embedded.items()} or {n: s.labels() for n, s in sources.items()}
+    raw = {n: embedded[n].labels if n in embedded else s.labels() for n, s in sources.items()}
     others = [v for name, v in raw.items() if name != "train"]
     classes = Classes.from_labels(
         raw["train"], others, num_classes, names=sources["train"].label_names
@@ -313,7 +330,7 @@ def fit_classifier(
             _, trained_variables = fine_tune(
                 run,
                 head_state,
-                start=epochs,
+                start=head_state.next_epoch,  # epochs number on from where it stopped
                 epochs=ft_epochs,
                 learning_rate=ft_rate,
                 blocks=blocks,
@@ -321,7 +338,7 @@ def fit_classifier(
             timings["fine_tune_s"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        scores = score_splits(run, fine_tuned=fine_tuning)
+        scores = score_splits(run, fine_tuned=fine_tuning, rescore_train=rescore)
         timings["evaluate_s"] = time.perf_counter() - tick
         history = columns(store.history)
         metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
@@ -362,7 +379,7 @@ def _embed_all(
     model_fingerprint: str,
     embedding_cache: bool | str | os.PathLike[str],
     batch_size: int,
-    progress: bool,
+    progress: ProgressMode,
 ) -> dict[str, Embeddings]:
     if embedding_cache is False:
         return {}

@@ -37,6 +37,7 @@ from hublayer.train._callbacks import Checkpoints, PhaseGuard, PhaseState, Progr
 from hublayer.train._data import Classes, Source
 from hublayer.train._embeddings import Embeddings
 from hublayer.train._model import Parts
+from hublayer.train._progress import Mode
 
 __all__ = [
     "Phase",
@@ -95,7 +96,7 @@ def run_phase(
     *,
     monitor: str,
     patience: int,
-    progress: bool = False,
+    progress: Mode | bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> PhaseState:
     """Train one phase, resuming from its checkpoint, and leave its best weights in place.
@@ -105,7 +106,8 @@ def run_phase(
         store: the run's checkpoints; a finished phase is restored, not trained again.
         monitor: the logged value early stopping watches.
         patience: epochs without improvement before the phase stops.
-        progress: draw a progress bar.
+        progress: ``"bars"``, ``"lines"`` or ``"off"`` (see ``_progress``); a bool
+            means bars or nothing.
         callbacks: more Keras callbacks, called after the checkpoint is written.
 
     Returns:
@@ -122,7 +124,8 @@ def run_phase(
                 epochs=phase.end - phase.start,
                 initial_epoch=initial - phase.start,
                 steps=phase.steps_per_epoch or phase.batches,
-                enabled=progress,
+                mode=progress,
+                first=phase.start,
             )
             guard = PhaseGuard(store, phase.name, monitor=monitor, patience=patience)
             try:
@@ -200,7 +203,7 @@ class Run:
     seed: int
     monitor: str
     patience: int
-    progress: bool = False
+    progress: Mode | bool = False
     callbacks: Sequence[keras.callbacks.Callback] = ()
 
     def run(self, phase: Phase) -> PhaseState:

