@@ -36,7 +36,6 @@ from typing import Any, Literal
 import keras
 
 from hublayer import config
-from hublayer._specs import RANGE_ASSUMED, assumed_range, with_range
 from hublayer.train._backbone import (
     ModelLike,
     feature_dim,
@@ -46,14 +45,7 @@ from hublayer.train._backbone import (
 )
 from hublayer.train._backbone import unfreeze as unfreeze_backbone
 from hublayer.train._callbacks import Checkpoints
-from hublayer.train._data import (
-    Classes,
-    FilesLike,
-    Source,
-    check_writable,
-    expand_files,
-    naming_bad_images,
-)
+from hublayer.train._data import Classes, FilesLike, Source, expand_files
 from hublayer.train._embeddings import Embeddings, embed
 from hublayer.train._model import HeadLike, assemble, build_head, describe_head
 from hublayer.train._phases import Run, fine_tune, train_head
@@ -168,7 +160,6 @@ def fit_classifier(
     progress: bool | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     rescore: bool = True,
-    input_range: tuple[float, float] | None = None,
 ) -> TrainResult:
     """Train a classifier on a pretrained model from TFRecord files.
 
@@ -211,10 +202,6 @@ def fit_classifier(
         rescore: after fine-tuning, score the train split again with the final model
             (another pass of the backbone over it). False reports the train loss and
             accuracy logged at the best epoch instead; validation and test are scored.
-        input_range: ``(low, high)`` the model's images take, such as ``(-1, 1)``. By
-            default the range the model declares, else TF Hub's convention ``(0, 1)``,
-            which is assumed: check the model's documentation. The range used is in
-            ``metrics["run"]["input_range"]``.
 
     Returns:
         A :class:`TrainResult`.
@@ -241,18 +228,12 @@ def fit_classifier(
     )
     fine_tuning = mode == "fine_tune" and ft_epochs > 0
     monitor = _monitor(monitor, validation is not None)
-    if out_dir is not None:  # an unwritable output fails now, not after the embeddings
-        check_writable(out_dir, what="the training output", flag="--out", argument="out_dir=")
     show = progress_mode(progress)
     timings: dict[str, float] = {}
     keras.utils.set_random_seed(seed)
 
     backbone = load_backbone(model, trainable=mode == "fine_tune")
     spec = input_spec(backbone)
-    if input_range is not None:
-        spec = with_range(spec, input_range)
-    elif spec.value_range is None:
-        spec = assumed_range(spec)  # a Keras backbone: TF Hub's convention, as records uses
     dim = feature_dim(backbone, spec)
     options = dict(pipeline or {})
     sources = {"train": Source("train", expand_files(train, role="train"), spec, label, options)}
@@ -273,16 +254,11 @@ def fit_classifier(
     # After fine-tuning, the test split is scored through the tuned backbone: its frozen
     # features would go unused.
     to_embed = {n: s for n, s in sources.items() if not (fine_tuning and n == "test")}
-    with naming_bad_images([f for source in to_embed.values() for f in source.files]):
-        embedded = _embed_all(
-            backbone, to_embed, model_fingerprint, embedding_cache, batch_size, show
-        )
+    embedded = _embed_all(backbone, to_embed, model_fingerprint, embedding_cache, batch_size, show)
     timings["embeddings_s"] = sum(e.seconds for e in embedded.values())
     raw = {n: embedded[n].labels if n in embedded else s.labels() for n, s in sources.items()}
     others = [v for name, v in raw.items() if name != "train"]
-    classes = Classes.from_labels(
-        raw["train"], others, num_classes, names=sources["train"].label_names
-    )
+    classes = Classes.from_labels(raw["train"], others, num_classes)
     labels = {name: classes.encode(values, split=name) for name, values in raw.items()}
 
     head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
@@ -342,9 +318,6 @@ def fit_classifier(
         timings["evaluate_s"] = time.perf_counter() - tick
         history = columns(store.history)
         metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
-        used = None if spec.value_range is None else list(spec.value_range)
-        origin = spec.range_source or RANGE_ASSUMED
-        metrics["run"]["input_range"] = used and {"range": used, "source": origin}
         paths: dict[str, Path] = {}
         if out_dir is not None:
             settings = settings_of(
