@@ -338,6 +338,8 @@ class KerasLayer(keras.layers.Layer):
         expects. The check runs here, before Keras turns errors raised inside ``call``
         into a generic "Exception encountered when calling" copy without the error's fields.
         """
+        if self._loaded is None and self._pending is None:
+            self._ensure_loaded()  # a layer made by from_config outside a .keras load
         loaded = self._loaded
         if loaded is not None and loaded.target.input_specs:
             specs = loaded.target.input_specs

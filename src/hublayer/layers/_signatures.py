@@ -318,11 +318,14 @@ def _call_specs(fn: Any, arguments: Mapping[str, Any]) -> tuple[tuple[Any, ...],
 
     A SavedModel's ``__call__`` is traced once per combination of its Python arguments
     (``training=True/False``, ``return_dict=True/False``...). Only the traces whose bound
-    Python values equal the layer's ``arguments`` are candidates, and the output spec is
-    the one of the ``training=False`` trace among them.
+    Python values equal the layer's ``arguments`` (else the parameters' Python defaults,
+    as a call without them would bind) are candidates, and the output spec is the one of
+    the ``training=False`` trace among them.
     """
     concrete = list(getattr(fn, "concrete_functions", ()) or ())
-    names = _parameter_names(fn)
+    names, defaults = _parameters(fn)
+    wanted = {k: v for k, v in defaults.items() if k != "training"}
+    wanted.update(arguments)
     inputs: list[Any] = []
     output: Any = None
     for function in concrete:
@@ -332,8 +335,7 @@ def _call_specs(fn: Any, arguments: Mapping[str, Any]) -> tuple[tuple[Any, ...],
         bound = dict(zip(names[1:], args[1:], strict=False))
         bound.update(kwargs)
         if any(
-            name in bound and not _same_value(bound[name], value)
-            for name, value in arguments.items()
+            name in bound and not _same_value(bound[name], value) for name, value in wanted.items()
         ):
             continue
         if args[0] not in inputs:
@@ -344,11 +346,18 @@ def _call_specs(fn: Any, arguments: Mapping[str, Any]) -> tuple[tuple[Any, ...],
     return tuple(inputs), output
 
 
-def _parameter_names(fn: Any) -> list[str]:
+def _parameters(fn: Any) -> tuple[list[str], dict[str, Any]]:
+    """Parameter names, and the Python defaults of those that have one."""
     try:
-        return list(inspect.signature(fn).parameters)
+        parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        return []
+        return [], {}
+    defaults = {
+        name: p.default
+        for name, p in parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    return list(parameters), defaults
 
 
 def _same_value(traced: Any, value: Any) -> bool:
