@@ -65,20 +65,21 @@ def test_ls_shows_a_table_with_sizes_and_last_use(
     code, out, _ = run(capsys, "cache", "ls")
     assert code == 0
     header, rule, row, *_ = out.splitlines()
-    assert header.split() == ["key", "size", "files", "last", "used", "handle"]
+    assert header.split() == ["key", "size", "files", "last", "used", "handle", "path"]
     assert set(rule.replace(" ", "")) == {"-"}
     assert row.startswith("url/127.0.0.1_")
     assert "2.0 KiB" in row
     assert " s ago" in row
-    assert row.endswith(url)
-    assert "1 entries, 2.0 KiB in all." in out
+    (entry,) = cache.list_entries()
+    assert row.endswith(f"{url}  {entry.path}")
+    assert "1 entry, 2.0 KiB in all." in out
 
 
 def test_verify_reports_damage_and_exits_1(capsys: pytest.CaptureFixture[str], url: str) -> None:
     run(capsys, "fetch", url)
     code, out, _ = run(capsys, "cache", "verify")
     assert code == 0
-    assert "1 entries verified, all intact." in out
+    assert "1 entry verified, all intact." in out
     (entry,) = cache.list_entries()
     (entry.path / "saved_model.pb").write_bytes(b"G" * 2048)
     code, out, err = run(capsys, "cache", "verify", entry.key)
@@ -112,7 +113,7 @@ def test_prune_with_durations_and_dry_run(capsys: pytest.CaptureFixture[str], ur
     assert out.startswith(f"would remove {entry.key}")
     assert len(cache.list_entries()) == 1
     code, out, _ = run(capsys, "cache", "prune", "--older-than", "2w")
-    assert "removed 1 entries" in out
+    assert "removed 1 entry" in out
     assert cache.list_entries() == []
     code, _, err = run(capsys, "cache", "prune", "--older-than", "soon")
     assert code == 2
@@ -137,3 +138,32 @@ def test_every_command_has_help_with_an_example(
     assert code == 0
     assert "Example" in out
     assert "hublayer " in out
+
+
+def test_every_name_cache_ls_prints_resolves(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import shutil
+
+    from hublayer import testing
+
+    model = testing.image_feature_vector(tmp_path / "ifv", image_size=16, dim=8)
+    entry = cache.build_entry(
+        "zoo/tiny/feature-vector-16/1",
+        lambda d: shutil.copytree(model, d, dirs_exist_ok=True),
+    )
+    code, out, _ = run(capsys, "cache", "ls")
+    assert code == 0
+    row = out.splitlines()[2]
+    assert row.split()[0] == "zoo/tiny/feature-vector-16/1"
+    assert "built:zoo/tiny/feature-vector-16/1" in row
+    assert row.endswith(str(entry))
+    for name in ("zoo/tiny/feature-vector-16/1", "built:zoo/tiny/feature-vector-16/1", str(entry)):
+        code, out, err = run(capsys, "inspect", name)
+        assert code == 0, err
+        assert f"path                   {entry}" in out
+        assert "[None, 16, 16, 3]" in out
+    code, _, err = run(capsys, "inspect", "built:zoo/missing/1")
+    assert code == 1
+    assert "cannot be downloaded" in err
+    assert "Traceback" not in err

@@ -27,6 +27,10 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
+
+
 def _ago(when: float) -> str:
     age = max(0.0, time.time() - when)
     for limit, unit, size in ((60, "s", 1), (3600, "min", 60), (86400, "h", 3600)):
@@ -80,7 +84,10 @@ def cache() -> None:
 @cache.command("ls")
 @_cache_dir
 def ls(cache_dir: Path | None) -> None:
-    """List cache entries with their size and last use.
+    """List cache entries with their size, last use, handle and folder.
+
+    Every handle listed works with `hublayer inspect` and `hublayer train --model`, as
+    does the key (or the path).
 
     \b
     Example:
@@ -92,9 +99,12 @@ def ls(cache_dir: Path | None) -> None:
     if not entries:
         click.echo("The cache is empty.")
         return
-    rows = [[e.key, _size(e.size), str(e.files), _ago(e.last_used), e.handle] for e in entries]
-    click.echo(table(rows, ["key", "size", "files", "last used", "handle"]))
-    click.echo(f"\n{len(entries)} entries, {_size(sum(e.size for e in entries))} in all.")
+    rows = [
+        [e.key, _size(e.size), str(e.files), _ago(e.last_used), e.handle, str(e.path)]
+        for e in entries
+    ]
+    click.echo(table(rows, ["key", "size", "files", "last used", "handle", "path"]))
+    click.echo(f"\n{_entries(len(entries))}, {_size(sum(e.size for e in entries))} in all.")
 
 
 @cache.command("verify")
@@ -129,7 +139,7 @@ def verify(targets: tuple[str, ...], cache_dir: Path | None) -> None:
             path=str(damaged[0].path),
             problems=[c.problems for c in checks if not c.ok],
         )
-    click.echo(f"{len(checks)} entries verified, all intact.")
+    click.echo(f"{_entries(len(checks))} verified, all intact.")
 
 
 @cache.command("rm")
@@ -178,4 +188,4 @@ def prune(older_than: timedelta | None, dry_run: bool, cache_dir: Path | None) -
     for entry in removed:
         click.echo(f"{verb} {entry.key} ({_size(entry.size)}, last used {_ago(entry.last_used)})")
     total = _size(sum(e.size for e in removed))
-    click.echo(f"{verb} {len(removed)} entries, {total}.")
+    click.echo(f"{verb} {_entries(len(removed))}, {total}.")

@@ -68,7 +68,16 @@ def records() -> None:
     help="About how many records to read, spread over the files.",
 )
 @click.option("--all", "read_all", is_flag=True, help="Read every record (exact counts).")
-def inspect(files: tuple[str, ...], as_json: bool, sample: int, read_all: bool) -> None:
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "skip"]),
+    default="raise",
+    show_default=True,
+    help="Corrupt records: stop at the first, or skip and count them.",
+)
+def inspect(
+    files: tuple[str, ...], as_json: bool, sample: int, read_all: bool, on_error: str
+) -> None:
     """Describe what TFRecord files hold: each feature's kind, length, missing rate,
     images (format, size, channels) or text, and a few sample values.
 
@@ -86,7 +95,11 @@ def inspect(files: tuple[str, ...], as_json: bool, sample: int, read_all: bool) 
     from hublayer.records import verify_images
 
     with _user_errors():
-        schema = inspect_records(list(files), sample=None if read_all else sample)
+        schema = inspect_records(
+            list(files),
+            sample=None if read_all else sample,
+            on_error=on_error,  # type: ignore[arg-type]
+        )
         bad = verify_images(list(files), limit=1000) if read_all else []
     click.echo(schema.to_json().rstrip() if as_json else str(schema))
     if bad:

@@ -103,6 +103,38 @@ def _build(handle: Handle, key: str, session: Session, resolver: Resolver[Any]) 
             stage.release()
 
 
+def _cached_by_key(handle: str | Handle, cache_dir: str | os.PathLike[str] | None) -> str | None:
+    """The entry named by what ``hublayer cache ls`` prints: ``built:KEY`` (an entry
+    built locally, e.g. by the zoo), or a bare cache key that is no local path.
+
+    Raises:
+        NotCachedError: ``built:KEY`` and no complete entry ``KEY`` (it cannot be fetched).
+    """
+    if not isinstance(handle, str) or "://" in handle:
+        return None
+    key = handle.removeprefix("built:")
+    built = key != handle
+    if not built and (os.path.exists(handle) or os.path.isabs(handle) or "/" not in handle):
+        return None
+    cache = Cache.at(cache_dir)
+    try:
+        hit = cache.lookup(key)
+    except (ValueError, OSError):
+        hit = None
+    if hit is not None and hit.path is not None:
+        return str(hit.path)
+    if built:
+        raise NotCachedError(
+            f"Expected a complete cache entry {key!r} for handle={handle!r} (a `built:` "
+            f"handle names a model built locally, which cannot be downloaded). Received: "
+            f"none in {str(cache.root)!r}. Build it again (for the zoo models, "
+            "`hublayer demo` or hublayer.zoo builds them), or check --cache-dir.",
+            handle=handle,
+            path=str(cache.root),
+        )
+    return None
+
+
 def resolve(
     handle: str | Handle,
     *,
@@ -151,6 +183,9 @@ def resolve(
         >>> hublayer.resolve(folder) == folder
         True
     """
+    cached = None if force_download else _cached_by_key(handle, cache_dir)
+    if cached is not None:  # a key or `built:` handle, as `hublayer cache ls` prints them
+        return cached
     parsed = parse_handle(handle)
     resolver = _resolver(parsed)
     is_offline = config.offline(offline)

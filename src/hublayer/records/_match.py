@@ -32,7 +32,7 @@ from hublayer._specs import (
     convention_range,
     input_specs_of,
 )
-from hublayer.errors import SchemaError, SpecMismatchError
+from hublayer.errors import Fix, SchemaError, SpecMismatchError
 from hublayer.records._options import Crop, ImageOptions, image_options
 from hublayer.records._schema import FeatureStats, Schema
 
@@ -93,12 +93,16 @@ def _describe(stats: FeatureStats) -> str:
     return f"{stats.name}: {stats.kind}, length {stats.length}{extra}"
 
 
-def _mismatch(spec: TensorInfo, feature: str | None, why: str, fix: str) -> SpecMismatchError:
+def _mismatch(spec: TensorInfo, feature: str | None, why: str, fix: str | Fix) -> SpecMismatchError:
+    """A mismatch error; ``fix`` is one sentence, or a :class:`Fix` when the CLI words
+    it with a flag."""
+    text = f"Expected records that can feed model input {spec}. Received: {why}."
     return SpecMismatchError(
-        f"Expected records that can feed model input {spec}. Received: {why}. {fix}",
+        text if isinstance(fix, Fix) else f"{text} {fix}",
         feature=feature or spec.name,
         expected=str(spec),
         received=why,
+        fix=fix if isinstance(fix, Fix) else None,
     )
 
 
@@ -108,8 +112,9 @@ def _label(schema: Schema, label: str | None) -> TensorPlan | None:
     if label not in schema:
         raise SchemaError(
             f"Expected the label feature {label!r} in the records. Received: features "
-            f"{', '.join(schema.names)}. Pass label= one of them.",
+            f"{', '.join(schema.names)}.",
             feature=label,
+            fix=Fix("Pass label= one of them.", "Pass --label one of them."),
         )
     stats = schema[label]
     if stats.shape is None or stats.kind not in ("int64", "float", "bytes"):
@@ -147,7 +152,7 @@ def _pick(
         spec,
         None,
         f"several {what} features ({names})",
-        f"Pass {what}= the one to use.",
+        Fix(f"Pass {what}= the one to use.", f"Pass --{what} the one to use."),
     )
 
 
@@ -164,7 +169,10 @@ def _image_plan(
                 feature=stats.name,
             )
         raise _mismatch(
-            spec, stats.name, f"{_describe(stats)} (not images)", "Pass image= an image feature."
+            spec,
+            stats.name,
+            f"{_describe(stats)} (not images)",
+            Fix("Pass image= an image feature.", "Pass --image an image feature."),
         )
     if stats.shape != ():
         raise SchemaError(
@@ -190,8 +198,9 @@ def _image_plan(
         where = f"model input {spec} has no fixed size" if spec else "no size was given"
         raise SchemaError(
             f"Expected one image size to decode {stats.name!r} to. Received: {where}, and the "
-            f"images vary ({image}). Pass image={{'size': (height, width)}}.",
+            f"images vary ({image}).",
             feature=stats.name,
+            fix=Fix("Pass image={'size': (height, width)}.", "Pass --image-size with the size."),
         )
     channels = options.channels
     data_channels = set(image.channels)
@@ -288,7 +297,10 @@ def _text_plan(schema: Schema, spec: TensorInfo, text: str | None) -> TensorPlan
             spec,
             stats.name,
             f"{_describe(stats)}",
-            "A text model takes strings: pass text= a feature of UTF-8 text.",
+            Fix(
+                "A text model takes strings: pass text= a feature of UTF-8 text.",
+                "A text model takes strings: pass --text a feature of UTF-8 text.",
+            ),
         )
     if stats.shape != ():
         raise _mismatch(

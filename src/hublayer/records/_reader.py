@@ -26,7 +26,7 @@ from typing import IO
 
 import crc32c as _crc32c
 
-from hublayer.errors import RecordError
+from hublayer.errors import Fix, RecordError
 from hublayer.records._framing import (
     FOOTER,
     FOOTER_SIZE,
@@ -193,8 +193,11 @@ class Reader:
     def _error(self, what: str, index: int, offset: int) -> RecordError:
         return RecordError(
             f"Expected a valid TFRecord record in {str(self.path)!r}. Received: {what} "
-            f"in record {index} at byte offset {offset}. The file is truncated or corrupt: "
-            'write it again, or read with on_error="skip" to skip bad records.',
+            f"in record {index} at byte offset {offset}. The file is truncated or corrupt.",
+            fix=Fix(
+                'Write it again, or read with on_error="skip" to skip bad records.',
+                "Write it again; hublayer records inspect --on-error skip reads past bad records.",
+            ),
             file=str(self.path),
             index=index,
             offset=offset,
