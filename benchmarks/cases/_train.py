@@ -1,14 +1,17 @@
 """Case 6: feature-extraction training for 10 epochs, with and without the embedding cache.
 
-Both contenders call :func:`hublayer.train.fit_classifier` with the same backbone, files,
-head, seed and epochs; only ``embedding_cache`` differs. Without it, the frozen backbone
-runs on every batch of every epoch (what the TF Hub tutorials do with
-``hub.KerasLayer(trainable=False)``); with it, each image goes through the backbone once
-and the head trains on cached embeddings. The cache folder is emptied before every run
-(untimed), so every run computes its embeddings. Early stopping is off (``patience`` =
-``epochs``), so both train every epoch. In the full suite a third contender is the
-tutorials' code itself: ``tf_keras`` + ``hub.KerasLayer`` + ``model.fit`` on a tf.data
-pipeline that caches decoded images, in its own process.
+Ours is :func:`hublayer.train.fit_classifier` with its embedding cache: each image goes
+through the frozen backbone once and the head trains on cached embeddings. The cache
+folder is emptied before every run (untimed), so every run computes its embeddings.
+Early stopping is off (``patience`` = ``epochs``), so it trains every epoch.
+
+The peer is the best way to recompute: the frozen backbone runs on every batch of every
+epoch (what the TF Hub tutorials do with ``hub.KerasLayer(trainable=False)``), but the
+decoded, resized images are kept in memory after the first epoch (``cache()``), as the
+tutorials' pipeline does, so no epoch after the first decodes a JPEG. It is written with
+Keras 3, ``hublayer.KerasLayer`` and ``records.dataset``, the same head (Dropout 0.2,
+Dense softmax), Adam 1e-3, batch 32 and seed. In the full suite the tutorials' code itself
+(``tf_keras`` + ``hub.KerasLayer`` + ``model.fit``) runs too, in its own process.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from benchmarks._suites import Suite
 __all__ = ["CASES"]
 
 CACHED = "fit_classifier, embedding cache"
-RECOMPUTE = "fit_classifier, backbone every epoch"
+RECOMPUTE = "KerasLayer + fit, decoded images cached"
 TUTORIAL = "tf_keras + hub.KerasLayer, model.fit"
 SHARDS, VAL_SHARDS, SEED = 10, 2, 0
 
@@ -61,6 +64,53 @@ def _fit(
     return run
 
 
+def _fit_recompute(
+    model: str,
+    train: Sequence[str],
+    validation: Sequence[str],
+    epochs: int,
+    size: int,
+    classes: int = 10,
+) -> Callable[[], Any]:
+    """Backbone every epoch, on decoded images cached in memory after the first epoch."""
+    records = require("hublayer.records", "dataset")
+    layers = require("hublayer.layers", "KerasLayer")
+    import keras
+    import tensorflow as tf
+
+    image = {"feature": "image", "size": size, "channels": 3}
+
+    def pipeline(files: Sequence[str], shuffle: bool) -> Any:
+        ds = records.dataset(
+            list(files), batch_size=32, label="label", image=image, shuffle=False
+        ).unbatch()
+        ds = ds.map(lambda features, label: (features["image"], label)).cache()
+        if shuffle:
+            ds = ds.shuffle(1024, seed=SEED)
+        return ds.batch(32).prefetch(tf.data.AUTOTUNE)
+
+    def run() -> dict[str, Any]:
+        keras.utils.set_random_seed(SEED)
+        net = keras.Sequential(
+            [
+                keras.Input(shape=(size, size, 3)),
+                layers.KerasLayer(model, trainable=False),
+                keras.layers.Dropout(0.2),
+                keras.layers.Dense(classes, activation="softmax"),
+            ]
+        )
+        net.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        history = net.fit(pipeline(train, shuffle=True), epochs=epochs, verbose=0)
+        _, accuracy = net.evaluate(pipeline(validation, shuffle=False), verbose=0)
+        return {"val_accuracy": float(accuracy), "epochs_run": len(history.history["loss"])}
+
+    return run
+
+
 def _emptied(folder: str) -> Callable[[], None]:
     return lambda: shutil.rmtree(folder, ignore_errors=True)
 
@@ -79,7 +129,11 @@ def train(suite: Suite) -> Plan:
             lambda: _fit(model, fit_files, val_files, epochs, cache),
             before=_emptied(cache),
         ),
-        InProcess(RECOMPUTE, lambda: _fit(model, fit_files, val_files, epochs, False), role="peer"),
+        InProcess(
+            RECOMPUTE,
+            lambda: _fit_recompute(model, fit_files, val_files, epochs, suite.train_size),
+            role="peer",
+        ),
     ]
     ratios = [Ratio(CACHED, RECOMPUTE, "speed", ">= 5")]
     if suite.full:
@@ -105,6 +159,10 @@ def train(suite: Suite) -> Plan:
             f"{n_train:,} training and {data.count - n_train:,} validation JPEGs (256 px, 10 "
             f"colour-coded classes) resized to {suite.train_size} px for the MobileNetV2-sized "
             "factory model. Every run trains from scratch and reports its validation accuracy.",
+            f"{RECOMPUTE}: the best way to recompute the backbone each epoch that we know of: "
+            "hublayer.KerasLayer(trainable=False) + Dropout + Dense in Keras 3, fit on "
+            "records.dataset batches whose decoded images are cached in memory after the first "
+            "epoch (unbatch, cache, shuffle 1024, batch 32), as the tutorials' pipeline does.",
             "Quick suite: fewer and smaller images than the full suite (2,000 at 224 px), no "
             "warm-up run (each run is a whole training, compiling included), rounds stop "
             "once 60 s are spent (after at least two), and the tf_keras tutorial peer runs "
