@@ -25,10 +25,16 @@ _INTRO = """\
 Every figure is measured against a peer in the same run, on the same machine: after a
 warm-up, the contenders of a case run in turn (A B C A B C ...), and each reports the
 median, min and max of its runs. **time ratio** = our median / the peer's median (lower
-is better); **speed-up** = the peer's median / our median (higher is better). "cores" is
-CPU time over wall time of the process doing the work. The load average (1 minute, this
-run's own work included) shows how busy the machine was: other processes share its cores.
-Contenders whose feature is not built yet are listed as "not yet", with the reason.
+is better); **speed-up** = the peer's median / our median (higher is better). Beside each
+ratio: its **90 % interval**, a bootstrap over the paired rounds (run *i* of each contender
+saw the same minute of the machine), and the ratio of the fastest runs (**min**). A
+target is **met** ("yes" in the summary) only when the whole interval meets it, **not met**
+when none of it does, and **within noise** otherwise. "cores" is CPU time over wall time
+of the process doing the work; "CPU µs/item" is a run's CPU time over its items. The load
+average (1 minute, this run's own work included) shows how busy the machine was: a case
+during which it exceeded the usable cores is marked **busy**. Notes quote only figures
+computed in the run. Contenders whose feature is not built yet are listed as "not yet",
+with the reason.
 """
 
 
