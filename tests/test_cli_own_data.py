@@ -216,3 +216,20 @@ def test_grayscale_images_train_without_being_asked(walk: dict[str, Path], tmp_p
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_errors_name_the_flag_not_the_python_argument(walk: dict[str, Path]) -> None:
+    data = f"{walk['data']}/train-*"
+    wrong_label = _run(
+        "train", "--model", str(walk["model"]), "--train", data, "--label", "nosuch",
+        "--out", str(walk["root"] / "never"), "--no-progress",
+    )  # fmt: skip
+    _clean_failure(wrong_label, "'nosuch'", "Pass --label one of them")
+    assert "label=" not in wrong_label.output
+    assert not (walk["root"] / "never").exists()
+    not_a_run = _run("predict", "--model", str(walk["data"]), "--data", data)
+    _clean_failure(not_a_run, "Pass --model the --out folder of `hublayer train`")
+    assert "out_dir" not in not_a_run.output
+    nothing = _run("predict", "--model", str(walk["out"]), "--data", "no-such-*.tfrecord")
+    _clean_failure(nothing, "Expected the data files to match")
+    assert "data data" not in nothing.output

@@ -258,7 +258,11 @@ def numpy_labels(labels: Any) -> np.ndarray:
         raise SpecMismatchError(
             "Expected one integer or string class label per example. "
             f"Received: labels of dtype {array.dtype} and shape {array.shape[1:]} per "
-            "example. Pass label= the feature that holds the class.",
+            "example.",
+            fix=Fix(
+                "Pass label= the feature that holds the class.",
+                "Pass --label the feature that holds the class.",
+            ),
             feature="label",
             expected="int or string scalar",
             received=f"{array.dtype}{list(array.shape[1:])}",

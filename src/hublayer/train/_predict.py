@@ -110,9 +110,12 @@ def load_classifier(out_dir: str | os.PathLike[str]) -> Classifier:
         if not path.is_file():
             raise ModelNotFoundError(
                 f"Expected a training output folder with {FILES['model']} and "
-                f"{FILES['config']}. Received: {str(folder)!r}, which lacks {path.name}. "
-                "Pass the --out folder of `hublayer train` (fit_classifier's out_dir).",
+                f"{FILES['config']}. Received: {str(folder)!r}, which lacks {path.name}.",
                 path=str(folder),
+                fix=Fix(
+                    "Pass the out_dir of fit_classifier.",
+                    "Pass --model the --out folder of `hublayer train`.",
+                ),
             )
     import hublayer.layers  # registers KerasLayer for deserialization
     import hublayer.train._backbone  # noqa: F401  (registers BackboneCall)
