@@ -16,7 +16,7 @@ The floors, top down::
     layers                                        4
     models, cache (a facade of handles)           3
     handles, records                              2
-    config, _specs, _backend, _keras_registration 1
+    config, _specs, _backend, _keras_registration, _ray 1
     errors, _version                              0
 """
 
@@ -45,6 +45,7 @@ FLOORS: dict[str, int] = {
     "_specs": 1,
     "_backend": 1,
     "_keras_registration": 1,
+    "_ray": 1,
     "errors": 0,
     "_version": 0,
 }

@@ -25,7 +25,7 @@ from hublayer._keras_registration import install as _install_keras_registration
 from hublayer._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from hublayer import cache, config, errors, records, testing, train, zoo
+    from hublayer import cache, config, embed, errors, records, testing, train, zoo
     from hublayer.errors import HublayerError
     from hublayer.handles import resolve
     from hublayer.layers import KerasLayer
@@ -37,6 +37,7 @@ __all__ = [
     "__version__",
     "cache",
     "config",
+    "embed",
     "errors",
     "export_saved_model",
     "inspect",
@@ -55,6 +56,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "KerasLayer": ("hublayer.layers", "KerasLayer"),
     "cache": ("hublayer.cache", None),
     "config": ("hublayer.config", None),
+    "embed": ("hublayer.embed", None),
     "errors": ("hublayer.errors", None),
     "export_saved_model": ("hublayer.models", "export_saved_model"),
     "inspect": ("hublayer.models", "inspect"),

@@ -8,6 +8,7 @@
   specs for ``tf.io.parse_example``.
 - Pipelines (``dataset``, ``ImageOptions``): ``(features, label)`` batches for
   ``model.fit``, matched to a model's input spec, following tf.data's best practice.
+- Ray (``ray_dataset``): the files as a Ray Data dataset, read by the reader above.
 - Converters (``convert_images``, ``convert_image_splits``, ``convert_csv``,
   ``convert_parquet``, ``write_arrays``): image folders, tables and arrays to shards;
   class names in a ``LabelMap`` beside the shards (``find_label_map`` reads it back).
@@ -33,12 +34,15 @@ from hublayer.records._folders import convert_image_splits, convert_images, imag
 from hublayer.records._inspect import inspect, verify_images
 from hublayer.records._label_map import LabelMap, find_label_map
 from hublayer.records._options import ImageOptions
+from hublayer.records._parser import ExampleParser, parser
 from hublayer.records._pipeline import dataset
+from hublayer.records._ray import ray_dataset
 from hublayer.records._reader import Reader, read_records
 from hublayer.records._schema import FeatureStats, ImageStats, Schema
 from hublayer.records._writer import Writer
 
 __all__ = [
+    "ExampleParser",
     "FeatureStats",
     "ImageOptions",
     "ImageStats",
@@ -59,6 +63,8 @@ __all__ = [
     "find_label_map",
     "image_problem",
     "inspect",
+    "parser",
+    "ray_dataset",
     "read_records",
     "verify_images",
     "write_arrays",

@@ -1,0 +1,70 @@
+"""Ray, imported lazily: one place that finds it, starts or joins a cluster, and says
+which extra to install when it is missing.
+
+Example:
+    >>> ray = require_ray("engine='ray'")  # doctest: +SKIP
+    >>> start_ray(address=None)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+
+from hublayer.errors import MissingExtraError
+
+__all__ = ["ENGINES", "check_engine", "require_ray", "start_ray"]
+
+ENGINES = ("local", "ray")
+logger = logging.getLogger("hublayer")
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is ``"local"`` or ``"ray"``; a ``ValueError`` otherwise."""
+    if engine not in ENGINES:
+        raise ValueError(
+            f'Expected engine to be "local" or "ray". Received: engine={engine!r}. '
+            'Use engine="ray" to run on Ray (pip install "hublayer[ray]").'
+        )
+    return engine
+
+
+def require_ray(what: str, module: str = "ray") -> ModuleType:
+    """Import ``module`` (``ray``, ``ray.data``, ``ray.train``...) or name the extra.
+
+    Args:
+        what: what needs it, for the message (``"engine='ray'"``).
+        module: the module to import.
+
+    Raises:
+        MissingExtraError: Ray (or the part asked for) is not installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(
+            f"Expected the {module} package for {what}. Received: {error}. Install the extra: "
+            'pip install "hublayer[ray]".',
+            extra="ray",
+            package=module,
+        ) from None
+
+
+def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> ModuleType:
+    """Join the cluster at ``address``, or start a local Ray (``None``), unless one is up.
+
+    Returns:
+        The ``ray`` module.
+
+    Raises:
+        MissingExtraError: Ray is not installed.
+    """
+    ray = require_ray("engine='ray'")
+    if not ray.is_initialized():
+        if address is None:
+            logger.info("Starting a local Ray.")
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        else:
+            ray.init(address=address, log_to_driver=True)
+    return ray

@@ -1,0 +1,139 @@
+"""``engine="ray"``: Ray Data reads, a pool of model actors embeds, the driver writes.
+
+::
+
+    records.ray_dataset(pending shards, columns=keep, + serialized record, + file)
+      ─▶ map_batches(_Embedder, compute=ActorPoolStrategy(size=workers))   model loaded
+      ─▶ driver: rows routed to their shard's ShardOutput, in order           once per actor
+
+The order of rows is kept (``preserve_order``), so the rows of one input shard arrive
+together: when the next shard's rows start, the previous output is complete and is
+renamed into place. An interrupted run keeps every shard finished before it stopped.
+The actors run :func:`records.parser`, the same preprocessing as ``records.dataset``.
+
+Example:
+    >>> run_ray(job, bar, num_workers=2, address=None)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hublayer import records
+from hublayer._ray import require_ray, start_ray
+from hublayer.embed._job import Job
+from hublayer.embed._output import EMBEDDING, ShardOutput
+from hublayer.errors import HublayerError
+
+__all__ = ["run_ray"]
+
+_RAW = "__hublayer_record"
+_FILE = "__hublayer_file"
+
+
+class _Embedder:
+    """A Ray actor: loads the model once, then embeds batches of serialized Examples."""
+
+    def __init__(self, job: Job) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.job = job
+        layer = job.layer()
+        self.parse = records.parser(job.schema, for_model=layer)
+
+        def call(inputs: Any) -> Any:
+            return layer(inputs, training=False)
+
+        self.call = tf.function(call, reduce_retracing=True)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        serialized = self.tf.constant([bytes(r) for r in batch.pop(_RAW)])
+        embeddings = np.asarray(self.call(self.parse(serialized)), dtype=np.float32)
+        batch[EMBEDDING] = embeddings.reshape(len(embeddings), -1)
+        return batch
+
+
+def _runs(files: np.ndarray) -> list[tuple[str, int, int]]:
+    """Contiguous runs of one file name: ``(file, start, stop)``."""
+    if not len(files):
+        return []
+    change = np.flatnonzero(files[1:] != files[:-1]) + 1
+    starts = [0, *change.tolist()]
+    stops = [*change.tolist(), len(files)]
+    return [(str(files[a]), a, b) for a, b in zip(starts, stops, strict=True)]
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """The hublayer error inside a Ray task error, when there is one."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, HublayerError):
+            return seen
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__
+    return error
+
+
+def run_ray(job: Job, bar: Any, *, num_workers: int | None, address: str | None) -> tuple[int, int]:
+    """Embed every pending shard of ``job`` on Ray; returns (rows written, workers)."""
+    ray = start_ray(address)
+    data = require_ray("engine='ray'", "ray.data")
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    workers = num_workers or max(int(cpus) - 1, 1)
+    # Actors that took every CPU would leave none to the read tasks: a deadlock. The
+    # share is a scheduling label only; TensorFlow in an actor uses the cores it finds.
+    actor_cpus = min(1.0, max(cpus - 1.0, 0.5) / workers)
+    targets = {str(source): target for source, target in job.pending}
+    dataset = records.ray_dataset(
+        [source for source, _ in job.pending],
+        job.schema,
+        columns=list(job.keep),
+        raw_column=_RAW,
+        file_column=_FILE,
+    )
+    dataset.context.execution_options.preserve_order = True
+    embedded = dataset.map_batches(
+        _Embedder,
+        fn_constructor_kwargs={"job": job},
+        compute=data.ActorPoolStrategy(size=workers),
+        batch_size=job.batch_size,
+        batch_format="numpy",
+        num_cpus=actor_cpus,
+    )
+    rows = 0
+    finished: set[str] = set()
+    current: ShardOutput | None = None
+    current_file = ""
+    try:
+        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+            files = batch.pop(_FILE)
+            embeddings = batch.pop(EMBEDDING)
+            for file, start, stop in _runs(files):
+                if file != current_file:
+                    if current is not None:
+                        current.commit()
+                        finished.add(current_file)
+                    current, current_file = ShardOutput(targets[file], job.format), file
+                assert current is not None
+                kept = {name: batch[name][start:stop] for name in job.keep}
+                current.write(kept, embeddings[start:stop])
+                rows += stop - start
+                bar.update(stop - start)
+        if current is not None:
+            current.commit()
+            finished.add(current_file)
+    except BaseException as error:
+        if current is not None:
+            current.abort()
+        cause = _unwrap(error)
+        if cause is not error:
+            raise cause.with_traceback(None) from None
+        raise
+    for source, target in job.pending:  # shards with no records at all
+        if str(source) not in finished:
+            ShardOutput(Path(target), job.format).commit()
+    return rows, workers
