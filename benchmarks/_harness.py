@@ -100,14 +100,22 @@ class Ratio:
             ``"speed"``: median time of peer / median time of subject, i.e. throughput of
             subject over throughput of peer, or "x faster" (higher is better);
             ``"seconds"``: the subject's median in seconds, for an absolute target
-            (``peer`` is then ``""``).
+            (``peer`` is then ``""``);
+            ``"metric"``: the median of a value each run reports (``metric``, a key of
+            the operation's dict, such as an accuracy), for an absolute target.
         target: the goal, such as ``"<= 1.05"`` or ``">= 2"``, or ``""`` for none.
+        metric: the key of a ``"metric"`` figure.
+
+    Example:
+        >>> Ratio("demo", "", "metric", ">= 0.95", metric="test_accuracy").metric
+        'test_accuracy'
     """
 
     subject: str
     peer: str
-    kind: Literal["time", "speed", "seconds"]
+    kind: Literal["time", "speed", "seconds", "metric"]
     target: str = ""
+    metric: str = ""
 
 
 @dataclass
@@ -200,6 +208,7 @@ class RatioResult:
     high: float | None = None
     min_value: float | None = None
     pairs: int = 0
+    metric: str = ""
 
 
 @dataclass
@@ -245,25 +254,30 @@ def _short_error(exc: BaseException) -> str:
 
 def _ratio(ratio: Ratio, by_name: dict[str, ContenderResult]) -> RatioResult:
     mine, theirs = by_name.get(ratio.subject), by_name.get(ratio.peer)
-    a = [s.seconds for s in mine.samples] if mine else []
-    b = [s.seconds for s in theirs.samples] if theirs else []
-    if not a or (ratio.kind != "seconds" and not b):
+    alone = ratio.kind in ("seconds", "metric")
+    kind: _verdict.Kind = "seconds" if ratio.kind == "metric" else ratio.kind
+    if ratio.kind == "metric":
+        runs = mine.samples if mine else []
+        a = [float(s.extras[ratio.metric]) for s in runs if ratio.metric in s.extras]
+    else:
+        a = [s.seconds for s in mine.samples] if mine else []
+    b = [s.seconds for s in theirs.samples] if theirs and not alone else []
+    head = (ratio.subject, ratio.peer, ratio.kind, ratio.target)
+    if not a or (not alone and not b):
         v = verdict(None, None, ratio.target)
-        return RatioResult(ratio.subject, ratio.peer, ratio.kind, ratio.target, None, None, v)
-    low, high = interval(a, b, ratio.kind)
+        return RatioResult(*head, None, None, v, metric=ratio.metric)
+    low, high = interval(a, b, kind)
     v = verdict(low, high, ratio.target)
     return RatioResult(
-        ratio.subject,
-        ratio.peer,
-        ratio.kind,
-        ratio.target,
-        value=_verdict.ratio(a, b, ratio.kind),
+        *head,
+        value=_verdict.ratio(a, b, kind),
         met={"met": True, "not met": False}.get(v),
         verdict=v,
         low=low,
         high=high,
-        min_value=min_ratio(a, b, ratio.kind),
-        pairs=len(a) if ratio.kind == "seconds" else min(len(a), len(b)),
+        min_value=min_ratio(a, b, kind),
+        pairs=len(a) if alone else min(len(a), len(b)),
+        metric=ratio.metric,
     )
 
 

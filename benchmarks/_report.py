@@ -98,6 +98,8 @@ def _verdict(ratio: Mapping[str, Any]) -> str:
 def _shown(value: float | None, kind: str) -> str:
     if value is None:
         return "n/a"
+    if kind == "metric":
+        return f"{value:.4g}"
     return fmt_seconds(value) if kind == "seconds" else f"{value:.2f}{TIMES}"
 
 
@@ -113,13 +115,17 @@ def ratio_text(ratio: Mapping[str, Any]) -> tuple[str, str, str, str]:
     kind = ratio["kind"]
     if kind == "seconds":
         figure = f"median time of {ratio['subject']}"
+    elif kind == "metric":
+        figure = f"median {ratio.get('metric', '')} of {ratio['subject']}"
     else:
         label = "time ratio" if kind == "time" else "speed-up"
         figure = f"{label} {ratio['subject']} vs {ratio['peer']}"
     spread = ""
     if ratio.get("low") is not None and ratio.get("high") is not None:
         low, high = _shown(ratio["low"], kind), _shown(ratio["high"], kind)
-        spread = f"{low.rstrip(TIMES)} to {high}" if kind != "seconds" else f"{low} to {high}"
+        spread = (
+            f"{low.rstrip(TIMES)} to {high}" if kind in ("time", "speed") else f"{low} to {high}"
+        )
         if ratio.get("min_value") is not None:
             spread += f"; min {_shown(ratio['min_value'], kind)}"
     shown_verdict = {"met": "**met**", "not met": "**not met**", "": "—"}

@@ -269,6 +269,30 @@ def test_seconds_ratios_and_missing_sides_get_a_verdict_too() -> None:
     assert (missing.value, missing.verdict, missing.met) == (None, "n/a", None)
 
 
+def test_a_metric_each_run_reports_gets_its_own_verdict() -> None:
+    accuracies = iter([0.96, 0.97, 0.955, 0.2])
+
+    def build() -> Callable[[], dict[str, float]]:
+        return lambda: {"test_accuracy": next(accuracies)}
+
+    plan = Plan(
+        [InProcess("demo", build)],
+        [
+            Ratio("demo", "", "metric", ">= 0.95", metric="test_accuracy"),
+            Ratio("demo", "", "metric", ">= 0.5", metric="no_such_key"),
+        ],
+        warmup=0,
+        reps=3,
+    )
+    accuracy, missing = _run(plan).ratios
+    assert (accuracy.value, accuracy.low, accuracy.high) == (0.96, 0.955, 0.97)
+    assert (accuracy.verdict, accuracy.min_value, accuracy.pairs) == ("met", 0.955, 3)
+    assert (missing.value, missing.verdict) == (None, "n/a")
+    figure, shown, spread, verdict = _report.ratio_text(accuracy.__dict__)
+    assert (figure, shown, verdict) == ("median test_accuracy of demo", "0.96", "**met**")
+    assert spread == "0.955 to 0.97; min 0.955"
+
+
 def test_intervals_are_reproducible_and_reject_empty_sides() -> None:
     a, b = [1.0, 1.3, 0.9, 1.1], [2.0, 1.7, 2.4, 2.1]
     assert _verdict.interval(a, b, "speed") == _verdict.interval(a, b, "speed")
