@@ -1,23 +1,14 @@
 """``KerasLayer``: a pretrained model as a Keras 3 layer that fine-tunes, saves and serves.
 
-How a layer gets its model::
-
-    KerasLayer(handle)            __init__ -> build() -> load_model(): resolve, load, wrap
-    keras.models.load_model(...)  from_config (nothing loaded)
-                                  -> build_from_config: placeholder variables from the
-                                     saved build config (so compile() and the optimizer
-                                     see them)
-                                  -> load_own_variables: saved values kept aside
-                                  -> load_assets: load the embedded copy (or resolve the
-                                     handle) into the placeholders, then apply the values
+This module holds the calling side: the constructor, ``trainable``, and ``call`` (plain
+inputs converted, inputs checked, the inference or training function picked, a fixed
+batch size mapped over). Loading, saving and reloading live in ``_lifecycle.py``
+(:class:`~hublayer.layers._lifecycle.ModelLayer`, the base class).
 """
 
 from __future__ import annotations
 
-import contextvars
-import json
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,24 +23,21 @@ from hublayer.layers import (
     _assets,
     _batching,
     _inputs,
-    _regularization,
     _shapes,
     _signatures,
     _variables,
 )
 from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
-from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
+from hublayer.layers._lifecycle import _DEFERRED, ModelLayer
+from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, layer_safe_mode
 
 __all__ = ["KerasLayer"]
 
 log = logging.getLogger("hublayer.layers")
 
-# Set by from_config: build the layer without loading; Keras then calls build_from_config.
-_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("hublayer_deferred", default=False)
-
 
 @keras.saving.register_keras_serializable(package="hublayer")
-class KerasLayer(keras.layers.Layer):
+class KerasLayer(ModelLayer):
     """Wrap a pretrained model (TF Hub / Kaggle SavedModel, ``.keras`` file) as a Keras 3 layer.
 
     A drop-in for ``tensorflow_hub.KerasLayer``: the arguments mean what they mean there.
@@ -158,6 +146,7 @@ class KerasLayer(keras.layers.Layer):
             ),
             arguments=dict(arguments or {}),
             training_signature=training_signature,
+            safe_mode=layer_safe_mode(safe_mode),
         )
         self._arguments = dict(arguments or {})
         self._warned: set[str] = set()
@@ -175,61 +164,6 @@ class KerasLayer(keras.layers.Layer):
             self.build()
             if self._trainable:
                 self._check_trainable()
-
-    # ----------------------------------------------------------------- loading
-    def build(self, input_shape: Any = None) -> None:
-        """Load the model (when reloading: create its variables only); no-op once done."""
-        if self._loaded is not None or self._pending is not None:
-            return
-        spec = self._build_spec or {}
-        if "keras_model" in spec:  # a reloaded .keras handle: Keras rebuilds it from config
-            model = keras.saving.deserialize_keras_object(spec["keras_model"])
-            self._set_loaded(load_model(self._options, obj=model))
-            return
-        if "variables" in spec:
-            slots = tuple(_variables.VariableSlot.from_config(c) for c in spec["variables"])
-            variables = tuple(_variables.placeholders(slots))
-            for variable in variables:
-                self._track_variable(variable)
-            output_spec = _shapes.spec_from_config(spec.get("output_spec"))
-            self._pending = PendingModel(variables, slots, output_spec)
-            self._apply_trainable()
-            if not self._embed:  # no copy in the archive: resolve the handle now
-                self._set_loaded(load_model(self._options, pending=self._pending))
-            return
-        self._set_loaded(load_model(self._options))
-
-    def _set_loaded(self, loaded: LoadedModel) -> LoadedModel:
-        if isinstance(loaded.obj, keras.Layer):
-            self._keras_model = loaded.obj  # a sublayer: Keras saves and trains it
-        elif self._pending is None or not self._pending.variables:
-            for variable in loaded.variables:
-                self._track_variable(variable)
-        if not isinstance(loaded.obj, keras.Layer):
-            self._resolved = loaded.obj  # tracked by TF, so model.export keeps its resources
-        self._loaded, self._pending = loaded, None
-        if self._stash is not None:
-            stash, self._stash = self._stash, None
-            if len(stash) != len(loaded.variables):
-                raise ValueError(
-                    f"Expected {len(loaded.variables)} saved values for the variables of "
-                    f"handle={self._options.handle_name!r}. Received: {len(stash)}. The "
-                    "weights file belongs to a different model."
-                )
-            for variable, value in zip(loaded.variables, stash, strict=True):
-                variable.assign(value)
-        self._apply_trainable()
-        return loaded
-
-    def _ensure_loaded(self) -> LoadedModel:
-        if self._loaded is not None:
-            return self._loaded
-        if not self.built:
-            self.build()
-        if self._loaded is not None:
-            return self._loaded
-        # Pending, and load_assets never came (a config without its archive): resolve.
-        return self._set_loaded(load_model(self._options, pending=self._pending))
 
     # --------------------------------------------------------------- training
     @property
@@ -286,24 +220,6 @@ class KerasLayer(keras.layers.Layer):
         """The model's names of :attr:`weights` (``"block_1/conv/kernel"``), in that order."""
         state = self._loaded or self._pending
         return tuple(slot.path for slot in state.slots) if state is not None else ()
-
-    def _selection(self) -> list[bool]:
-        state = self._loaded or self._pending
-        if state is None:
-            return []
-        paths = [slot.path for slot in state.slots if slot.trainable]
-        chosen = iter(_variables.select_trainable(paths, self._patterns, self._last_n))
-        return [slot.trainable and next(chosen) for slot in state.slots]
-
-    def _apply_trainable(self) -> None:
-        state = getattr(self, "_loaded", None) or getattr(self, "_pending", None)
-        if state is None:
-            return
-        selection = self._selection()
-        for variable, selected in zip(state.variables, selection, strict=True):
-            variable.trainable = self._trainable and selected
-        regularizers = getattr(state, "regularizers", ())
-        _regularization.attach(state.variables, selection, regularizers)
 
     def _check_trainable(self) -> None:
         loaded = self._ensure_loaded()
@@ -477,103 +393,6 @@ class KerasLayer(keras.layers.Layer):
         """The model's inputs as :class:`~hublayer._specs.TensorInfo`, for ``hublayer.records``."""
         return _signatures.tensor_infos(self._ensure_loaded().target.input_specs)
 
-    # ----------------------------------------------------------------- saving
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments; round-trips through ``from_config``.
-
-        Raises:
-            NotImplementedError: the layer wraps a model object, not a handle.
-            ValueError: ``arguments`` or ``output_shape`` are not JSON-serializable.
-        """
-        options = self._options
-        if isinstance(options.handle, str | os.PathLike):
-            handle = os.fspath(options.handle)
-        else:
-            raise NotImplementedError(
-                "Expected a handle string to save a KerasLayer's config. Received: a "
-                f"handle of type {type(options.handle).__name__}. Pass the model's handle "
-                "(a path or URL), or write the object with hublayer.export_saved_model and "
-                "pass that folder."
-            )
-        config: dict[str, Any] = super().get_config()
-        config.pop("autocast", None)
-        config.update(
-            handle=handle,
-            arguments=_json_checked("arguments", self._arguments),
-            signature=options.signature,
-            signature_outputs_as_dict=options.as_dict,
-            output_key=options.output_key,
-            output_shape=_shapes.output_shape_to_config(options.output_shape),
-            tags=options.tags,
-            trainable_patterns=self._patterns,
-            trainable_last_n=self._last_n,
-            embed_saved_model=self._embed,
-        )
-        if self._input_shape is not None:
-            config["input_shape"] = list(self._input_shape)
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> KerasLayer:
-        """Rebuild from :meth:`get_config`; the model loads on build, or from the archive."""
-        token = _DEFERRED.set(True)
-        try:
-            layer: KerasLayer = super().from_config(config)
-        finally:
-            _DEFERRED.reset(token)
-        return layer
-
-    def get_build_config(self) -> dict[str, Any]:
-        """What a reload needs before the model's files arrive: variables and output spec."""
-        loaded = self._ensure_loaded()
-        if isinstance(loaded.obj, keras.Layer):
-            return {"keras_model": keras.saving.serialize_keras_object(loaded.obj)}
-        output_spec = _shapes.spec_to_config(loaded.output_spec)
-        if any(slot.index < 0 for slot in loaded.slots):
-            # Variables the loader creates out of sight (TF1 graphs): the layer cannot make
-            # placeholders for them, so it adds them when the files arrive. Such models
-            # are inference-only, so no optimizer needs them earlier.
-            return {"output_spec": output_spec}
-        return {
-            "variables": [slot.to_config() for slot in loaded.slots],
-            "output_spec": output_spec,
-        }
-
-    def build_from_config(self, config: dict[str, Any]) -> None:
-        """Create placeholder variables from :meth:`get_build_config` (or load, without one)."""
-        self._build_spec = dict(config) if config else None
-        if self._build_spec is not None and set(self._build_spec) == {"output_spec"}:
-            # Not built yet on purpose: the variables are added when the model loads.
-            spec = _shapes.spec_from_config(self._build_spec["output_spec"])
-            self._pending = PendingModel((), (), spec)
-            if not self._embed:
-                self._set_loaded(load_model(self._options))
-            return
-        self.build()
-
-    def save_assets(self, dir_path: str) -> None:
-        """Copy the wrapped model's files into the ``.keras`` archive (unless embedding is off)."""
-        loaded = self._ensure_loaded()
-        source = loaded.source if self._embed else None
-        _assets.write_assets(dir_path, source=source, handle=self._options.handle_name)
-
-    def load_assets(self, dir_path: str) -> None:
-        """Load the model from the archive's copy, or resolve the handle if it has none."""
-        if self._pending is None:
-            return
-        self._owned = _assets.take_embedded(dir_path)
-        source = self._owned.path if self._owned is not None else None
-        self._set_loaded(load_model(self._options, source=source, pending=self._pending))
-
-    def load_own_variables(self, store: Any) -> None:
-        """Load saved values; while the model's files are pending, keep them until then."""
-        if self._pending is None:
-            super().load_own_variables(store)
-            return
-        if self._pending.variables:
-            self._check_load_own_variables(store)
-        self._stash = [np.asarray(store[str(i)]) for i in range(len(store.keys()))]
-
 
 def _no_cast(x: Any, dtype: tf.DType) -> Any:
     return x
@@ -587,14 +406,3 @@ def _patterns(value: Sequence[str] | str | None) -> list[str] | None:
     if value is None:
         return None
     return [value] if isinstance(value, str) else [str(p) for p in value]
-
-
-def _json_checked(name: str, value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except TypeError:
-        raise ValueError(
-            f"Expected KerasLayer({name}=...) to be JSON-serializable to save the layer. "
-            f"Received: {name}={value!r}. Use plain numbers, strings, lists and dicts."
-        ) from None
-    return value
