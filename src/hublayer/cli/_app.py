@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inspect": ("hublayer.cli._inspect", "inspect", "Describe a model: signatures, specs, sizes."),
     "predict": ("hublayer.cli._train", "predict", "Predict with a trained classifier."),
     "records": ("hublayer.cli._records", "records", "Inspect and convert TFRecord files."),
+    "scan": ("hublayer.cli._scan", "scan", "Check a model for unsafe ops without running it."),
     "train": ("hublayer.cli._train", "train", "Train a classifier on a pretrained model."),
 }
 

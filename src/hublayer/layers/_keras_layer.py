@@ -29,7 +29,7 @@ from hublayer.layers import (
 )
 from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
 from hublayer.layers._lifecycle import _DEFERRED, ModelLayer
-from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, layer_safe_mode
+from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel
 
 __all__ = ["KerasLayer"]
 
@@ -146,7 +146,6 @@ class KerasLayer(ModelLayer):
             ),
             arguments=dict(arguments or {}),
             training_signature=training_signature,
-            safe_mode=layer_safe_mode(safe_mode),
         )
         self._arguments = dict(arguments or {})
         self._warned: set[str] = set()

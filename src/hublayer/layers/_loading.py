@@ -21,7 +21,7 @@ from hublayer.errors import SignatureError
 from hublayer.layers import _shapes, _signatures, _variables
 from hublayer.models import is_hub_module_v1, load_path, resolve_handle
 
-__all__ = ["CallOptions", "LoadedModel", "PendingModel", "load_model"]
+__all__ = ["CallOptions", "LoadedModel", "PendingModel", "layer_safe_mode", "load_model"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class CallOptions:
     output_shape: Any
     arguments: Mapping[str, Any] = field(default_factory=dict)
     training_signature: str | None = None
+    #: ``False`` loads without the scan; ``None`` follows $HUBLAYER_SAFE_MODE (and, while
+    #: ``keras.saving.load_model(..., safe_mode=False)`` runs, Keras's own choice).
+    safe_mode: bool | None = None
 
     @property
     def handle_name(self) -> str | None:
@@ -127,7 +130,13 @@ def load_model(
             path = source if source is not None else resolve_handle(options.handle)
             if pending is None or not pending.variables:
                 with _variables.recording_creation() as created:
-                    obj = load_path(path, options.tags, options.load_options, handle=handle)
+                    obj = load_path(
+                        path,
+                        options.tags,
+                        options.load_options,
+                        handle=handle,
+                        safe_mode=options.safe_mode,
+                    )
             else:
                 targets = {
                     slot.index: variable.value
@@ -135,7 +144,13 @@ def load_model(
                     if slot.index >= 0
                 }
                 with _variables.creating_into(targets, handle=handle):
-                    obj = load_path(path, options.tags, options.load_options, handle=handle)
+                    obj = load_path(
+                        path,
+                        options.tags,
+                        options.load_options,
+                        handle=handle,
+                        safe_mode=options.safe_mode,
+                    )
         hub_v1 = bool(getattr(obj, "_is_hub_module_v1", False)) or (
             path is not None and path.is_dir() and is_hub_module_v1(path)
         )
@@ -181,6 +196,18 @@ def load_model(
             source=path if path is not None and path.is_dir() else None,
             hub_v1=_signatures.is_tf1_graph(obj, hub_v1),
         )
+
+
+def layer_safe_mode(explicit: bool | None) -> bool | None:
+    """A new layer's ``safe_mode``: ``explicit``, else ``False`` while
+    ``keras.saving.load_model(..., safe_mode=False)`` rebuilds it, else ``None``."""
+    if explicit is not None:
+        return explicit
+    try:  # Keras's SafeModeScope of keras.saving.load_model(..., safe_mode=False)
+        from keras.src.saving.serialization_lib import in_safe_mode
+    except ImportError:  # pragma: no cover - a Keras without it: follow the environment
+        return None
+    return False if in_safe_mode() is False else None
 
 
 def _uses_default_signature(obj: Any, hub_v1: bool) -> bool:
