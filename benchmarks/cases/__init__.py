@@ -2,7 +2,7 @@
 
 1. ``forward``, 2. ``finetune``, 3. ``load`` (``_layers.py``); 4. ``resolve``,
 ``download``, ``construct`` (``_cache.py``); 5. ``images``, ``tabular``, ``framing``,
-``inspect`` (``_records.py``); 6. ``train`` (``_train.py``).
+``inspect`` (``_records.py``); 6. ``train`` (``_train.py``); 8. ``demo`` (``_demo.py``).
 
 Importing this package is light: TensorFlow is imported by a case when it runs.
 """
@@ -10,8 +10,14 @@ Importing this package is light: TensorFlow is imported by a case when it runs.
 from __future__ import annotations
 
 from benchmarks._harness import CaseSpec
-from benchmarks.cases import _cache, _layers, _records, _train
+from benchmarks.cases import _cache, _demo, _layers, _records, _train
 
 __all__ = ["CASES"]
 
-CASES: tuple[CaseSpec, ...] = (*_layers.CASES, *_cache.CASES, *_records.CASES, *_train.CASES)
+CASES: tuple[CaseSpec, ...] = (
+    *_layers.CASES,
+    *_cache.CASES,
+    *_records.CASES,
+    *_train.CASES,
+    *_demo.CASES,
+)
