@@ -124,7 +124,7 @@ def test_expand_files_sorts_globs_and_names_the_missing(tmp_path: Path) -> None:
         str(tmp_path / "a.tfrecord"),
         str(tmp_path / "b.tfrecord"),
     )
-    with pytest.raises(RecordError, match="validation data") as caught:
+    with pytest.raises(RecordError, match="validation files") as caught:
         expand_files(str(tmp_path / "val-*.tfrecord"), role="validation")
     assert caught.value.file == str(tmp_path / "val-*.tfrecord")
 
