@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hublayer.models._export import export_saved_model
     from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
-    from hublayer.models._load import is_hub_module_v1, load, load_path, resolve_handle
+    from hublayer.models._load import is_hub_module_v1 as is_hub_module_v1
+    from hublayer.models._load import load
+    from hublayer.models._load import load_path as load_path
+    from hublayer.models._load import resolve_handle as resolve_handle
     from hublayer.models._scan import scan
     from hublayer.models._scan_report import Finding, ScanReport
 

@@ -25,11 +25,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import message
+
+from hublayer.models._scan_proto import AssetFileDef
 from hublayer.models._scan_registry import TENSORFLOW_OPS
 from hublayer.models._scan_report import Finding
 from hublayer.models._scan_rules import (
@@ -212,7 +216,7 @@ def _index(meta: Any, label: str) -> _MetaGraph:
         label=label,
         graph=graph,
         functions=functions,
-        asset_nodes=frozenset(_node_name(a.tensor_info.name) for a in meta.asset_file_def),
+        asset_nodes=_asset_nodes(meta),
         arg_sources=arg_sources,
         opaque=opaque,
         save_nodes=save_nodes,
@@ -222,6 +226,17 @@ def _index(meta: Any, label: str) -> _MetaGraph:
         restore_functions=frozenset(called_from(restore_nodes) - model),
         assigned=assigned,
     )
+
+
+def _asset_nodes(meta: Any) -> frozenset[str]:
+    """Top-level nodes that hold asset paths: ``asset_file_def``, and the AssetFileDefs
+    TF1 builders keep in the ``saved_model_assets`` collection."""
+    assets = list(meta.asset_file_def)
+    for value in meta.collection_def["saved_model_assets"].any_list.value:
+        if value.type_url.endswith("/tensorflow.AssetFileDef"):
+            with contextlib.suppress(message.DecodeError):
+                assets.append(AssetFileDef.FromString(value.value))
+    return frozenset(_node_name(a.tensor_info.name) for a in assets)
 
 
 def _trace(index: _MetaGraph, context: _Context, tensor: str, depth: int = 0) -> tuple[Any, ...]:

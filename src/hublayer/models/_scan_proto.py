@@ -12,8 +12,11 @@ in a private descriptor pool, so they never clash with TensorFlow's own classes:
                       map<string, SignatureDef> signature_def = 5;
                       repeated AssetFileDef asset_file_def = 6;
                       SavedObjectGraph object_graph_def = 7; }
-    CollectionDef   { NodeList node_list = 1; }
+    CollectionDef   { NodeList node_list = 1; AnyList any_list = 5; }
     NodeList        { repeated string value = 1; }
+    AnyList         { repeated google.protobuf.Any value = 1; }  (TF1 builders keep their
+                    AssetFileDefs here, in collection "saved_model_assets")
+    Any             { string type_url = 1; bytes value = 2; }
     SignatureDef    { map<string, TensorInfo> inputs = 1; map<string, TensorInfo> outputs = 2; }
     MetaInfoDef     { repeated string tags = 4; }
     SaverDef        { string save_tensor_name = 2; string restore_op_name = 3; }
@@ -54,7 +57,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-__all__ = ["SCHEMA", "SavedModel"]
+__all__ = ["SCHEMA", "AssetFileDef", "SavedModel"]
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "tensorflow"
@@ -83,8 +86,13 @@ SCHEMA: dict[str, list[tuple[str, int, int, str | None, bool]]] = {
         ("filename", 2, _STRING, None, False),
     ],
     "TensorInfo": [("name", 1, _STRING, None, False)],
-    "CollectionDef": [("node_list", 1, _MESSAGE, "NodeList", False)],
+    "CollectionDef": [
+        ("node_list", 1, _MESSAGE, "NodeList", False),
+        ("any_list", 5, _MESSAGE, "AnyList", False),
+    ],
     "NodeList": [("value", 1, _STRING, None, True)],
+    "AnyList": [("value", 1, _MESSAGE, "Any", True)],
+    "Any": [("type_url", 1, _STRING, None, False), ("value", 2, _BYTES, None, False)],
     "SignatureDef": [
         ("inputs", 1, _MESSAGE, "map:TensorInfo", True),
         ("outputs", 2, _MESSAGE, "map:TensorInfo", True),
@@ -186,9 +194,10 @@ def _build() -> dict[str, Any]:
     pool.Add(file)
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-        for name in ("SavedModel", "FunctionDef", "NodeDef")
+        for name in ("SavedModel", "AssetFileDef")
     }
 
 
 _CLASSES = _build()
 SavedModel: Any = _CLASSES["SavedModel"]
+AssetFileDef: Any = _CLASSES["AssetFileDef"]
