@@ -34,7 +34,9 @@ def _demo(root: Path) -> Callable[[], Any]:
 
     def run() -> dict[str, Any]:
         lines.clear()
-        result = demo.run_demo(root / "out", cache_dir=root / "cache", log=lines.append)
+        result = demo.run_demo(
+            root / "out", cache_dir=root / "cache", progress=False, log=lines.append
+        )
         record = json.loads(Path(result.record).read_text(encoding="utf-8"))
         fe = record["runs"]["feature_extraction"]
         return {
