@@ -188,8 +188,9 @@ def images(suite: Suite) -> Plan:
             Ratio(CROP, "usual style", "speed"),
         ],
         warmup=1,
-        reps=suite.pick(3, 5),
-        budget_s=suite.pick(45.0, math.inf),
+        reps=suite.pick(5, 7),
+        min_reps=5,  # 5 pairs at least, for an interval that means something
+        budget_s=suite.pick(90.0, math.inf),
         notes=[
             f"{data.count:,} JPEG examples at 256 px (issue: 20,000"
             + ("; the quick suite uses fewer)" if data.count < 20_000 else ")")
