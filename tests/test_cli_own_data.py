@@ -233,3 +233,19 @@ def test_errors_name_the_flag_not_the_python_argument(walk: dict[str, Path]) -> 
     nothing = _run("predict", "--model", str(walk["out"]), "--data", "no-such-*.tfrecord")
     _clean_failure(nothing, "Expected the data files to match")
     assert "data data" not in nothing.output
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "an empty file (0 bytes)"),
+        (b"hello", "not a zip archive"),
+        (b"PK\x03\x04xx", "cut-off zip"),
+    ],
+)
+def test_inspect_a_damaged_keras_file(tmp_path: Path, content: bytes, problem: str) -> None:
+    model = tmp_path / "model.keras"
+    model.write_bytes(content)
+    result = _run("inspect", str(model))
+    _clean_failure(result, f"Expected a .keras model file at {str(model)!r}", problem)
+    assert "File not found" not in result.output
