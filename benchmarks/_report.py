@@ -92,7 +92,9 @@ def _verdict(ratio: Mapping[str, Any]) -> str:
     """The ratio's verdict; results written before verdicts existed fall back on ``met``."""
     if "verdict" in ratio:
         return str(ratio["verdict"])
-    return {True: "met", False: "not met", None: ""}[ratio.get("met")]
+    return {True: "met by the median alone", False: "not met by the median", None: ""}[
+        ratio.get("met")
+    ]
 
 
 def _shown(value: float | None, kind: str) -> str:
@@ -239,7 +241,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             figure, shown, spread, _ = ratio_text(ratio)
             target = ratio.get("target") or "—"
             target += " s" if ratio["kind"] == "seconds" and ratio.get("target") else ""
-            met = _SUMMARY[_verdict(ratio)]
+            verdict = _verdict(ratio)
+            met = _SUMMARY.get(verdict, verdict)
             lines.append(f"{head} {figure} | {shown} | {spread} | {target} | {met} |")
         for c in case["contenders"]:
             accuracy = c.get("extras", {}).get("val_accuracy")
