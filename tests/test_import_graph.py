@@ -9,8 +9,9 @@ included), so a new violation fails here before it closes a circle at run time:
 
 The floors, top down::
 
-    __main__                                      8
-    cli, demo                                     7
+    __main__                                      9
+    cli                                           8
+    demo (the application ``hublayer demo`` runs) 7
     train, embed                                  6
     zoo                                           5
     layers                                        4
@@ -30,8 +31,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "hublayer"
 
 FLOORS: dict[str, int] = {
-    "__main__": 8,
-    "cli": 7,
+    "__main__": 9,
+    "cli": 8,
     "demo": 7,
     "train": 6,
     "embed": 6,

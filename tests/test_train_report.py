@@ -16,9 +16,12 @@ from typing import Any
 
 import keras
 import pytest
+from click.testing import CliRunner
 
 import hublayer.train
 from hublayer import testing
+from hublayer.cli._app import cli
+from hublayer.train import _callbacks as callbacks_module
 from hublayer.train import evaluate, fit_classifier
 from hublayer.train._callbacks import Progress
 from hublayer.train._plots import confusion_figure, curves_figure
@@ -213,6 +216,24 @@ def test_progress_lines_per_epoch_and_per_tenth() -> None:
     )
 
 
+def test_a_slow_epoch_reports_its_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    bar = Progress(
+        "fine_tune", epochs=1, initial_epoch=0, steps=20, mode="lines", write=lines.append
+    )
+    bar.on_epoch_begin(0)
+    for batch in range(20):  # a fast epoch: no batch lines
+        bar.on_train_batch_end(batch)
+    assert lines == []
+    monkeypatch.setattr(callbacks_module, "_QUIET_EPOCH_S", 0.0)  # now every epoch is "slow"
+    bar.on_epoch_begin(1)
+    for batch in range(20):
+        bar.on_train_batch_end(batch)
+    bar.close()
+    assert len(lines) == 10
+    assert lines[0].startswith("fine_tune: epoch 2 batches: 2/20 (10%) in ")
+
+
 @pytest.mark.slow
 def test_a_run_logged_to_a_file_prints_lines_not_silence(
     tmp_path: Path,
@@ -255,3 +276,19 @@ def test_train_does_not_depend_on_the_demo_zoo_or_pillow() -> None:
                 imported.update(a.name for a in node.names)
     banned = ("PIL", "hublayer.zoo", "hublayer.demo", "hublayer.cache")
     assert sorted(m for m in imported if m.startswith(banned)) == []
+
+
+@pytest.mark.slow
+def test_cli_train_scores_a_test_split_into_the_report(
+    tmp_path: Path, model_path: str, data: dict[str, str]
+) -> None:
+    out = tmp_path / "run"
+    flags = ["--model", model_path, "--train", data["train"], "--val", data["validation"]]
+    shown = CliRunner().invoke(
+        cli, ["train", *flags, "--test", data["test"], "--epochs", "2", "--out", str(out)]
+    )
+    assert shown.exit_code == 0, shown.output
+    test = json.loads((out / "metrics.json").read_text())["splits"]["test"]
+    assert test["examples"] == 24
+    assert any(line.split()[:2] == ["test", "24"] for line in shown.output.splitlines())
+    assert f"**Test accuracy: {test['accuracy']:.4f}**" in (out / "report.md").read_text()

@@ -55,6 +55,12 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
     "--train", "train_files", required=True, multiple=True, help="Training TFRecords (glob)."
 )
 @click.option("--val", "val_files", multiple=True, help="Validation TFRecords (glob).")
+@click.option(
+    "--test",
+    "test_files",
+    multiple=True,
+    help="Held-out TFRecords (glob), scored into the report; never used to train or stop.",
+)
 @click.option("--label", default="label", show_default=True, help="Feature holding the class.")
 @click.option(
     "--image", "image_feature", help="Feature holding the images [default: the only one]."
@@ -146,6 +152,7 @@ def train(
     model: str,
     train_files: tuple[str, ...],
     val_files: tuple[str, ...],
+    test_files: tuple[str, ...],
     label: str,
     image_feature: str | None,
     image_size: int | None,
@@ -177,7 +184,7 @@ def train(
     \b
     Examples:
       hublayer train --model ./efficientnet_lite0 --train 'data/train-*.tfrecord' \\
-          --val 'data/val-*.tfrecord' --epochs 10 --out runs/digits
+          --val 'data/val-*.tfrecord' --test 'data/test-*.tfrecord' --out runs/digits
       hublayer train --model ./efficientnet_lite0 --train 'data/train-*' \\
           --val 'data/val-*' --mode fine_tune --epochs 5 --fine-tune-epochs 2
     """
@@ -192,6 +199,7 @@ def train(
         model,
         list(train_files),
         validation=list(val_files) or None,
+        test=list(test_files) or None,
         label=label,
         mode=mode,  # type: ignore[arg-type]
         epochs=epochs,

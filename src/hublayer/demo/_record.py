@@ -26,7 +26,15 @@ from typing import Any
 
 from hublayer._version import __version__
 
-__all__ = ["commit", "machine", "peak_memory_mb", "write_json", "write_markdown"]
+__all__ = [
+    "commit",
+    "machine",
+    "peak_memory_mb",
+    "process_seconds",
+    "readme_quote",
+    "write_json",
+    "write_markdown",
+]
 
 
 def peak_memory_mb() -> float:
@@ -39,6 +47,22 @@ def peak_memory_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
     return round(peak * scale / 2**20, 1)
+
+
+def process_seconds() -> float | None:
+    """Seconds since this process started (Python and TensorFlow start-up included), from
+    ``/proc``; None where there is no ``/proc``.
+
+    Example:
+        >>> (process_seconds() or 1.0) > 0
+        True
+    """
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return round(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 1)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def machine() -> dict[str, Any]:
@@ -126,3 +150,39 @@ Peak memory {record["peak_memory_mb"]:,.0f} MiB. Figures: [`demo.json`](demo.jso
     path = out / "demo.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def readme_quote(record: Mapping[str, Any]) -> str:
+    """The sentence the README quotes from a run's ``demo.json``: rendered, never typed.
+
+    Example:
+        >>> record = {"date": "2026-11-30T14:48:00+00:00", "commit": "815f1dd", "dirty": False,
+        ...     "runs": {"feature_extraction": {"test_accuracy": 0.97, "seconds": 128.0}},
+        ...     "timings": {"model": 20.0, "total": 160.0, "process": 171.0},
+        ...     "model": {"built": True}, "machine": {"cores": 2, "load_average": [0.1, 0, 0]},
+        ...     "machine_after": {"load_average": [1.9, 1.2, 0.6]}, "peak_memory_mb": 2900.0}
+        >>> print(readme_quote(record))
+        97.0% test accuracy by feature extraction, in 160 s (171 s with Python's start-up)
+        on 2 cores from an empty cache (model build 20 s), load average 0.10 before and
+        1.90 after, peak memory 2,900 MiB (run of 2026-11-30, commit 815f1dd).
+    """
+    runs, timings = record["runs"], record["timings"]
+    scores = " and ".join(
+        f"{run['test_accuracy']:.1%} test accuracy "
+        + ("by feature extraction" if name == "feature_extraction" else "after the fine-tune")
+        for name, run in runs.items()
+    )
+    process = timings.get("process")
+    startup = f" ({process:.0f} s with Python's start-up)" if process is not None else ""
+    cache = "from an empty cache" if record["model"]["built"] else "with the model cached"
+    model = f" (model build {timings['model']:.0f} s)" if record["model"]["built"] else ""
+    commit = record.get("commit") or "unknown"
+    dirty = " with local changes" if record.get("dirty") else ""
+    return (
+        f"{scores}, in {timings['total']:.0f} s{startup}\n"
+        f"on {record['machine']['cores']} cores {cache}{model}, load average "
+        f"{record['machine']['load_average'][0]:.2f} before and\n"
+        f"{record['machine_after']['load_average'][0]:.2f} after, peak memory "
+        f"{record['peak_memory_mb']:,.0f} MiB (run of {record['date'][:10]}, commit "
+        f"{commit}{dirty})."
+    )

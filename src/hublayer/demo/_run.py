@@ -44,7 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from hublayer.demo._data import SPLITS, write_data
-from hublayer.demo._record import commit, machine, peak_memory_mb, write_json, write_markdown
+from hublayer.demo._record import (
+    commit,
+    machine,
+    peak_memory_mb,
+    process_seconds,
+    write_json,
+    write_markdown,
+)
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "DemoResult", "run_demo"]
 
@@ -65,7 +72,8 @@ class DemoResult:
             on the test split.
         reports: run name -> its ``report.md``.
         summary: ``<out_dir>/demo.md``.
-        timings: step -> seconds (``model``, ``data``, each run, ``total``).
+        timings: step -> seconds (``model``, ``data``, each run, ``total``, and
+            ``process``: since the process started, imports included, where known).
         model_built: False when the model came from the cache.
         record: ``<out_dir>/demo.json``, the run's figures.
         peak_memory_mb: the process's peak resident memory after each step, in MiB.
@@ -236,6 +244,9 @@ def run_demo(
         )
 
     timings["total"] = time.perf_counter() - started
+    process = process_seconds()  # with Python's and TensorFlow's start-up
+    if process is not None:
+        timings["process"] = process
     record = {
         **commit(),
         "machine": before,

@@ -41,11 +41,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hublayer.errors import TrainingError
-from hublayer.train._progress import Mode, write_line
+from hublayer.train._progress import Mode, Ticker, write_line
 
 __all__ = ["Checkpoints", "PhaseGuard", "PhaseState", "Progress", "monitor_mode"]
 
 _STATE = "state.json"
+#: In "lines" mode, an epoch that runs longer than this also prints a line per tenth of it.
+_QUIET_EPOCH_S = 20.0
 
 
 def monitor_mode(monitor: str) -> str:
@@ -245,7 +247,8 @@ class PhaseGuard(keras.callbacks.Callback):
 
 
 class Progress(keras.callbacks.Callback):
-    """A phase's progress: a bar over its epochs on a terminal, or a line per epoch in a log.
+    """A phase's progress: a bar over its epochs on a terminal, or a line per epoch in a log
+    (and a line per tenth of an epoch that runs longer than 20 s).
 
     Args:
         phase: shown as the bar's label, or at the start of each line.
@@ -289,9 +292,19 @@ class Progress(keras.callbacks.Callback):
             dynamic_ncols=True,
         )
         self.inner: Any = None
+        self.batches: Ticker | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
+        if self.lines:  # a slow epoch (fine-tuning on CPU) also reports its batches
+            self.batches = Ticker(
+                f"{self.phase}: epoch {epoch + 1} batches",
+                total=self.steps,
+                mode="lines",
+                every=10,
+                write=self.write,
+                quiet_for=_QUIET_EPOCH_S,
+            )
         if self.enabled:
             self.inner = tqdm(
                 total=self.steps, desc=f"epoch {epoch + 1}", unit="batch", leave=False
@@ -300,6 +313,8 @@ class Progress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.inner is not None:
             self.inner.update(1)
+        if self.batches is not None:
+            self.batches.update(1)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.inner is not None:

@@ -45,7 +45,8 @@ class Ticker:
     """Counts work done and, in ``"lines"`` mode, prints a line at each tenth of ``total``
     and when it is reached.
 
-    Without a known ``total`` it prints every ``every`` units instead.
+    Without a known ``total`` it prints every ``every`` units instead. With ``quiet_for``,
+    nothing prints before that many seconds have passed (fast loops stay one line).
 
     Args:
         label: what is being counted, at the start of each line.
@@ -53,6 +54,7 @@ class Ticker:
         mode: only ``"lines"`` prints.
         every: the step between lines without a ``total``.
         write: where lines go (stderr by default).
+        quiet_for: seconds to wait before the first line.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Ticker:
         mode: Mode,
         every: int = 1000,
         write: Callable[[str], object] = write_line,
+        quiet_for: float = 0.0,
     ) -> None:
         self.label = label
         self.total = total if total else None
@@ -73,6 +76,7 @@ class Ticker:
         self.next = self.step
         self.finished = False
         self.started = time.perf_counter()
+        self.quiet_for = quiet_for
 
     def update(self, count: int) -> None:
         """Add ``count`` units; print a line when a tenth (or ``every``) is crossed."""
@@ -84,6 +88,8 @@ class Ticker:
         while self.next <= self.done:
             self.next += self.step
         elapsed = time.perf_counter() - self.started
+        if elapsed < self.quiet_for:
+            return
         if self.total:
             share = min(self.done / self.total, 1.0)
             self.write(
