@@ -237,3 +237,34 @@ def test_cli_csv_error_names_the_flag_and_python_the_argument(tmp_path: Path) ->
     assert not (tmp_path / "o").exists()
     with pytest.raises(SchemaError, match="delimiter="):
         convert_csv(tmp_path / "u.csv", tmp_path / "o")
+
+
+def test_cli_classes_and_label_map_options(tmp_path: Path) -> None:
+    _folder(tmp_path / "a", {"x": 1, "y": 1})
+    first = _run(
+        "records", "convert", "images", str(tmp_path / "a"), str(tmp_path / "d" / "a"),
+        "--classes", "y, x", "--shards", "1",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert "(2 classes: y, x)" in first.output
+    _folder(tmp_path / "b", {"x": 1})
+    label_map = str(tmp_path / "d" / "a.label_map.json")
+    second = _run(
+        "records", "convert", "images", str(tmp_path / "b"), str(tmp_path / "d" / "b"),
+        "--label-map", label_map, "--shards", "1",
+    )  # fmt: skip
+    assert second.exit_code == 0, second.output
+    assert _labels_by_file(tmp_path / "d" / "b-*.tfrecord") == {"x/x0.jpg": 1}
+    both = _run(
+        "records", "convert", "images", str(tmp_path / "b"), str(tmp_path / "d" / "c"),
+        "--label-map", label_map, "--classes", "x",
+    )  # fmt: skip
+    assert both.exit_code == 2
+    assert "not both" in both.output
+    same_out = _run(
+        "records", "convert", "images", str(tmp_path / "a"), str(tmp_path / "d" / "e"),
+        str(tmp_path / "b"), str(tmp_path / "d" / "e"),
+    )  # fmt: skip
+    assert same_out.exit_code == 1
+    assert "one output per split" in same_out.output
+    assert not list((tmp_path / "d").glob("e*"))

@@ -289,6 +289,13 @@ def convert_image_splits(
     """
     if not splits:
         raise ValueError("Expected at least one split (source folder -> output). Received: none.")
+    outs = [os.path.abspath(os.fspath(out)) for out in splits.values()]
+    twice = sorted({out for out in outs if outs.count(out) > 1})
+    if twice:
+        raise ValueError(
+            f"Expected one output per split. Received: {twice} given for several folders. "
+            "Give each split its own output prefix."
+        )
     names = _resolve_classes(classes, [Path(s) for s in splits])
     overwrite = bool(options.get("overwrite", False))
     for out in splits.values():
