@@ -29,7 +29,7 @@ from hublayer.layers import (
 )
 from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
 from hublayer.layers._lifecycle import _DEFERRED, ModelLayer
-from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel
+from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, layer_safe_mode
 
 __all__ = ["KerasLayer"]
 
@@ -73,6 +73,11 @@ class KerasLayer(ModelLayer):
         embed_saved_model: copy the model's files into ``.keras`` archives (default), so
             they reload offline. Turn off for very large models; reloading then resolves
             ``handle`` again.
+        safe_mode: scan the model before TensorFlow loads it and refuse ops that reach
+            files, the network or Python (``UnsafeModelError``; see ``hublayer.scan``).
+            ``None`` follows ``$HUBLAYER_SAFE_MODE`` (on by default); ``False`` loads a
+            model you trust as is. Not saved in the config: a reloaded layer scans again
+            unless ``keras.saving.load_model(..., safe_mode=False)`` loads it.
         **kwargs: passed to ``keras.layers.Layer`` (``name``, ``dtype``...). As in
             ``tensorflow_hub``, ``dtype=tf.string`` (any non-float dtype) with
             ``input_shape=[]`` declares the input of a text model.
@@ -126,6 +131,7 @@ class KerasLayer(ModelLayer):
         trainable_last_n: int | None = None,
         training_signature: str | None = None,
         embed_saved_model: bool = True,
+        safe_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
         require_tensorflow_backend("build a KerasLayer")
@@ -146,6 +152,7 @@ class KerasLayer(ModelLayer):
             ),
             arguments=dict(arguments or {}),
             training_signature=training_signature,
+            safe_mode=layer_safe_mode(safe_mode),
         )
         self._arguments = dict(arguments or {})
         self._warned: set[str] = set()
