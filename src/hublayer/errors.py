@@ -52,6 +52,7 @@ __all__ = [
     "HublayerError",
     "ImageDecodeError",
     "InsufficientSpaceError",
+    "MissingExtraError",
     "InvalidModelError",
     "MissingExtraError",
     "ModelNotFoundError",

@@ -14,6 +14,7 @@ from hublayer.errors import HublayerError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "cache": ("hublayer.cli._cache", "cache", "List, verify, remove and prune cache entries."),
     "demo": ("hublayer.cli._demo", "demo", "Run the whole path offline on a real model and data."),
+    "embed": ("hublayer.cli._embed", "embed", "Embed a dataset with a model, here or on Ray."),
     "evaluate": ("hublayer.cli._train", "evaluate", "Evaluate a trained classifier on TFRecords."),
     "fetch": ("hublayer.cli._fetch", "fetch", "Download a model handle into the cache."),
     "inspect": ("hublayer.cli._inspect", "inspect", "Describe a model: signatures, specs, sizes."),

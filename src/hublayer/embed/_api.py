@@ -206,7 +206,9 @@ def embed(
     out.mkdir(parents=True, exist_ok=True)
     sources = _inputs(inputs, out)
     targets = output_paths(sources, out, format)
-    schema = records.inspect(sources)
+    # A corrupt record fails its shard when it is embedded (naming the file), so the
+    # shards before it are kept; the sample that describes the data skips it.
+    schema = records.inspect(sources, on_error="skip")
     for name in kept:
         schema[name]
     pending = [(s, t) for s, t in zip(sources, targets, strict=True) if not t.exists()]
