@@ -52,7 +52,6 @@ __all__ = [
     "HublayerError",
     "ImageDecodeError",
     "InsufficientSpaceError",
-    "MissingExtraError",
     "InvalidModelError",
     "MissingExtraError",
     "ModelNotFoundError",
