@@ -74,6 +74,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "--embeddings-dir", str(root / "embeddings"),
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
+    assert "classes: 3 (blue, green, red)" in trained.output
     return {"root": root, "data": data, "model": Path(model), "out": out, "photos": photos}
 
 

@@ -237,6 +237,8 @@ def train(
     if isinstance(cache_state, dict):
         cache_state = ", ".join(f"{k} {v}" for k, v in cache_state.items())
     click.echo(f"embedding cache: {cache_state}" + ("; resumed" if run["resumed"] else ""))
+    shown = ", ".join(result.class_names[:12]) + (", ..." if len(result.class_names) > 12 else "")
+    click.echo(f"classes: {len(result.class_names)} ({shown})")
     timings = ", ".join(
         f"{k.removesuffix('_s')} {v:.1f}s" for k, v in metrics["timings"].items() if k != "total_s"
     )
