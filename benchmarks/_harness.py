@@ -27,9 +27,12 @@ case names its figures):
 - **Short operations loop.** ``InProcess(..., min_seconds=2.0)`` repeats the operation
   until a run lasts at least that long and reports the time per pass, so one run is
   not one 0.2 s blip. Give ``items`` and the table shows CPU µs per item.
-- **A busy machine is flagged.** The load average is read before, during (each round)
-  and after a case; when it exceeds the usable cores the case is marked ``busy`` and
-  gets a note saying so, in the table too.
+- **A busy machine is flagged.** A case measures how many cores other processes took
+  while it ran (``other_cores``, see ``_machine.py``; its own threads and children do
+  not count) and reads the load average before, during (each round) and after. When
+  other work took more than a tenth of the usable cores (or, where that cannot be
+  measured, the load exceeded them) the case is marked ``busy`` and gets a note saying
+  so, in the table too.
 
 Example:
     >>> import time
@@ -63,6 +66,7 @@ from typing import Any, Literal
 from benchmarks import _verdict
 from benchmarks._contender import Contender, InProcess, NotYet, Sample, require
 from benchmarks._env import cpu_count, provenance
+from benchmarks._machine import Meter, is_busy
 from benchmarks._verdict import Verdict, check_target, interval, min_ratio, verdict
 
 __all__ = [
@@ -231,6 +235,7 @@ class CaseResult:
     peak_load: float = 0.0
     cpus: int = 0
     busy: bool = False
+    other_cores: float | None = None
     commit: str = ""
     dirty: bool | None = None
 
@@ -308,6 +313,7 @@ def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResu
     active: list[Contender] = []
     started: list[Contender] = []
     peak = os.getloadavg()[0]
+    meter = Meter()
 
     def fail(contender: Contender, exc: BaseException, when: str) -> None:
         res = results[contender.name]
@@ -380,6 +386,7 @@ def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResu
     if "error" in statuses and not any(c.stats for c in contenders):
         status = "error"
     cpus = cpu_count()
+    other = meter.other_cores()  # the workers and servers have been waited for above
     result = CaseResult(
         name=name,
         title=title,
@@ -389,7 +396,8 @@ def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResu
         wall_s=time.perf_counter() - t_case,
         peak_load=round(peak, 2),
         cpus=cpus,
-        busy=peak > cpus,
+        busy=is_busy(other, peak, cpus),
+        other_cores=None if other is None else round(other, 3),
     )
     result.notes = _notes(plan.notes, result, log)
     return result
@@ -415,10 +423,19 @@ def _notes(notes: Sequence[Note], result: CaseResult, log: Log) -> list[str]:
 
 
 def _busy_note(result: CaseResult) -> str:
+    if result.other_cores is not None:
+        what = (
+            f"other processes used {result.other_cores:.2f} of the {result.cpus} usable "
+            f"cores on average while this case ran (load average up to {result.peak_load:.1f})"
+        )
+    else:
+        what = (
+            f"the load average reached {result.peak_load:.1f} on {result.cpus} cores while "
+            "this case ran"
+        )
     return (
-        f"**Busy machine**: the load average reached {result.peak_load:.1f} on "
-        f"{result.cpus} cores while this case ran, so other work shared its cores and its "
-        "runs are noisy: read the intervals and verdicts, not the medians alone."
+        f"**Busy machine**: {what}, so its runs are noisy: read the intervals and "
+        "verdicts, not the medians alone."
     )
 
 
@@ -479,7 +496,8 @@ def run_case(spec: CaseSpec, suite: Any, *, log: Log = print, smoke: bool = Fals
     result.load = [round(load_before, 2), round(load_after, 2)]
     result.cpus = cpu_count()
     result.peak_load = round(max(result.peak_load, load_before, load_after), 2)
-    if result.peak_load > result.cpus and not result.busy and result.contenders:
+    busy = is_busy(result.other_cores, result.peak_load, result.cpus)
+    if busy and not result.busy and result.contenders:
         result.busy = True
         result.notes.append(_busy_note(result))
     return result

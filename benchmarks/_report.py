@@ -31,10 +31,11 @@ saw the same minute of the machine), and the ratio of the fastest runs (**min**)
 target is **met** ("yes" in the summary) only when the whole interval meets it, **not met**
 when none of it does, and **within noise** otherwise. "cores" is CPU time over wall time
 of the process doing the work; "CPU µs/item" is a run's CPU time over its items. The load
-average (1 minute, this run's own work included) shows how busy the machine was: a case
-during which it exceeded the usable cores is marked **busy**. Notes quote only figures
-computed in the run. Contenders whose feature is not built yet are listed as "not yet",
-with the reason.
+average (1 minute, this run's own work included) and "other processes" (cores that
+other work took while the case ran, its own threads and children left out) show how busy
+the machine was: a case during which other work took more than a tenth of the usable
+cores is marked **busy**. Notes quote only figures computed in the run. Contenders
+whose feature is not built yet are listed as "not yet", with the reason.
 """
 
 
@@ -258,6 +259,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             meta += f", commit `{case['commit']}`" + (" (dirty)" if case.get("dirty") else "")
         if case.get("load"):
             meta += f", load average {case['load'][0]:.1f} → {case['load'][1]:.1f}"
+        if case.get("other_cores") is not None:
+            meta += f", other processes {case['other_cores']:.2f} cores"
         lines.append(meta + ".")
         if case.get("detail"):
             lines += ["", f"Status: **{case['status']}**: {case['detail']}"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import _cli, _data, _report, _verdict
+from benchmarks import _cli, _data, _machine, _report, _verdict
 from benchmarks._env import environment
 from benchmarks._harness import (
     CaseSpec,
@@ -64,10 +64,14 @@ def _quiet(_: str) -> None:
     pass
 
 
+_REAL_OTHER_CORES = _machine.Meter.other_cores  # before quiet_machine replaces it
+
+
 @pytest.fixture(autouse=True)
 def quiet_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pin the load average low, so no result is flagged busy unless a test says so."""
+    """Pin the load average and other work low: nothing is busy unless a test says so."""
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(_machine.Meter, "other_cores", lambda self: 0.0)
 
 
 def _run(plan: Plan) -> Any:
@@ -303,13 +307,52 @@ def test_intervals_are_reproducible_and_reject_empty_sides() -> None:
 
 def test_a_case_on_a_busy_machine_flags_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     journal: list[str] = []
-    plan = Plan([Scripted("A", [], journal)], warmup=0, reps=2)
-    assert not _run(plan).busy
+
+    def run() -> Any:
+        return _run(Plan([Scripted("A", [], journal)], warmup=0, reps=2))
+
+    assert not run().busy
+    # A high load from the case's own threads, with no other work, is not busy.
     monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0))
-    result = _run(Plan([Scripted("A", [], journal)], warmup=0, reps=2))
+    result = run()
+    assert (result.busy, result.peak_load, result.other_cores) == (False, 99.0, 0.0)
+    # Other processes taking 1.5 cores is.
+    monkeypatch.setattr(_machine.Meter, "other_cores", lambda self: 1.5)
+    result = run()
     assert result.busy
-    assert result.peak_load == 99.0
-    assert "load average reached 99.0" in result.notes[-1]
+    assert f"other processes used 1.50 of the {result.cpus} usable cores" in result.notes[-1]
+    # Where other work cannot be measured, the load average decides.
+    monkeypatch.setattr(_machine.Meter, "other_cores", lambda self: None)
+    result = run()
+    assert result.busy
+    assert "the load average reached 99.0" in result.notes[-1]
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert not run().busy
+
+
+def test_other_work_is_busy_cpu_time_of_our_cores_minus_our_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  900 0 900 5000 0 0 0 0 0 0\n"
+        "cpu0 100 5 50 1000 40 1 2 3 0 0\n"  # busy: 100+5+50+1+2+3 = 161
+        "cpu1 200 0 100 1000 0 0 0 0 0 0\n"  # busy: 300
+        "cpu2 999 0 999 1000 0 0 0 0 0 0\n"  # not ours
+        "intr 12345\n"
+    )
+    assert _machine.busy_ticks({0, 1}, stat) == 461
+    assert _machine.busy_ticks({7}, stat) is None
+    assert _machine.busy_ticks({0}, tmp_path / "missing") is None
+    ticks = iter([1000, 1000 + 300])  # 3 s of busy CPU at 100 ticks a second
+    clock = iter([10.0, 12.0])  # over 2 s of wall time
+    own = iter([5.0, 6.0])  # of which 1 s is ours
+    monkeypatch.setattr(_machine, "busy_ticks", lambda: next(ticks))
+    monkeypatch.setattr(_machine, "_now", lambda: next(clock))
+    monkeypatch.setattr(_machine, "_own_cpu", lambda: next(own))
+    monkeypatch.setattr(_machine, "_ticks_per_second", lambda: 100)
+    meter = _machine.Meter()
+    assert _REAL_OTHER_CORES(meter) == pytest.approx(1.0)  # (3 s - 1 s) / 2 s
 
 
 def test_computed_notes_quote_the_run_and_a_failing_note_keeps_the_figures() -> None:
