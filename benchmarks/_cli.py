@@ -71,6 +71,14 @@ def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
         "--no-save", action="store_true", help="print results; write no JSON or RESULTS.md"
     )
     parser.add_argument(
+        "--rerun-busy",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run a case again, up to N times, while other processes keep the machine "
+        "busy, and keep its quietest run (default: 1; 0 to only flag it)",
+    )
+    parser.add_argument(
         "--results-dir",
         type=Path,
         default=HERE / "results",
@@ -141,6 +149,22 @@ def _ratio_line(ratio: dict[str, Any]) -> str:
     return f"{figure}: {shown}" + (f" ({spread})" if spread else "") + goal
 
 
+def _rerun_if_busy(spec: CaseSpec, suite: str, case: dict[str, Any], times: int) -> dict[str, Any]:
+    """Run a case again while it comes back busy, up to ``times``; keep the quietest run."""
+    reruns = 0
+    while case.get("busy") and reruns < times:
+        reruns += 1
+        other = case.get("other_cores")
+        busy = f"other processes {other:.2f} cores" if other is not None else "high load"
+        _log(f"=== {spec.name}: busy machine ({busy}); running it again ({reruns}/{times})")
+        again = _run_child(spec, suite)
+        quieter = (again.get("other_cores") or 0.0) < (case.get("other_cores") or 0.0)
+        if not again.get("busy") or quieter:
+            case = again
+    case["reruns"] = reruns
+    return case
+
+
 def _failed(case: dict[str, Any]) -> bool:
     return case["status"] == "error" or any(c["status"] == "error" for c in case["contenders"])
 
@@ -175,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for spec in selected:
         _log(f"=== {spec.name}: {spec.title} ({args.suite} suite)")
         case = _run_child(spec, args.suite, args.smoke)
+        case = _rerun_if_busy(spec, args.suite, case, 0 if args.smoke else args.rerun_busy)
         case["command"] = command
         results.append(case)
         _log(f"=== {spec.name}: {case['status']} in {fmt_seconds(case.get('wall_s', 0.0))}")

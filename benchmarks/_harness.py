@@ -32,7 +32,8 @@ case names its figures):
   not count) and reads the load average before, during (each round) and after. When
   other work took more than a tenth of the usable cores (or, where that cannot be
   measured, the load exceeded them) the case is marked ``busy`` and gets a note saying
-  so, in the table too.
+  so, in the table too; ``python -m benchmarks`` then runs it again (``--rerun-busy``,
+  once by default) and keeps the quietest run.
 
 Example:
     >>> import time

@@ -261,6 +261,10 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             meta += f", load average {case['load'][0]:.1f} → {case['load'][1]:.1f}"
         if case.get("other_cores") is not None:
             meta += f", other processes {case['other_cores']:.2f} cores"
+        if case.get("reruns"):
+            meta += (
+                f", run {case['reruns'] + 1} times because the machine was busy (the quietest kept)"
+            )
         lines.append(meta + ".")
         if case.get("detail"):
             lines += ["", f"Status: **{case['status']}**: {case['detail']}"]
