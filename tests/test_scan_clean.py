@@ -19,6 +19,7 @@ import tensorflow as tf
 import hublayer as hub
 from hublayer import testing
 from hublayer.errors import UnsafeModelError
+from hublayer.testing import unsafe_model
 
 
 def _assert_clean(path: str | Path) -> None:
@@ -201,10 +202,8 @@ def test_keras_file_with_lambda_and_foreign_module_is_reported(tmp_path: Path) -
 def test_keras_file_embedding_a_malicious_saved_model_reloads_only_with_safe_mode_off(
     tmp_path: Path,
 ) -> None:
-    from _scan_models import malicious_model
-
     target = tmp_path / "victim.txt"
-    bad = malicious_model(tmp_path / "bad", "write", "while_body", target)
+    bad = unsafe_model(tmp_path / "bad", "write", "while_body", target=target)
     layer = hub.KerasLayer(bad, safe_mode=False)
     model = keras.Sequential([keras.Input((4,)), layer])
     model.save(tmp_path / "wrapped.keras")

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from _scan_models import FAMILIES, FAMILY_OPS, PLACES, malicious_model
 
 import hublayer as hub
 from hublayer.errors import HublayerError, UnsafeModelError
+from hublayer.testing import UNSAFE_FAMILIES, UNSAFE_PLACES, unsafe_model
 
-CASES = [(family, place) for family in FAMILIES for place in PLACES]
+CASES = [(family, place) for family in UNSAFE_FAMILIES for place in UNSAFE_PLACES]
 
 
 @functools.cache
@@ -33,7 +33,7 @@ def _built() -> dict[tuple[str, str], tuple[Path, Path]]:
     for family, place in CASES:
         target = root / "victim" / f"{family}-{place}.txt"
         built[family, place] = (
-            malicious_model(root / f"{family}-{place}", family, place, target),
+            unsafe_model(root / f"{family}-{place}", family, place, target=target),
             target,
         )
     (root / "victim").mkdir()
@@ -58,7 +58,7 @@ def test_scan_flags_every_family_in_every_place(family: str, place: str, tmp_pat
     report = hub.scan(path)
     assert not report.safe
     ops = {f.op for f in report.high}
-    assert ops == {FAMILY_OPS[family]}
+    assert ops == {UNSAFE_FAMILIES[family]}
     finding = report.high[0]
     assert finding.function.startswith(("__inference", "while_body", "cond_true"))
     if place == "while_body":
@@ -67,7 +67,7 @@ def test_scan_flags_every_family_in_every_place(family: str, place: str, tmp_pat
         assert finding.function.startswith("cond_true")
     if place == "dataset_map":
         assert "Dataset_map" in finding.function
-    assert FAMILY_OPS[family] in str(report)
+    assert UNSAFE_FAMILIES[family] in str(report)
     assert "UNSAFE" in str(report)
 
 
@@ -80,7 +80,7 @@ def _call(model: object) -> None:
         model(x)
 
 
-@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("place", UNSAFE_PLACES)
 def test_write_is_refused_before_any_file_is_written(place: str, tmp_path: Path) -> None:
     path, target = _model("write", place, tmp_path)
     with pytest.raises(UnsafeModelError) as raised:
@@ -107,7 +107,7 @@ def test_other_families_are_refused_and_load_with_safe_mode_off(
     family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, target = _model(family, "while_body", tmp_path)
-    with pytest.raises(UnsafeModelError, match=FAMILY_OPS[family]):
+    with pytest.raises(UnsafeModelError, match=UNSAFE_FAMILIES[family]):
         hub.KerasLayer(path)
     layer = hub.KerasLayer(path, safe_mode=False)
     assert layer(np.ones([1, 4], np.float32)).shape == (1, 4)

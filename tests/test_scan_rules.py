@@ -16,6 +16,7 @@ from hublayer.models._scan_graph import walk
 from hublayer.models._scan_proto import SCHEMA, SavedModel
 from hublayer.models._scan_registry import TENSORFLOW_OPS
 from hublayer.models._scan_rules import DENYLIST
+from hublayer.testing import unsafe_model
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -272,10 +273,8 @@ def test_registry_lists_every_op_of_the_installed_tensorflow() -> None:
 def test_report_is_kept_in_the_cache_manifest_and_reused(
     tmp_path: Path, hublayer_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from _scan_models import malicious_model
-
     good = hub.testing.image_feature_vector(tmp_path / "good", image_size=8, dim=4)
-    bad = malicious_model(tmp_path / "bad", "write", "nested_function", tmp_path / "victim")
+    bad = unsafe_model(tmp_path / "bad", "write", "nested_function", target=tmp_path / "victim")
     good_entry = Path(hub.resolve(hub.testing.archive(good, tmp_path / "good.tar.gz")))
     bad_entry = Path(hub.resolve(hub.testing.archive(bad, tmp_path / "bad.tar.gz")))
     assert hublayer_env in good_entry.parents

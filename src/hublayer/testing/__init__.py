@@ -6,6 +6,8 @@
   ``export()``, ``tf.saved_model.save(signatures=...)``, ``serve``/``serve_train`` modules
   and onnx2tf (constants, a batch of exactly 1) write them.
 - ``image_records`` (``_records.py``): labelled PNG/JPEG TFRecords a small model can learn.
+- ``unsafe_model`` (``_unsafe_models.py``): SavedModels that write, read, list or print to
+  files from each place an op can hide, to test a scanner against.
 - ``FileServer`` (``_server.py``): a real HTTP server on 127.0.0.1 that serves files and
   can be told to misbehave (errors, dropped connections, truncated bodies, slow bytes,
   redirects, Range on or off), and counts requests.
@@ -20,6 +22,8 @@ from typing import Any
 
 __all__: list[str] = [
     "FileServer",
+    "UNSAFE_FAMILIES",
+    "UNSAFE_PLACES",
     "archive",
     "bert_encoder",
     "image_classifier",
@@ -29,6 +33,7 @@ __all__: list[str] = [
     "signature_model",
     "text_embedding",
     "tf1_saved_model",
+    "unsafe_model",
 ]
 
 # name -> private module that defines it; each module's owner adds its names here.
@@ -43,6 +48,9 @@ _LAZY: dict[str, str] = {
     "signature_model": "._signature_models",
     "text_embedding": "._text_models",
     "tf1_saved_model": "._tf1_models",
+    "UNSAFE_FAMILIES": "._unsafe_models",
+    "UNSAFE_PLACES": "._unsafe_models",
+    "unsafe_model": "._unsafe_models",
 }
 
 

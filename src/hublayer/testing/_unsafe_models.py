@@ -1,33 +1,53 @@
-"""Malicious SavedModels for the scan tests: each op family in each place an op can hide.
+"""Unsafe SavedModels, to test a scanner (``hublayer.scan``) against: each op family in
+each place an op can hide.
 
 Each model, when called (``__call__`` or ``serving_default`` on a float32 ``[None, 4]``
-input), does its unsafe thing with ``target`` (a path under the test's folder): writes
-it, reads it, lists its folder, or prints to it. Built with plain TensorFlow, the way an
-attacker would, in about half a second each.
+input), does its unsafe thing with ``target``: writes it, reads it, lists its folder,
+or prints to it. Built with plain TensorFlow, the way an attacker would, in about half a
+second each. Point ``target`` into a temporary folder.
+
+Example:
+    >>> import hublayer, tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> path = unsafe_model(root / "m", "write", "while_body", target=root / "victim.txt")
+    >>> [f.op for f in hublayer.scan(path).high]
+    ['WriteFile']
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from pathlib import Path
 
 import tensorflow as tf
 
+__all__ = ["UNSAFE_FAMILIES", "UNSAFE_PLACES", "unsafe_model"]
+
 #: family -> what the model does with the target path (returns a scalar string tensor).
-FAMILIES: dict[str, Callable[[str], tf.Tensor]] = {
+_FAMILIES: dict[str, Callable[[str], tf.Tensor]] = {
     "write": lambda target: _write(target),
     "read": lambda target: tf.io.read_file(target),
     "list": lambda target: tf.strings.reduce_join(tf.io.matching_files(target + "*")),
     "print_file": lambda target: _print(target),
 }
-#: the op each family is caught by.
-FAMILY_OPS = {
+#: Each family, and the op that does it.
+UNSAFE_FAMILIES: dict[str, str] = {
     "write": "WriteFile",
     "read": "ReadFile",
     "list": "MatchingFiles",
     "print_file": "PrintV2",
 }
-PLACES = ("call", "signature", "while_body", "cond_branch", "dataset_map", "nested_function")
+#: Where the op hides: ``__call__`` with no signature, a signature only (``__call__`` is
+#: clean), a ``while_loop`` body, a ``tf.cond`` branch, a tf.data ``map`` function, a
+#: function called from a function.
+UNSAFE_PLACES: tuple[str, ...] = (
+    "call",
+    "signature",
+    "while_body",
+    "cond_branch",
+    "dataset_map",
+    "nested_function",
+)
 SPEC = tf.TensorSpec([None, 4], tf.float32)
 
 
@@ -70,15 +90,40 @@ def _hide(place: str, evil: Callable[[], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
     if place == "nested_function":
         inner = tf.function(lambda: tf.cast(tf.strings.length(evil()), tf.float32))
         return x + inner() * zero
-    raise ValueError(place)
+    raise ValueError(place)  # pragma: no cover - checked by unsafe_model
 
 
-def malicious_model(path: Path, family: str, place: str, target: Path) -> Path:
-    """Write a SavedModel that runs ``family`` on ``target`` from ``place``; returns ``path``."""
-    make = FAMILIES[family]
+def unsafe_model(
+    path: str | os.PathLike[str],
+    family: str,
+    place: str,
+    *,
+    target: str | os.PathLike[str],
+) -> str:
+    """Write a SavedModel that runs ``family`` on ``target`` from ``place``.
+
+    Args:
+        path: the folder to write (must not exist).
+        family: a key of :data:`UNSAFE_FAMILIES` (``"write"``, ``"read"``, ``"list"``,
+            ``"print_file"``).
+        place: one of :data:`UNSAFE_PLACES`.
+        target: the file the model writes, reads or prints to (or whose folder it lists).
+
+    Returns:
+        ``path``, as a string.
+
+    Raises:
+        ValueError: an unknown family or place.
+    """
+    if family not in _FAMILIES or place not in UNSAFE_PLACES:
+        raise ValueError(
+            f"Expected family in {sorted(_FAMILIES)} and place in {list(UNSAFE_PLACES)}. "
+            f"Received: family={family!r}, place={place!r}."
+        )
+    make = _FAMILIES[family]
 
     def evil() -> tf.Tensor:
-        return make(str(target))
+        return make(os.fspath(target))
 
     root = tf.Module()
     root.w = tf.Variable(tf.ones([4]))
@@ -88,12 +133,12 @@ def malicious_model(path: Path, family: str, place: str, target: Path) -> Path:
         root.__call__ = tf.function(lambda x: x * root.w, input_signature=[SPEC])
         serve = tf.function(lambda x: _hide(place, evil, x) * root.w, input_signature=[SPEC])
         root.serve = serve
-        tf.saved_model.save(root, str(path), signatures={"serving_default": serve})
+        tf.saved_model.save(root, os.fspath(path), signatures={"serving_default": serve})
     else:
         root.__call__ = tf.function(
             lambda x: _hide(place, evil, x) * root.w, input_signature=[SPEC]
         )
         # "call": no signature at all; every other place also gets one.
         signatures = {} if place == "call" else {"serving_default": root.__call__}
-        tf.saved_model.save(root, str(path), signatures=signatures)
-    return path
+        tf.saved_model.save(root, os.fspath(path), signatures=signatures)
+    return os.fspath(path)
