@@ -30,6 +30,7 @@ BUILTIN_OF = {
     "OutputNotWritableError": PermissionError,
     "MissingExtraError": ImportError,
     "InvalidModelError": ValueError,
+    "UnsafeModelError": PermissionError,
 }
 
 
