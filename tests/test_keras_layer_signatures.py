@@ -137,6 +137,9 @@ def test_keras_round_trip_keeps_the_fine_tuned_weights(style: str, tmp_path: Pat
     again = reloaded.layers[1]
     assert isinstance(again, hub.KerasLayer)
     assert [w.trainable for w in again.weights] == [w.trainable for w in layer.weights]
+    assert again.get_config()["training_signature"] == KWARGS[style].get("training_signature")
+    if style == "serve_train":  # the reloaded layer still trains through serve_train
+        assert not np.allclose(again(x, training=True), again(x, training=False), atol=1e-4)
 
 
 def test_training_signature_runs_in_training_mode_and_inference_is_default() -> None:

@@ -163,6 +163,7 @@ class ModelLayer(keras.layers.Layer):
             tags=options.tags,
             trainable_patterns=self._patterns,
             trainable_last_n=self._last_n,
+            training_signature=options.training_signature,
             embed_saved_model=self._embed,
         )
         if self._input_shape is not None:
