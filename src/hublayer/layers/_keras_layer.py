@@ -83,9 +83,13 @@ class KerasLayer(ModelLayer):
             ``input_shape=[]`` declares the input of a text model.
 
     Call arguments:
-        inputs: a tensor, or a dict of tensors for models with named inputs.
+        inputs: a tensor, or a dict of tensors for models with named inputs. Python
+            numbers, lists and numpy arrays are converted to the dtype the model takes.
+            A model traced for a fixed batch size (onnx2tf's batch of 1) takes any batch
+            size: the layer runs it on slices and warns once that this is slower.
         training: reaches the model only when the layer is trainable and the model
-            accepts it (the BatchNormalization rule).
+            accepts it (the BatchNormalization rule); with a signature, it picks
+            ``training_signature`` when one is given.
 
     Returns:
         The model's output: a tensor, or a dict for dict outputs without ``output_key``.
