@@ -4,9 +4,10 @@ A case is a list of contenders that do the same work. After a warm-up, the harne
 them in turn, A B C A B C ..., so that a slow minute on a shared machine hits all of
 them alike, and reports the median, min and max of each, and the ratios the case names.
 
-Contenders are defined in ``_contender.py`` (re-exported here, so a case imports all it
-needs from one place). A contender whose feature is not built yet raises :class:`NotYet`
-from ``start`` and is reported as "not yet", with the reason, instead of failing the run.
+Contenders are defined in ``_contender.py``, results and figures in ``_results.py``
+(both re-exported here, so a case imports all it needs from one place). A contender
+whose feature is not built yet raises :class:`NotYet` from ``start`` and is reported as
+"not yet", with the reason, instead of failing the run.
 
 How to write a case whose verdicts survive noise (all of this is automatic once the
 case names its figures):
@@ -57,18 +58,25 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
-from benchmarks import _verdict
 from benchmarks._contender import Contender, InProcess, NotYet, Sample, require
 from benchmarks._env import cpu_count, provenance
 from benchmarks._machine import Meter, is_busy
-from benchmarks._verdict import Verdict, check_target, interval, min_ratio, verdict
+from benchmarks._results import (
+    CaseResult,
+    ContenderResult,
+    Ratio,
+    RatioResult,
+    Stats,
+    Status,
+    compute_ratio,
+)
+from benchmarks._verdict import Verdict, check_target
 
 __all__ = [
     "CaseResult",
@@ -89,38 +97,8 @@ __all__ = [
     "run_plan",
 ]
 
-Status = Literal["ok", "not yet", "error", "fails as expected", "skipped"]
 Log = Callable[[str], None]
 Note = str | Callable[["CaseResult"], str | None]
-
-
-@dataclass(frozen=True)
-class Ratio:
-    """A figure the case reports: ``subject`` against ``peer``.
-
-    Args:
-        subject: the contender the figure is about (usually ours).
-        peer: the contender it is compared with.
-        kind: ``"time"``: median time of subject / median time of peer (lower is better);
-            ``"speed"``: median time of peer / median time of subject, i.e. throughput of
-            subject over throughput of peer, or "x faster" (higher is better);
-            ``"seconds"``: the subject's median in seconds, for an absolute target
-            (``peer`` is then ``""``);
-            ``"metric"``: the median of a value each run reports (``metric``, a key of
-            the operation's dict, such as an accuracy), for an absolute target.
-        target: the goal, such as ``"<= 1.05"`` or ``">= 2"``, or ``""`` for none.
-        metric: the key of a ``"metric"`` figure.
-
-    Example:
-        >>> Ratio("demo", "", "metric", ">= 0.95", metric="test_accuracy").metric
-        'test_accuracy'
-    """
-
-    subject: str
-    peer: str
-    kind: Literal["time", "speed", "seconds", "metric"]
-    target: str = ""
-    metric: str = ""
 
 
 @dataclass
@@ -151,140 +129,10 @@ class Plan:
     cleanup: list[Callable[[], object]] = field(default_factory=list)
 
 
-@dataclass
-class Stats:
-    """Summary of one contender's samples (seconds)."""
-
-    median: float
-    min: float
-    max: float
-    n: int
-    cores: float | None
-    cpu: float | None = None  #: median CPU seconds of a run, all threads together
-
-    @classmethod
-    def of(cls, samples: Sequence[Sample]) -> Stats:
-        secs = [s.seconds for s in samples]
-        usage = [s.cpu_seconds / s.seconds for s in samples if s.cpu_seconds and s.seconds > 0]
-        cpu = [s.cpu_seconds for s in samples if s.cpu_seconds is not None]
-        return cls(
-            median=statistics.median(secs),
-            min=min(secs),
-            max=max(secs),
-            n=len(secs),
-            cores=statistics.median(usage) if usage else None,
-            cpu=statistics.median(cpu) if cpu else None,
-        )
-
-
-@dataclass
-class ContenderResult:
-    """What one contender did: its status, samples and summary."""
-
-    name: str
-    role: str
-    status: Status
-    detail: str = ""
-    items: int | None = None
-    nbytes: int | None = None
-    samples: list[Sample] = field(default_factory=list)
-    stats: Stats | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RatioResult:
-    """A computed figure with its interval and verdict (see ``_verdict.py``).
-
-    ``value`` is the ratio of the medians, None when either side has no timing;
-    ``low``/``high`` the 90 % bootstrap interval over paired rounds; ``min_value`` the
-    ratio of the fastest runs; ``verdict`` is "met", "not met", "within noise", "n/a"
-    (no value) or "" (no target); ``met`` is True or False only for "met" or "not met".
-    """
-
-    subject: str
-    peer: str
-    kind: str
-    target: str
-    value: float | None
-    met: bool | None
-    verdict: Verdict = ""
-    low: float | None = None
-    high: float | None = None
-    min_value: float | None = None
-    pairs: int = 0
-    metric: str = ""
-
-
-@dataclass
-class CaseResult:
-    """The outcome of one case, ready for JSON."""
-
-    name: str
-    title: str
-    status: Status
-    detail: str = ""
-    notes: list[str] = field(default_factory=list)
-    contenders: list[ContenderResult] = field(default_factory=list)
-    ratios: list[RatioResult] = field(default_factory=list)
-    wall_s: float = 0.0
-    load: list[float] = field(default_factory=list)
-    issue: str = ""
-    suite: str = ""
-    command: str = ""
-    started: str = ""
-    peak_load: float = 0.0
-    cpus: int = 0
-    busy: bool = False
-    other_cores: float | None = None
-    commit: str = ""
-    dirty: bool | None = None
-
-    def contender(self, name: str) -> ContenderResult | None:
-        """The result of the contender called ``name``, or None (for computed notes)."""
-        return next((c for c in self.contenders if c.name == name), None)
-
-    def ratio(self, subject: str, peer: str = "") -> RatioResult | None:
-        """The first computed ratio of ``subject`` against ``peer``, or None."""
-        return next((r for r in self.ratios if (r.subject, r.peer) == (subject, peer)), None)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _short_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return first[:400]
-
-
-def _ratio(ratio: Ratio, by_name: dict[str, ContenderResult]) -> RatioResult:
-    mine, theirs = by_name.get(ratio.subject), by_name.get(ratio.peer)
-    alone = ratio.kind in ("seconds", "metric")
-    kind: _verdict.Kind = "seconds" if ratio.kind == "metric" else ratio.kind
-    if ratio.kind == "metric":
-        runs = mine.samples if mine else []
-        a = [float(s.extras[ratio.metric]) for s in runs if ratio.metric in s.extras]
-    else:
-        a = [s.seconds for s in mine.samples] if mine else []
-    b = [s.seconds for s in theirs.samples] if theirs and not alone else []
-    head = (ratio.subject, ratio.peer, ratio.kind, ratio.target)
-    if not a or (not alone and not b):
-        v = verdict(None, None, ratio.target)
-        return RatioResult(*head, None, None, v, metric=ratio.metric)
-    low, high = interval(a, b, kind)
-    v = verdict(low, high, ratio.target)
-    return RatioResult(
-        *head,
-        value=_verdict.ratio(a, b, kind),
-        met={"met": True, "not met": False}.get(v),
-        verdict=v,
-        low=low,
-        high=high,
-        min_value=min_ratio(a, b, kind),
-        pairs=len(a) if alone else min(len(a), len(b)),
-        metric=ratio.metric,
-    )
 
 
 def _fmt(seconds: float) -> str:
@@ -380,7 +228,7 @@ def run_plan(name: str, title: str, plan: Plan, *, log: Log = print) -> CaseResu
     for res in results.values():
         if res.samples:
             res.stats = Stats.of(res.samples)
-    ratios = [_ratio(r, results) for r in plan.ratios]
+    ratios = [compute_ratio(r, results) for r in plan.ratios]
     contenders = list(results.values())
     statuses = {c.status for c in contenders}
     status: Status = "ok" if statuses & {"ok", "fails as expected"} else "not yet"
