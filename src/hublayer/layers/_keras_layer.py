@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hublayer._backend import require_tensorflow_backend
+from hublayer._backend import require_savedmodel_backend, require_tensorflow_backend
 from hublayer._specs import TensorInfo
 from hublayer.errors import NotTrainableError
 from hublayer.layers import (
@@ -118,6 +118,15 @@ class KerasLayer(ModelLayer):
         >>> model.output_shape
         (None, 2)
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        """On the JAX backend, build the tf2jax implementation (``layers/_jax_layer.py``)."""
+        if cls is KerasLayer and keras.backend.backend() != "tensorflow":
+            require_savedmodel_backend("build a KerasLayer")  # PyTorch: refused, with why
+            from hublayer.layers._jax_layer import JaxKerasLayer
+
+            cls = JaxKerasLayer  # a subclass: Python then runs its __init__
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import keras
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
@@ -136,6 +138,12 @@ def _compute(
     forward: Callable[[Any], Any] = tf.function(
         lambda x: backbone(x, training=False), input_signature=[signature]
     )
+    if keras.backend.backend() == "jax":  # the layer runs JAX code: jit it, feed NumPy
+        jitted = importlib.import_module("jax").jit(lambda x: backbone(x, training=False))
+
+        def forward(x: Any) -> Any:
+            return jitted(np.asarray(x))
+
     features: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     label = f"embeddings ({source.name})"

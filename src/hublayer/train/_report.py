@@ -28,6 +28,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import shutil
 import time
@@ -147,6 +148,11 @@ def export_for_serving(model: keras.Model, path: Path) -> None:
     ``{"probabilities": ...}``; ``hublayer.KerasLayer`` can load it back too."""
     from hublayer.models import export_saved_model
 
+    if keras.backend.backend() != "tensorflow":  # JAX: the .keras file is the model
+        logging.getLogger(__name__).warning(
+            "No SavedModel for serving at %s: export needs the TensorFlow backend.", path
+        )
+        return
     export_saved_model(model, path, output_name="probabilities", overwrite=True)
 
 
