@@ -217,6 +217,8 @@ def test_grayscale_images_train_without_being_asked(walk: dict[str, Path], tmp_p
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "model.keras").is_file()
+    said = "Converting the grayscale images of 'image' to RGB, as the model takes 3 channel(s)."
+    assert result.stderr.count(said) == 1
 
 
 def test_errors_name_the_flag_not_the_python_argument(walk: dict[str, Path]) -> None:
