@@ -1,4 +1,4 @@
-"""Case 5, records: image and tabular pipelines, raw framing, and inspect.
+"""Case 5, records: image and tabular pipelines, raw framing, and inspect (``_inspect.py``).
 
 Every image pipeline yields the same batches: float32 images in [0, 1] at 224 px (decoded
 from 256 px JPEGs and resized) and int64 labels, 32 a batch. Every tabular pipeline yields
@@ -12,24 +12,23 @@ quotes (cores, output differences, record counts) is computed in this run.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from benchmarks._data import Records, blob_records, jpeg_records, tabular_records
+from benchmarks._data import Records, jpeg_records, tabular_records
 from benchmarks._env import cpu_count
 from benchmarks._harness import (
     CaseResult,
     CaseSpec,
     Contender,
     InProcess,
-    NotYet,
     Plan,
     Ratio,
     require,
 )
-from benchmarks._subprocess import ColdProcess, Worker
+from benchmarks._subprocess import Worker
 from benchmarks._suites import Suite
+from benchmarks.cases import _inspect
 
 __all__ = ["CASES"]
 
@@ -303,14 +302,6 @@ def tabular(suite: Suite) -> Plan:
 # ---------------------------------------------------------------- raw framing
 
 
-def _count_tf_data(records: Records) -> Callable[[], Any]:
-    """Count with tf.data: batch the raw records and add up the batch sizes (CRCs checked)."""
-    import tensorflow as tf
-
-    ds = tf.data.TFRecordDataset(list(records.files), buffer_size=8 << 20).batch(8192)
-    return lambda: {"records": sum(int(b.shape[0]) for b in ds)}
-
-
 def framing(suite: Suite) -> Plan:
     data = tabular_records(suite.tabular)
     kw: dict[str, Any] = {"items": data.count, "nbytes": data.nbytes}
@@ -326,7 +317,9 @@ def framing(suite: Suite) -> Plan:
                 role="peer",
                 **kw,
             ),
-            InProcess("tf.data.TFRecordDataset", lambda: _count_tf_data(data), role="peer", **kw),
+            InProcess(
+                "tf.data.TFRecordDataset", lambda: _inspect.count_tf_data(data), role="peer", **kw
+            ),
         ],
         [
             Ratio(ours, package, "speed"),
@@ -344,87 +337,9 @@ def framing(suite: Suite) -> Plan:
     )
 
 
-# ---------------------------------------------------------------- inspect
-
-
-def _inspect_api(records: Records, sample: int | None = 1000) -> Callable[[], Any]:
-    records_api = require("hublayer.records", "inspect")
-    files = list(records.files)
-
-    def op() -> dict[str, Any]:
-        schema = records_api.inspect(files, sample=sample)
-        return {"records read": schema.records}
-
-    return op
-
-
-def _inspect_check() -> None:
-    require("hublayer.records", "inspect")
-    group = require("hublayer.cli._records", "records").records
-    if "inspect" not in getattr(group, "commands", {}):
-        raise NotYet("the `hublayer records inspect` command is not built yet")
-
-
-FULL = "records.inspect(sample=None)"
-COUNT = "tf.data full count"
-
-
-def _inspect_note(result: CaseResult) -> str | None:
-    sampled, full = result.contender("records.inspect()"), result.contender(FULL)
-    if sampled is None or "records read" not in sampled.extras:
-        return None
-    text = (
-        f"records.inspect() reads a sample: {sampled.extras['records read']:,} records in this "
-        "run. Its time is against the target; its ratio to a full read is not a speed-up of "
-        "the same work, so it has none."
-    )
-    if full is not None and "records read" in full.extras:
-        text += (
-            f" Equal work: {FULL} reads all {full.extras['records read']:,} records and "
-            f"decodes each Example, against {COUNT}, which only frames them."
-        )
-    return text
-
-
-def inspect(suite: Suite) -> Plan:
-    data = blob_records(suite.inspect_mb)
-    files = list(data.files)
-    return Plan(
-        [
-            InProcess("records.inspect()", lambda: _inspect_api(data), nbytes=data.nbytes),
-            InProcess(FULL, lambda: _inspect_api(data, None), items=data.count, nbytes=data.nbytes),
-            ColdProcess(
-                "hublayer records inspect (CLI, cold)",
-                [sys.executable, "-m", "hublayer", "records", "inspect", *files],
-                precheck=_inspect_check,
-                until="exit",
-            ),
-            InProcess(
-                COUNT,
-                lambda: _count_tf_data(data),
-                role="peer",
-                items=data.count,
-                nbytes=data.nbytes,
-            ),
-        ],
-        [
-            Ratio("records.inspect()", "", "seconds", "<= 5"),
-            Ratio("hublayer records inspect (CLI, cold)", "", "seconds", "<= 5"),
-            Ratio(FULL, COUNT, "speed"),
-        ],
-        warmup=1,
-        reps=suite.pick(5, 5),
-        notes=[
-            f"{data.nbytes / 2**30:.2f} GiB of shards ({len(files)} files, {data.count:,} "
-            "examples of about 64 KiB). Target: a few seconds at most, by sampling.",
-            _inspect_note,
-        ],
-    )
-
-
 CASES = (
     CaseSpec("images", "Image pipeline: JPEG records to 224 px batches", images, issue="#5"),
     CaseSpec("tabular", "Tabular pipeline: small examples into batches", tabular, issue="#5"),
     CaseSpec("framing", "Raw framing: count records without TensorFlow", framing, issue="#5"),
-    CaseSpec("inspect", "records inspect on 1 GB of shards", inspect, issue="#5"),
+    CaseSpec("inspect", "records inspect on 1 GB of shards", _inspect.inspect, issue="#5"),
 )
