@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import _cli, _data, _machine, _report, _verdict
+from benchmarks import _cli, _data, _env, _machine, _report, _verdict
 from benchmarks._env import environment
 from benchmarks._harness import (
     CaseSpec,
@@ -663,6 +663,33 @@ def test_a_busy_case_runs_again_and_the_quietest_run_is_kept(
     assert _cli.main([*argv, "--rerun-busy", "0"]) == 0
     (case,) = json.loads(next(tmp_path.glob("*.json")).read_text())["cases"]
     assert (len(runs), case["busy"], case["reruns"]) == (1, True, 0)
+
+
+def test_a_run_records_the_commit_at_its_start_and_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = CaseSpec("tiny", "A tiny case", lambda _: Plan([]))
+    monkeypatch.setattr(_cli, "_cases", lambda: (spec,))
+    monkeypatch.setattr(_cli, "_run_child", lambda s, suite, smoke=False: _case_json("tiny", 0.5))
+    commits = iter([{"commit": "1111111", "dirty": False}, {"commit": "2222222", "dirty": True}])
+    monkeypatch.setattr(_cli, "provenance", lambda: next(commits))
+    md = tmp_path / "R.md"
+    assert _cli.main(["--case", "tiny", "--results-dir", str(tmp_path), "--markdown", str(md)]) == 0
+    (run,) = json.loads(next(tmp_path.glob("*.json")).read_text())["runs"]
+    assert (run["commit_start"], run["commit_end"]) == ("1111111", "2222222")
+    assert (run["dirty_start"], run["dirty_end"]) == (False, True)
+    assert "**the code changed while this run measured**" in md.read_text()
+
+
+def test_provenance_names_the_checked_out_commit() -> None:
+    import subprocess
+
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    code = _env.provenance()
+    assert code["commit"] == head
+    assert code["dirty"] in (True, False)
 
 
 def test_smoke_runs_each_contender_once_without_warmup() -> None:
