@@ -83,6 +83,7 @@ def test_class_names_travel_from_the_folders_into_the_model(walk: dict[str, Path
     assert config["class_names"] == list(CLASSES)
     metrics = json.loads((walk["out"] / "metrics.json").read_text())
     assert metrics["splits"]["validation"]["accuracy"] >= 0.9
+    assert metrics["classes"] == list(CLASSES)  # what the report and plots show
 
 
 def test_evaluate_on_a_split_missing_a_class_scores_by_name(walk: dict[str, Path]) -> None:
