@@ -217,3 +217,18 @@ def test_onnx2tf_model_has_nothing_to_train_and_logs_it(caplog: pytest.LogCaptur
     assert layer.weights == []
     assert any("zero trainable weights" in r.getMessage() for r in caplog.records)
     assert layer(_images(2)).shape == (2, DIM)
+
+
+def test_factory_refuses_bad_arguments_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="style"):
+        testing.signature_model(tmp_path / "a", style="torchscript")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size"):
+        testing.signature_model(tmp_path / "b", batch_size=0)
+    assert list(tmp_path.iterdir()) == []
+    path = testing.signature_model(tmp_path / "c", style="onnx2tf", image_size=4, dim=2)
+    loaded = tf.saved_model.load(path)
+    (spec,) = loaded.signatures["serving_default"].structured_input_signature[1].values()
+    assert spec.shape == (1, 4, 4, 3)
+    assert not callable(loaded)  # signature-only: no __call__
+    with pytest.raises(FileExistsError):
+        testing.signature_model(path, overwrite=False)

@@ -279,7 +279,11 @@ def fit_classifier(
         classes.names,
         bool(embedded),
     )
-    with tempfile.TemporaryDirectory(prefix="hublayer-checkpoints-") as scratch:
+    every_file = [f for source in sources.values() for f in source.files]
+    with (
+        tempfile.TemporaryDirectory(prefix="hublayer-checkpoints-") as scratch,
+        naming_bad_images(every_file),  # a bad image met while training names its record
+    ):
         resumable = out_dir is not None
         directory = Path(out_dir) / "checkpoints" if out_dir is not None else Path(scratch)
         store = Checkpoints(directory, run_id, resume=resume and resumable)
