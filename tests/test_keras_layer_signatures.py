@@ -232,3 +232,21 @@ def test_factory_refuses_bad_arguments_and_writes_nothing(tmp_path: Path) -> Non
     assert not callable(loaded)  # signature-only: no __call__
     with pytest.raises(FileExistsError):
         testing.signature_model(path, overwrite=False)
+
+
+def test_several_outputs_without_output_key_list_them(tmp_path: Path) -> None:
+    module = tf.Module()
+    module.w = tf.Variable(2.0)
+    module.serve = tf.function(
+        lambda x: {"logits": module.w * x, "probs": tf.nn.softmax(module.w * x)},
+        input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")],
+    )
+    tf.saved_model.save(module, str(tmp_path / "two"), signatures={"serving_default": module.serve})
+    with pytest.raises(SignatureError) as raised:
+        hub.KerasLayer(str(tmp_path / "two"))
+    assert raised.value.available == ["logits", "probs"]
+    assert "output_key" in str(raised.value)
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(hub.KerasLayer(str(tmp_path / "two"), output_key="logits")(x), 2.0)
+    both = hub.KerasLayer(str(tmp_path / "two"), signature_outputs_as_dict=True)(x)
+    assert sorted(both) == ["logits", "probs"]
