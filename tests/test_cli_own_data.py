@@ -192,16 +192,21 @@ def test_a_damaged_model_file_says_what_is_wrong(
     assert "File not found" not in result.output
 
 
-def test_a_bad_image_that_reaches_training_is_named(walk: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", ["--embeddings-dir", "--no-cache"])
+def test_a_bad_image_that_reaches_training_is_named(
+    walk: dict[str, Path], tmp_path: Path, cache: str
+) -> None:
     png = (walk["photos"] / "train" / "red" / "0.png").read_bytes()
     images = np.array([png] * 5 + [png[: len(png) // 2]] + [png] * 4, dtype=object)
     records.write_arrays(tmp_path / "bad.tfrecord", {"image": images, "label": np.arange(10) % 2})
+    where = [cache, str(tmp_path / "emb")] if cache == "--embeddings-dir" else [cache]
     result = _run(
         "train", "--model", str(walk["model"]), "--train", str(tmp_path / "bad.tfrecord"),
-        "--out", str(tmp_path / "run"), "--embeddings-dir", str(tmp_path / "emb"),
-        "--no-progress",
+        "--out", str(tmp_path / "run"), "--no-progress", *where,
     )  # fmt: skip
     _clean_failure(result, f"{tmp_path / 'bad.tfrecord'}, record 5, feature 'image'", "--all")
+    leftovers = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "run").rglob("*"))
+    assert leftovers == [], leftovers
 
 
 def test_grayscale_images_train_without_being_asked(walk: dict[str, Path], tmp_path: Path) -> None:
