@@ -45,7 +45,14 @@ from hublayer.train._backbone import (
 )
 from hublayer.train._backbone import unfreeze as unfreeze_backbone
 from hublayer.train._callbacks import Checkpoints
-from hublayer.train._data import Classes, FilesLike, Source, expand_files
+from hublayer.train._data import (
+    Classes,
+    FilesLike,
+    Source,
+    check_writable,
+    expand_files,
+    naming_bad_images,
+)
 from hublayer.train._embeddings import Embeddings, embed
 from hublayer.train._model import HeadLike, assemble, build_head, describe_head
 from hublayer.train._phases import Run, fine_tune, train_head
@@ -228,6 +235,8 @@ def fit_classifier(
     )
     fine_tuning = mode == "fine_tune" and ft_epochs > 0
     monitor = _monitor(monitor, validation is not None)
+    if out_dir is not None:  # an unwritable output fails now, not after the embeddings
+        check_writable(out_dir, what="the training output", flag="--out", argument="out_dir=")
     show = progress_mode(progress)
     timings: dict[str, float] = {}
     keras.utils.set_random_seed(seed)
@@ -254,11 +263,16 @@ def fit_classifier(
     # After fine-tuning, the test split is scored through the tuned backbone: its frozen
     # features would go unused.
     to_embed = {n: s for n, s in sources.items() if not (fine_tuning and n == "test")}
-    embedded = _embed_all(backbone, to_embed, model_fingerprint, embedding_cache, batch_size, show)
+    with naming_bad_images([f for source in to_embed.values() for f in source.files]):
+        embedded = _embed_all(
+            backbone, to_embed, model_fingerprint, embedding_cache, batch_size, show
+        )
     timings["embeddings_s"] = sum(e.seconds for e in embedded.values())
     raw = {n: embedded[n].labels if n in embedded else s.labels() for n, s in sources.items()}
     others = [v for name, v in raw.items() if name != "train"]
-    classes = Classes.from_labels(raw["train"], others, num_classes)
+    classes = Classes.from_labels(
+        raw["train"], others, num_classes, names=sources["train"].label_names
+    )
     labels = {name: classes.encode(values, split=name) for name, values in raw.items()}
 
     head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
