@@ -15,7 +15,7 @@ import tensorflow as tf
 from _layer_models import FEATURE_DIM, IMAGE_SIZE, bert_inputs, images, models, sentences
 
 import hublayer as hub
-from hublayer._specs import TensorInfo, input_specs_of
+from hublayer._specs import RANGE_ASSUMED, TensorInfo, input_specs_of
 
 
 def _case(name: str) -> tuple[dict[str, Any], Any, Callable[[Any], Any]]:
@@ -187,7 +187,11 @@ def test_input_specs_are_tensor_infos_for_records() -> None:
     layer = hub.KerasLayer(models()["image_feature_vector"])
     (spec,) = input_specs_of(layer)
     assert spec == TensorInfo(
-        "inputs", "float32", (None, IMAGE_SIZE, IMAGE_SIZE, 3), value_range=(0.0, 1.0)
+        "inputs",
+        "float32",
+        (None, IMAGE_SIZE, IMAGE_SIZE, 3),
+        value_range=(0.0, 1.0),
+        range_source=RANGE_ASSUMED,  # TF Hub's convention, not a fact about the model
     )
     bert = hub.KerasLayer(models()["bert_encoder"], output_key="pooled_output")
     assert [s.name for s in bert.input_specs] == ["input_mask", "input_type_ids", "input_word_ids"]
