@@ -12,8 +12,8 @@ How a layer gets its model::
                                      handle) into the placeholders, then apply the values
 
 :class:`ModelLayer` is the base of ``KerasLayer``: it holds this life cycle and which of
-the model's variables train (the partial fine-tuning selection, and the SavedModel's
-regularization losses that follow it), so ``_keras_layer.py`` holds the calling side.
+the model's variables train (the partial fine-tuning selection), and reports the
+SavedModel's regularization losses, so ``_keras_layer.py`` holds the calling side.
 """
 
 from __future__ import annotations
@@ -127,11 +127,21 @@ class ModelLayer(keras.layers.Layer):
         state = getattr(self, "_loaded", None) or getattr(self, "_pending", None)
         if state is None:
             return
-        selection = self._selection()
-        for variable, selected in zip(state.variables, selection, strict=True):
+        for variable, selected in zip(state.variables, self._selection(), strict=True):
             variable.trainable = self._trainable and selected
-        regularizers = getattr(state, "regularizers", ())
-        _regularization.attach(state.variables, selection, regularizers)
+
+    def _get_own_losses(self) -> list[Any]:
+        """Keras's own-loss hook, plus the SavedModel's regularization losses (0 if frozen).
+
+        Read by ``layer.losses``, ``model.losses`` and ``fit`` at any time, so the losses
+        show before the first call and follow ``trainable`` at once. Only on the
+        TensorFlow backend: the SavedModel's loss functions are TensorFlow functions.
+        """
+        own = list(super()._get_own_losses())
+        loaded = self._loaded
+        if loaded is None or not loaded.regularizers or keras.backend.backend() != "tensorflow":
+            return own
+        return own + _regularization.model_losses(loaded.regularizers, trainable=self.trainable)
 
     # ----------------------------------------------------------------- saving
     def get_config(self) -> dict[str, Any]:
