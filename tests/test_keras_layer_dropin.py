@@ -122,6 +122,13 @@ def test_compute_output_shape_agrees_with_compute_output_spec() -> None:
     assert text.compute_output_shape((None,)) == (None, 16)
     pair = hub.KerasLayer(lambda x: [x, 2 * x], output_shape=[[3], [3]])
     assert pair.compute_output_shape((None, 3)) == [(None, 3), (None, 3)]
+    # A callable that declares nothing: traced, for both methods alike.
+    traced = hub.KerasLayer(lambda x: {"twice": 2 * x, "sum": keras.ops.sum(x, axis=-1)})
+    assert traced.compute_output_shape((None, 3)) == {"twice": (None, 3), "sum": (None,)}
+    symbolic = traced(keras.Input((3,)))
+    assert {k: v.shape for k, v in symbolic.items()} == {"twice": (None, 3), "sum": (None,)}
+    # tensorflow_hub returned a tf.TensorShape: the tuple answers like one too.
+    assert single.compute_output_shape((10, IMAGE_SIZE, IMAGE_SIZE, 3)).as_list() == [10, 16]
 
 
 def test_arguments_pick_the_traced_function(root: Path) -> None:

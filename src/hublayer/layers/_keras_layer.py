@@ -366,11 +366,16 @@ class KerasLayer(ModelLayer):
         state = self._loaded or self._pending
         spec = state.output_spec if state is not None else None
         if spec is None:  # the model declares no spec: trace call
-            return super().compute_output_spec(inputs, training=training)
+            # Not Layer's version: with compute_output_shape defined, it would ask that,
+            # which asks this method again.
+            return keras.Operation.compute_output_spec(self, inputs, training=training)
         return _shapes.keras_tensors(spec, inputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         """The output shape(s) for ``input_shape``, as :meth:`compute_output_spec` has them.
+
+        Each shape is a tuple, as Keras 3 has it, that also answers ``.as_list()`` and
+        ``.rank`` like the ``tf.TensorShape`` ``tensorflow_hub``'s layer returned.
 
         Example:
             >>> layer.compute_output_shape((None, 224, 224, 3))  # doctest: +SKIP
@@ -380,7 +385,7 @@ class KerasLayer(ModelLayer):
         specs = loaded.target.input_specs if loaded is not None else ()
         inputs = _shapes.symbolic_inputs(input_shape, specs)
         outputs = self.compute_output_spec(inputs)
-        return tf.nest.map_structure(lambda t: t.shape, outputs)
+        return tf.nest.map_structure(_shapes.output_shape_of, outputs)
 
     # ------------------------------------------------------------- properties
     @property

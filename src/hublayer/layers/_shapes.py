@@ -24,8 +24,10 @@ import tensorflow as tf
 from hublayer.layers._adapters import output_dtype
 
 __all__ = [
+    "OutputShape",
     "batch_size",
     "keras_tensors",
+    "output_shape_of",
     "output_shape_to_config",
     "parse_output_shape",
     "set_output_shape",
@@ -34,6 +36,31 @@ __all__ = [
     "symbolic_inputs",
     "with_output_shape",
 ]
+
+
+class OutputShape(tuple):  # type: ignore[type-arg]
+    """A Keras 3 shape tuple that also reads like a ``tf.TensorShape`` (drop-in code).
+
+    Example:
+        >>> shape = OutputShape((None, 8))
+        >>> shape == (None, 8), shape.as_list(), shape.rank
+        (True, [None, 8], 2)
+    """
+
+    def as_list(self) -> list[int | None]:
+        """The dimensions as a list, as ``tf.TensorShape.as_list()``."""
+        return list(self)
+
+    @property
+    def rank(self) -> int:
+        """The number of dimensions, as ``tf.TensorShape.rank``."""
+        return len(self)
+
+
+def output_shape_of(tensor: Any) -> OutputShape | None:
+    """The :class:`OutputShape` of a Keras symbolic tensor (``None`` for an unknown rank)."""
+    shape = getattr(tensor, "shape", None)
+    return OutputShape(shape) if shape is not None else None
 
 
 def parse_output_shape(value: Any) -> Any:
