@@ -72,10 +72,10 @@ def _is_image_folder(path: Path) -> bool:
     )
 
 
-def _inputs(inputs: Any, out_dir: Path) -> list[Path]:
+def _inputs(inputs: records.Files, out_dir: Path) -> list[str]:
     """TFRecord shards for ``inputs``; an image folder is converted once, into out_dir."""
     items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
-    if len(items) == 1 and _is_image_folder(Path(items[0])):
+    if len(items) == 1 and not records.is_url(items[0]) and _is_image_folder(Path(items[0])):
         folder = Path(items[0])
         converted = out_dir / _INPUTS_DIR
         marker = converted / ".complete"
@@ -92,9 +92,8 @@ def _inputs(inputs: Any, out_dir: Path) -> list[Path]:
                 progress=False,
             )
             marker.write_text("converted by hublayer embed\n", encoding="utf-8")
-        return sorted(converted.glob(f"{folder.name}-*.tfrecord"))
-    # records.inspect expands paths, globs and folders the one way every entry point does.
-    return [Path(p) for p in records.inspect(items, sample=1).files]
+        return [str(p) for p in sorted(converted.glob(f"{folder.name}-*.tfrecord"))]
+    return records.expand_files(items, role="input")
 
 
 def _check(
@@ -140,7 +139,7 @@ class _NoBar:
 
 def embed(
     model: str | os.PathLike[str],
-    inputs: Any,
+    inputs: records.Files,
     out_dir: str | os.PathLike[str],
     *,
     signature: str | None = None,
@@ -157,7 +156,8 @@ def embed(
 
     Args:
         model: a model handle or folder (resolved into the cache and scanned first).
-        inputs: TFRecord files of ``tf.train.Example`` (a path, glob, folder or list),
+        inputs: TFRecord files of ``tf.train.Example`` (a path, glob, folder, URL or a
+            list, as ``records.expand_files`` reads them),
             or an image folder with one subfolder per class (converted once into
             ``out_dir/_inputs`` as ``image`` and ``label``).
         out_dir: where the outputs go: one shard per input shard, named after it.
@@ -167,7 +167,8 @@ def embed(
         format: ``"tfrecord"`` (``tf.train.Example`` rows) or ``"parquet"``.
         engine: ``"local"`` (tf.data on this machine) or ``"ray"`` (Ray Data, model
             actors; needs ``pip install "hublayer[ray]"``).
-        num_workers: model actors for ``engine="ray"``; default: the cluster's CPUs.
+        num_workers: model actors for ``engine="ray"``; default: the cluster's CPUs
+            less one, which the read tasks use.
         address: the Ray cluster to join; None starts a local Ray (or uses the one
             already started in this process).
         progress: draw a progress bar (default: ``$HUBLAYER_PROGRESS``, else on a TTY).
