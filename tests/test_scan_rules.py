@@ -14,7 +14,7 @@ from hublayer.errors import ModelNotFoundError, UnsafeModelError
 from hublayer.models import _scan
 from hublayer.models._scan_graph import walk
 from hublayer.models._scan_proto import SCHEMA, SavedModel
-from hublayer.models._scan_registry import TENSORFLOW_OPS
+from hublayer.models._scan_registry import FUNCTION_ATTRS, TENSORFLOW_OPS
 from hublayer.models._scan_rules import DENYLIST
 from hublayer.testing import unsafe_model
 
@@ -265,6 +265,29 @@ def test_registry_lists_every_op_of_the_installed_tensorflow() -> None:
     raw = {name for name in dir(tf.raw_ops) if not name.startswith("_")}
     missing = sorted(raw - TENSORFLOW_OPS)
     assert not missing, f"regenerate _scan_registry.py: {missing[:10]}"
+
+
+def test_function_attrs_match_every_op_def_of_the_installed_tensorflow() -> None:
+    """The walk reads only these attributes of a registered op; none may be missing."""
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry
+
+    for name in dir(tf.raw_ops):
+        op_def = op_def_registry.get(name)
+        if op_def is None:
+            continue
+        declared = sorted(a.name for a in op_def.attr if a.type in ("func", "list(func)"))
+        assert sorted(FUNCTION_ATTRS.get(name, ())) == declared, name
+
+
+def test_function_attrs_of_an_unregistered_op_are_all_read() -> None:
+    model = _model()
+    meta = model.meta_graphs.add()
+    custom = meta.graph_def.node.add(name="custom", op="MyCustomCall")
+    custom.attr["anything"].func.name = "hidden"
+    _function(meta, "hidden").node_def.add(name="w", op="WriteFile")
+    found = {(f.op, f.function) for f in _findings(model)}
+    assert found == {("MyCustomCall", "(graph)"), ("WriteFile", "hidden")}
 
 
 # ----------------------------------------------------------------------- cache notes

@@ -3,7 +3,8 @@
 1. ``forward``, 2. ``finetune``, 3. ``load`` (``_layers.py``); 4. ``resolve``,
 ``download``, ``construct`` (``_cache.py``); 5. ``images``, ``tabular``, ``framing``,
 ``inspect`` (``_records.py``); 6. ``train`` (``_train.py``); 7. ``jax`` (``_jax.py``);
-8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``).
+8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``); 10. ``scan_detect``,
+``scan_cost`` (``_scan.py``).
 
 Importing this package is light: TensorFlow is imported by a case when it runs.
 """
@@ -11,7 +12,7 @@ Importing this package is light: TensorFlow is imported by a case when it runs.
 from __future__ import annotations
 
 from benchmarks._harness import CaseSpec
-from benchmarks.cases import _cache, _demo, _jax, _layers, _records, _scale, _train
+from benchmarks.cases import _cache, _demo, _jax, _layers, _records, _scale, _scan, _train
 
 __all__ = ["CASES"]
 
@@ -23,4 +24,5 @@ CASES: tuple[CaseSpec, ...] = (
     *_jax.CASES,
     *_demo.CASES,
     *_scale.CASES,
+    *_scan.CASES,
 )

@@ -26,10 +26,27 @@ from hublayer.handles._lock import EntryLock
 __all__ = ["read_entry_note", "write_entry_note"]
 
 _LOCK_TIMEOUT = 5.0
+#: path -> (cache, key, entry) of paths found inside an entry (a cache's layout is fixed).
+_ENTRIES: dict[str, tuple[Cache, str, Path]] = {}
+#: (cache root, key, name) -> (the manifest object it was checked against, the value).
+_CHECKED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_MEMO_MAX = 256
 
 
 def _entry(path: str | os.PathLike[str]) -> tuple[Cache, str, Path] | None:
     """``(cache, key, entry folder)`` when ``path`` lies inside a cache entry."""
+    text = os.fspath(path)
+    if (known := _ENTRIES.get(text)) is not None:
+        return known
+    found = _find_entry(text)
+    if found is not None:
+        if len(_ENTRIES) >= _MEMO_MAX:
+            _ENTRIES.clear()
+        _ENTRIES[text] = found
+    return found
+
+
+def _find_entry(path: str) -> tuple[Cache, str, Path] | None:
     target = Path(path).absolute()
     for models in target.parents:
         if models.name != "models" or not (models.parent / "manifests").is_dir():
@@ -57,17 +74,24 @@ def read_entry_note(path: str | os.PathLike[str], name: str) -> Any:
     if found is None:
         return None
     cache, key, _ = found
-    hit = cache.lookup(key)
+    hit = cache.lookup(key)  # the fast path: memoized manifest, one stat per file
     if hit.path is None or hit.manifest is None:
         return None
+    memo = (str(cache.root), key, name)
+    checked = _CHECKED.get(memo)
+    if checked is not None and checked[0] is hit.manifest:  # the same parse: same answer
+        return checked[1]
     note = hit.manifest.notes.get(name)
-    if not isinstance(note, dict):
-        return None
-    hashes = _hashes(hit.manifest)
-    files = note.get("files")
-    if not isinstance(files, dict) or any(hashes.get(f) != h for f, h in files.items()):
-        return None
-    return note.get("value")
+    value = None
+    if isinstance(note, dict):
+        hashes = _hashes(hit.manifest)
+        files = note.get("files")
+        if isinstance(files, dict) and all(hashes.get(f) == h for f, h in files.items()):
+            value = note.get("value")
+    if len(_CHECKED) >= _MEMO_MAX:
+        _CHECKED.clear()
+    _CHECKED[memo] = (hit.manifest, value)
+    return value
 
 
 def write_entry_note(

@@ -34,7 +34,7 @@ from typing import Any
 from google.protobuf import message
 
 from hublayer.models._scan_proto import AssetFileDef
-from hublayer.models._scan_registry import TENSORFLOW_OPS
+from hublayer.models._scan_registry import FUNCTION_ATTRS, TENSORFLOW_OPS
 from hublayer.models._scan_report import Finding
 from hublayer.models._scan_rules import (
     DENYLIST,
@@ -87,6 +87,8 @@ class _MetaGraph:
     restore_functions: frozenset[str]
     #: top-level variable -> the values assigned to it (TF2's asset path variables).
     assigned: dict[str, list[str]] = field(default_factory=dict)
+    #: (context, node) -> the functions the node calls or names, computed once.
+    callees: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
 
 def _node_name(tensor: str) -> str:
@@ -112,9 +114,22 @@ def _attr_functions(value: Any) -> Iterator[str]:
 
 
 def _callees(node: Any, functions: dict[str, _Context]) -> list[str]:
-    names = [node.op] if node.op in functions else []
-    for value in node.attr.values():
-        names.extend(_attr_functions(value))
+    """The functions a node calls: by op name, or through a function-valued attribute.
+
+    A registered op calls functions only through the attributes its op def declares as
+    ``func`` / ``list(func)`` (``FUNCTION_ATTRS``), so only those are read; every
+    attribute of any other op is.
+    """
+    op = node.op
+    names = [op] if op in functions else []
+    attrs = node.attr
+    if op in TENSORFLOW_OPS:
+        for key in FUNCTION_ATTRS.get(op, ()):
+            if key in attrs:
+                names.extend(_attr_functions(attrs[key]))
+    else:
+        for value in attrs.values():
+            names.extend(_attr_functions(value))
     return names
 
 
@@ -148,8 +163,7 @@ def _index(meta: Any, label: str) -> _MetaGraph:
         graph.nodes[node.name] = node
     assigned: dict[str, list[str]] = {}
     for node in graph.nodes.values():
-        inputs = _data_inputs(node)
-        if node.op == "AssignVariableOp" and len(inputs) == 2:
+        if node.op == "AssignVariableOp" and len(inputs := _data_inputs(node)) == 2:
             assigned.setdefault(_node_name(inputs[0]), []).append(inputs[1])
     functions: dict[str, _Context] = {}
     for function in meta.graph_def.library.function:
@@ -159,15 +173,18 @@ def _index(meta: Any, label: str) -> _MetaGraph:
     arg_sources: dict[tuple[str, int], list[Any]] = {}
     opaque: set[str] = set()
     calls: dict[str, set[str]] = {}
+    all_callees: dict[tuple[str, str], list[str]] = {}
     for context in (graph, *functions.values()):
+        called = calls.setdefault(context.name, set())
         for node in context.nodes.values():
-            callees = _callees(node, functions)
-            calls.setdefault(context.name, set()).update(callees)
-            inputs = _data_inputs(node)
+            callees = all_callees[context.name, node.name] = _callees(node, functions)
+            if not callees:
+                continue
+            called.update(callees)
             if node.op in functions or node.op in _CALLS:
-                mapped, passed = callees[:1], inputs
+                mapped, passed = callees[:1], _data_inputs(node)
             elif node.op in _BRANCHES:
-                mapped, passed = callees, inputs[1:]
+                mapped, passed = callees, _data_inputs(node)[1:]
             else:  # While bodies, dataset functions...: arguments the scan does not map
                 opaque.update(callees)
                 continue
@@ -201,14 +218,14 @@ def _index(meta: Any, label: str) -> _MetaGraph:
     live_nodes = _closure(graph, *roots)
 
     def called_from(nodes: frozenset[str]) -> set[str]:
-        roots = {c for n in nodes for c in _callees(graph.nodes[n], functions)}
+        roots = {c for n in nodes for c in all_callees[graph.name, n]}
         return _reachable(roots, calls)
 
     model_roots = {
         c
         for name, node in graph.nodes.items()
         if name not in checkpoint
-        for c in _callees(node, functions)
+        for c in all_callees[graph.name, name]
     }
     model_roots.update(objects.concrete_functions.keys())
     model = _reachable(model_roots, calls)
@@ -225,6 +242,7 @@ def _index(meta: Any, label: str) -> _MetaGraph:
         save_functions=frozenset(called_from(save_nodes) - model),
         restore_functions=frozenset(called_from(restore_nodes) - model),
         assigned=assigned,
+        callees=all_callees,
     )
 
 
@@ -357,7 +375,7 @@ def walk(model: Any, *, file: str) -> tuple[list[Finding], Counter[str], int]:
 def _node_findings(
     index: _MetaGraph, context: _Context, node: Any, ops: Counter[str], file: str
 ) -> Iterator[Finding]:
-    for callee in _callees(node, index.functions):
+    for callee in index.callees[context.name, node.name]:
         if callee not in index.functions:
             yield Finding(
                 node.op, context.name, node.name, MEDIUM, MISSING_FUNCTION_WHY, file, callee
