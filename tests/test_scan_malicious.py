@@ -154,3 +154,13 @@ def test_cli_runs_without_tensorflow(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "WriteFile" in done.stdout
     assert "while_body" in done.stdout
+
+
+def test_inspect_and_fit_classifier_refuse_too(tmp_path: Path) -> None:
+    path, target = _model("write", "cond_branch", tmp_path)
+    with pytest.raises(UnsafeModelError, match="WriteFile in cond_true"):
+        hub.inspect(path)
+    records = hub.testing.image_records(tmp_path / "records", 8, size=8)
+    with pytest.raises(UnsafeModelError, match="WriteFile"):
+        hub.train.fit_classifier(path, records, out_dir=tmp_path / "run", epochs=1)
+    assert not target.exists()
