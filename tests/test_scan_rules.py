@@ -346,3 +346,43 @@ def test_safe_mode_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("HUBLAYER_SAFE_MODE", "maybe")
     with pytest.raises(ValueError, match="HUBLAYER_SAFE_MODE"):
         config.safe_mode()
+
+
+def test_keras_config_naming_a_foreign_module_is_medium(tmp_path: Path) -> None:
+    import zipfile
+
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": "m",
+            "layers": [
+                {"module": "keras.layers", "class_name": "Dense", "config": {"name": "dense"}},
+                {"module": "evil.layers", "class_name": "Backdoor", "config": {"name": "bd"}},
+            ],
+        },
+    }
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", "{}")
+    report = hub.scan(tmp_path / "m.keras")
+    assert report.safe
+    assert [(f.op, f.node, f.severity, f.detail) for f in report.findings] == [
+        ("Backdoor", "bd", "medium", "evil.layers")
+    ]
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelNotFoundError, match="zip"):
+        hub.scan(tmp_path / "broken.keras")
+
+
+def test_unsafe_model_error_pickles_with_its_findings() -> None:
+    import pickle
+
+    model, _ = _nested("WriteFile")
+    findings = _findings(model)
+    report = _scan._report(Path("/m"), findings, walk(model, file="x")[1], 1, ["x"])
+    error = _scan._unsafe(report, "handle", "/m")
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, UnsafeModelError)
+    assert copy.findings == error.findings
+    assert str(copy) == str(error)
