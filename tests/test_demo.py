@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from hublayer import records, testing
 from hublayer.cli._app import cli
 from hublayer.demo import DemoResult, load_mnist_5k, run_demo, split_indices
 from hublayer.demo import _data as demo_module
+from hublayer.demo._record import readme_quote
 from hublayer.errors import ModelNotFoundError
 
 
@@ -187,3 +191,54 @@ def test_fine_tune_without_epochs_is_refused_before_any_work(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="fine_tune_epochs >= 1"):
         run_demo(tmp_path / "out", model="unused", fine_tune=True, fine_tune_epochs=0)
     assert not (tmp_path / "out").exists()
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
+
+
+@pytest.mark.parametrize("name", ["demo.json", "demo-fine-tune.json"])
+def test_readme_quotes_recorded_demo_runs(name: str) -> None:
+    """README's demo figures are rendered from a run's demo.json, kept in docs/, not typed."""
+    record = json.loads((DOCS / name).read_text(encoding="utf-8"))
+    assert readme_quote(record) in README.read_text(encoding="utf-8")
+    assert record["data"] == {"train": 4000, "validation": 500, "test": 500}
+    assert record["settings"]["limit_per_class"] is None
+    assert record["runs"]["feature_extraction"]["test_accuracy"] >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("HUBLAYER_TEST_REAL_DEMO") != "1",
+    reason="the full demo takes minutes: set HUBLAYER_TEST_REAL_DEMO=1 (`make bench` times it too)",
+)
+def test_real_demo_clears_95_percent(tmp_path: Path) -> None:
+    """`hublayer demo` as `make demo` runs it: a fresh process, the real model built from an
+    empty cache, all 5,000 digits. Test accuracy must clear 0.95; on a machine that is not
+    busy (load average below the cores) the run must also stay under 5 minutes."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hublayer", "demo", "--out", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert record["model"]["built"] is True
+    assert record["runs"]["feature_extraction"]["test_accuracy"] >= 0.95
+    assert "cuInit" not in done.stderr
+    assert "absl::InitializeLog" not in done.stderr
+    assert "embeddings (train): " in done.stderr  # a log is not silent for minutes
+    if record["machine"]["load_average"][0] < record["machine"]["cores"]:
+        assert record["timings"]["process"] < 300
+
+
+@pytest.mark.slow
+def test_real_model_on_fewer_digits(tmp_path: Path) -> None:
+    """The real pipeline (EfficientNet-Lite0 built from its wheel, PNG records, feature
+    extraction) on 30 digits per class at 96 pixels: well above chance (10%)."""
+    result = run_demo(tmp_path / "demo", image_size=96, limit_per_class=30, log=lambda _: None)
+    assert result.model_built
+    assert result.test_accuracy["feature_extraction"] >= 0.6
