@@ -19,7 +19,7 @@ Hierarchy::
     ├── CacheLockError (TimeoutError)        another process held the entry's lock too long
     ├── InsufficientSpaceError (OSError)     not enough free disk for a download
     ├── SignatureError (ValueError)          a wrong signature / output_key / input spec
-    ├── NotTrainableError (ValueError)       trainable=True on a model with no trainable variables
+    ├── NotTrainableError (ValueError)       trainable=True on a TF1 graph, or selecting nothing
     ├── BackendError (NotImplementedError)   a Keras backend other than TensorFlow
     ├── RecordError (ValueError)             a corrupt TFRecord, with file, index and offset
     ├── SchemaError (ValueError)             a schema that cannot describe or parse the data
@@ -207,7 +207,11 @@ class SignatureError(HublayerError, ValueError):
 
 
 class NotTrainableError(HublayerError, ValueError):
-    """``trainable=True`` on a model that exposes no trainable variables."""
+    """``trainable=True`` on a TF1 graph, or partial fine-tuning that selects no variable.
+
+    A model with no trainable variables at all is not an error: as in tensorflow_hub, the
+    layer logs "zero trainable weights" once and works.
+    """
 
     fields = ("handle",)
 

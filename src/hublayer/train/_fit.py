@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import keras
 
-from hublayer import config
+from hublayer import config, records
 from hublayer.train._backbone import (
     ModelLike,
     feature_dim,
@@ -47,10 +47,8 @@ from hublayer.train._backbone import unfreeze as unfreeze_backbone
 from hublayer.train._callbacks import Checkpoints
 from hublayer.train._data import (
     Classes,
-    FilesLike,
     Source,
     check_writable,
-    expand_files,
     naming_bad_images,
 )
 from hublayer.train._embeddings import Embeddings, embed
@@ -141,10 +139,10 @@ def _monitor(monitor: str | None, validated: bool) -> str:
 
 def fit_classifier(
     model: ModelLike,
-    train: FilesLike,
+    train: records.Files,
     *,
-    validation: FilesLike | None = None,
-    test: FilesLike | None = None,
+    validation: records.Files | None = None,
+    test: records.Files | None = None,
     label: str = "label",
     mode: Mode = "feature_extraction",
     epochs: int = 10,
@@ -173,7 +171,8 @@ def fit_classifier(
     Args:
         model: a model handle or path (loaded as ``hublayer.KerasLayer``), or a built
             Keras layer with one input and a ``[batch, features]`` output.
-        train: the training TFRecords: a glob, a file, or a list of them.
+        train: the training TFRecords: a file, glob, folder, URL (``gs://``...), or a
+            list of them, as ``records.expand_files`` reads them.
         validation: validation TFRecords; early stopping watches ``val_accuracy`` then.
         test: held-out TFRecords, scored with the final model (never used to train or
             to stop); their score shows in ``metrics.json`` and ``report.md``.
@@ -245,12 +244,13 @@ def fit_classifier(
     spec = input_spec(backbone)
     dim = feature_dim(backbone, spec)
     options = dict(pipeline or {})
-    sources = {"train": Source("train", expand_files(train, role="train"), spec, label, options)}
+    files = tuple(records.expand_files(train, role="train"))
+    sources = {"train": Source("train", files, spec, label, options)}
     if validation is not None:
-        files = expand_files(validation, role="validation")
+        files = tuple(records.expand_files(validation, role="validation"))
         sources["validation"] = Source("validation", files, spec, label, options)
     if test is not None:
-        files = expand_files(test, role="test")
+        files = tuple(records.expand_files(test, role="test"))
         sources["test"] = Source("test", files, spec, label, options)
     for source in sources.values():  # a data/model mismatch raises here, before any work
         source.dataset(batch_size=batch_size, shuffle=False)
