@@ -1,5 +1,6 @@
 """The pieces of hublayer.train that need no training: blocks, labels, scores, checkpoints,
-plots, file expansion and the BatchNorm trap. About 5 s (TensorFlow import included)."""
+plots and the BatchNorm trap. About 5 s (TensorFlow import included). File sets are
+``records.expand_files``'s, tested in test_records_files.py."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hublayer.errors import RecordError, SpecMismatchError, TrainingError
+from hublayer.errors import SpecMismatchError, TrainingError
 from hublayer.train._backbone import BackboneCall, block_groups, fingerprint_model, unfreeze
 from hublayer.train._callbacks import Checkpoints, PhaseGuard, PhaseState
-from hublayer.train._data import Classes, expand_files
+from hublayer.train._data import Classes
 from hublayer.train._metrics import score
 from hublayer.train._plots import plot_confusion, plot_curves
 
@@ -115,18 +116,6 @@ def test_score_accuracy_loss_and_confusion() -> None:
     assert scores["accuracy"] == pytest.approx(2 / 3)
     assert scores["loss"] == pytest.approx(-np.log([0.9, 0.8, 0.4]).mean(), rel=1e-6)
     assert scores["confusion_matrix"] == [[1, 0], [1, 1]]
-
-
-def test_expand_files_sorts_globs_and_names_the_missing(tmp_path: Path) -> None:
-    for name in ("b.tfrecord", "a.tfrecord"):
-        (tmp_path / name).write_bytes(b"")
-    assert expand_files(str(tmp_path / "*.tfrecord"), role="train") == (
-        str(tmp_path / "a.tfrecord"),
-        str(tmp_path / "b.tfrecord"),
-    )
-    with pytest.raises(RecordError, match="validation files") as caught:
-        expand_files(str(tmp_path / "val-*.tfrecord"), role="validation")
-    assert caught.value.file == str(tmp_path / "val-*.tfrecord")
 
 
 def test_checkpoints_commit_resume_and_reject_other_runs(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ class Job:
     keep: tuple[str, ...]
     batch_size: int
     format: Format
-    pending: list[tuple[Path, Path]]
+    pending: list[tuple[str, Path]]
     _layer: Any = field(default=None, repr=False, compare=False)
 
     def layer(self) -> Any:

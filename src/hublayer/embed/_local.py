@@ -41,7 +41,18 @@ def _model_fn(job: Job) -> Callable[[Any], Any]:
     return compiled
 
 
-def _embed_shard(job: Job, call: Callable[[Any], Any], source: Path, target: Path, bar: Any) -> int:
+def _raw_records(tf: Any, source: str, compression: str) -> Any:
+    """The serialized records of one input shard: TensorFlow's reader for a local
+    file, hublayer's (through fsspec) for a URL, as ``records.dataset`` reads them."""
+    if not records.is_url(source):
+        return tf.data.TFRecordDataset(source, compression_type=compression)
+    return tf.data.Dataset.from_generator(
+        lambda: records.read_records(source, compression=compression),
+        output_signature=tf.TensorSpec([], tf.string),
+    )
+
+
+def _embed_shard(job: Job, call: Callable[[Any], Any], source: str, target: Path, bar: Any) -> int:
     import tensorflow as tf
 
     inputs = records.dataset(
@@ -51,7 +62,7 @@ def _embed_shard(job: Job, call: Callable[[Any], Any], source: Path, target: Pat
         shuffle=False,
         for_model=job.layer(),
     )
-    raw = tf.data.TFRecordDataset(str(source), compression_type=job.schema.compression)
+    raw = _raw_records(tf, source, job.schema.compression)
     batches = tf.data.Dataset.zip((inputs, raw.batch(job.batch_size))).prefetch(2)
     with ShardOutput(target, job.format) as out:
         try:

@@ -38,16 +38,16 @@ _INPUT_SUFFIXES = (".gz", ".gzip", ".zlib", ".z", ".tfrecord", ".tfrecords", ".t
 _OUTPUT_SUFFIX = {"tfrecord": ".tfrecord", "parquet": ".parquet"}
 
 
-def output_paths(inputs: Sequence[Path], out_dir: Path, format: Format) -> list[Path]:
+def output_paths(inputs: Sequence[str], out_dir: Path, format: Format) -> list[Path]:
     """The output path of each input shard.
 
     Raises:
         SchemaError: two inputs would write the same output (same name, other folders).
     """
     outputs: list[Path] = []
-    seen: dict[Path, Path] = {}
+    seen: dict[Path, str] = {}
     for path in inputs:
-        stem = path.name
+        stem = path.rstrip("/").rsplit("/", 1)[-1]  # a local path or a URL
         stripped = True
         while stripped:
             stripped = False
@@ -58,7 +58,7 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, format: Format) -> list[
         if target in seen:
             raise SchemaError(
                 f"Expected input shards with distinct names (each names its output). "
-                f"Received: {str(seen[target])!r} and {str(path)!r} both give "
+                f"Received: {seen[target]!r} and {path!r} both give "
                 f"{target.name!r}. Embed them into separate output folders."
             )
         seen[target] = path

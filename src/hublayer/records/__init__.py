@@ -1,5 +1,7 @@
 """TFRecord files: read, write, inspect, and feed them to a model through tf.data.
 
+- File sets (``expand_files``, ``Files``): what ``files`` means in every entry point: a
+  file, a folder, a glob, a URL (``gs://``, ``s3://``... through fsspec) or a list.
 - Framing (``Reader``, ``Writer``, ``read_records``): the record container with CRC32C
   checks, GZIP and ZLIB, atomic sharded writes. No TensorFlow needed.
 - Examples (``encode_example``, ``decode_example`` and the SequenceExample pair):
@@ -30,6 +32,7 @@ from hublayer.records._example import (
     encode_example,
     encode_sequence_example,
 )
+from hublayer.records._files import Files, expand_files, fingerprint_files, is_url
 from hublayer.records._folders import convert_image_splits, convert_images, image_problem
 from hublayer.records._inspect import inspect, verify_images
 from hublayer.records._label_map import LabelMap, find_label_map
@@ -44,6 +47,7 @@ from hublayer.records._writer import Writer
 __all__ = [
     "ExampleParser",
     "FeatureStats",
+    "Files",
     "ImageOptions",
     "ImageStats",
     "LabelMap",
@@ -60,9 +64,12 @@ __all__ = [
     "decode_sequence_example",
     "encode_example",
     "encode_sequence_example",
+    "expand_files",
     "find_label_map",
+    "fingerprint_files",
     "image_problem",
     "inspect",
+    "is_url",
     "parser",
     "ray_dataset",
     "read_records",

@@ -35,6 +35,7 @@ from typing import Literal, TypeAlias
 import crc32c as _crc32c
 
 from hublayer.errors import RecordError
+from hublayer.records._files import open_file
 
 __all__ = [
     "FOOTER",
@@ -95,7 +96,7 @@ def detect_compression(path: str | os.PathLike[str]) -> str:
         RecordError: when the file cannot be opened.
     """
     try:
-        with open(path, "rb") as f:
+        with open_file(path) as f:
             head = f.read(HEADER_SIZE)
     except OSError as error:
         raise open_error(path, error) from error

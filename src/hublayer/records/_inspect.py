@@ -9,7 +9,6 @@ estimated from file sizes otherwise.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
@@ -18,7 +17,7 @@ import numpy as np
 
 from hublayer.errors import RecordError, SchemaError
 from hublayer.records._example import decode_example
-from hublayer.records._files import Files, expand_files
+from hublayer.records._files import Files, expand_files, file_size
 from hublayer.records._framing import FOOTER_SIZE, HEADER_SIZE, Compression, OnError
 from hublayer.records._reader import Reader
 from hublayer.records._schema import Content, FeatureStats, ImageStats, Kind, Schema
@@ -142,7 +141,7 @@ def inspect(
     """Describe the features of TFRecord files of ``tf.train.Example`` records.
 
     Args:
-        files: a path, glob pattern, folder, or a list of them.
+        files: a path, glob pattern, folder, URL, or a list of them.
         sample: about how many records to read, spread over the files; None reads every
             record (exact statistics and count, at the cost of a full pass).
         compression: ``"auto"`` (the default) detects it per file; or ``""``, ``"GZIP"``,
@@ -201,8 +200,8 @@ def inspect(
             "Check that the files were written completely."
         )
     if len(chosen) < len(paths):
-        total_size = sum(os.path.getsize(p) for p in paths)
-        chosen_size = sum(os.path.getsize(p) for p in chosen) or 1
+        total_size = sum(file_size(p) for p in paths)
+        chosen_size = sum(file_size(p) for p in chosen) or 1
         estimated *= total_size / chosen_size
     return Schema(
         features=tuple(s.stats(name, records) for name, s in stats.items()),
@@ -261,7 +260,7 @@ def verify_images(
     says it is an image (or every value of ``features``, when given) is decoded.
 
     Args:
-        files: a path, glob pattern, folder, or a list of them.
+        files: a path, glob pattern, folder, URL, or a list of them.
         features: check only these features, and every value of them (a value that is
             not an image at all counts as bad); None checks whatever looks like an image.
         compression: as for :func:`inspect`.

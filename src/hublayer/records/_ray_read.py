@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from hublayer.errors import RecordError, SchemaError
+from hublayer.records._files import file_size, is_url
 from hublayer.records._framing import (
     FOOTER,
     FOOTER_SIZE,
@@ -165,8 +166,8 @@ def pieces_of(paths: Sequence[str | os.PathLike[str]], *, target_bytes: int) -> 
     for item in paths:
         path = os.fspath(item)
         compression = detect_compression(path)
-        size = os.path.getsize(path)
-        if compression or size <= target_bytes:
+        size = file_size(path)
+        if compression or size <= target_bytes or is_url(path):  # a URL is read in order
             pieces.append(Piece(path, compression, size))
         else:
             pieces.extend(_split(path, size, target_bytes))

@@ -27,6 +27,7 @@ from typing import IO
 import crc32c as _crc32c
 
 from hublayer.errors import Fix, RecordError
+from hublayer.records._files import file_size, is_url, local_path, open_file
 from hublayer.records._framing import (
     FOOTER,
     FOOTER_SIZE,
@@ -52,7 +53,8 @@ class Reader:
     """Read the records of one TFRecord file, checking both CRCs of every record.
 
     Args:
-        path: the file.
+        path: the file: a local path, or a URL (``gs://``, ``s3://``, ``memory://``...)
+            read as a stream through fsspec (see :mod:`hublayer.records._files`).
         compression: ``""``, ``"GZIP"``, ``"ZLIB"``, or ``"auto"`` (the default) to detect.
         verify: check the CRCs. Turning it off is faster and only catches truncation.
         on_error: ``"raise"`` (the default) raises :class:`RecordError` at the first bad
@@ -66,7 +68,8 @@ class Reader:
     The file is not memory-mapped on purpose: a mapped file that another process
     truncates kills the reading process with SIGBUS. Here, a file that shrinks while it
     is read raises :class:`RecordError` instead, whatever ``on_error`` says; one that
-    grows is read up to its size when it was opened.
+    grows is read up to its size when it was opened. A URL is read in order, in chunks,
+    from the file object fsspec opens.
 
     Attributes:
         skipped: how many bad records (or garbage runs) were skipped.
@@ -98,7 +101,9 @@ class Reader:
             raise ValueError(
                 f'Expected on_error to be "raise" or "skip". Received: on_error={on_error!r}.'
             )
-        self.path = Path(path)
+        #: the file: a Path, or the URL as given
+        text = local_path(os.fspath(path))
+        self.path: Path | str = text if is_url(text) else Path(text)
         self.verify = verify
         self.on_error = on_error
         self.buffer_size = max(int(buffer_size), HEADER_SIZE)
@@ -110,6 +115,7 @@ class Reader:
         self._stream: IO[bytes] | gzip.GzipFile | None = None
         self._inflate: zlib._Decompress | None = None
         self._size: int | None = None  # a regular plain file's size when opened
+        self._file_size: int | None = None  # a URL's size when opened
         self._buf = b""
         self._pos = 0
         self._base = 0
@@ -124,7 +130,9 @@ class Reader:
         if self.compression == "auto":
             self.compression = detect_compression(self.path)
         try:
-            self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._file = open_file(self.path)
+            if isinstance(self.path, str):  # a URL: no file descriptor, read in order
+                self._file_size = file_size(self.path)
         except OSError as error:
             raise open_error(self.path, error) from error
         self._inflate = None
@@ -134,7 +142,7 @@ class Reader:
             self._stream = self._file
             if self.compression == "ZLIB":
                 self._inflate = zlib.decompressobj()
-            else:
+            elif self._file_size is None:
                 info = os.fstat(self._file.fileno())
                 # pread needs a regular file; a pipe or a device is read in order instead.
                 self._size = info.st_size if stat.S_ISREG(info.st_mode) else None
@@ -229,9 +237,11 @@ class Reader:
         if self._file is None or self._size is not None:
             stream_size = float(self._size or self.offset)
         else:
-            file_size = os.fstat(self._file.fileno()).st_size
+            size = self._file_size
+            if size is None:
+                size = os.fstat(self._file.fileno()).st_size
             ratio = (self._base + len(self._buf)) / max(self._file.tell(), 1)
-            stream_size = file_size * ratio
+            stream_size = size * ratio
         return max(float(seen), seen * stream_size / self.offset)
 
     def _fill(self, need: int) -> bool:

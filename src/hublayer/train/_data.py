@@ -12,7 +12,8 @@ shards (``data/train.label_map.json``, written by ``records.convert_images``), a
 still agree, and the trained model's classes are the names.
 
 Example:
-    >>> files = expand_files("data/train-*.tfrecord", role="train")  # doctest: +SKIP
+    >>> files = records.expand_files("data/train-*.tfrecord", role="train")  # doctest: +SKIP
+    >>> source = Source("train", tuple(files), spec, "label")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import glob
-import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -44,66 +42,11 @@ from hublayer.errors import (
 
 __all__ = [
     "Classes",
-    "FilesLike",
     "Source",
     "check_writable",
-    "expand_files",
-    "fingerprint_files",
     "naming_bad_images",
     "numpy_labels",
 ]
-
-#: A glob, a file, or a list of them.
-FilesLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
-
-_GLOB_CHARS = frozenset("*?[")
-
-
-def expand_files(files: FilesLike, *, role: str) -> tuple[str, ...]:
-    """Expand globs into a sorted tuple of files.
-
-    Args:
-        files: a glob (``"data/train-*.tfrecord"``), a file, or a list of them.
-        role: which split these are (``"train"``, ``"validation"``...), for messages.
-
-    Returns:
-        The matching files, sorted, without duplicates.
-
-    Raises:
-        RecordError: a pattern matches nothing, or a named file does not exist.
-    """
-    patterns = [files] if isinstance(files, str | os.PathLike) else list(files)
-    found: list[str] = []
-    for pattern in patterns:
-        text = os.path.expanduser(os.fspath(pattern))
-        if "://" in text:
-            matches = sorted(tf.io.gfile.glob(text))
-        elif _GLOB_CHARS & set(text):
-            matches = sorted(glob.glob(text))
-        else:
-            matches = [text] if os.path.isfile(text) else []
-        if not matches:
-            raise RecordError(
-                f"Expected the {role} files to match at least one TFRecord file. "
-                f"Received: {role}={text!r}, which matches none. Check the path or glob "
-                "(quote it in a shell so the shell does not expand it).",
-                file=text,
-            )
-        found.extend(matches)
-    return tuple(dict.fromkeys(found))
-
-
-def fingerprint_files(files: Iterable[str], **extra: Any) -> str:
-    """A sha256 of the files' paths, sizes and modification times, and of ``extra``."""
-    rows: list[Any] = []
-    for name in files:
-        if "://" in name:
-            rows.append([name, tf.io.gfile.stat(name).length])
-            continue
-        stat = os.stat(name)
-        rows.append([os.path.abspath(name), stat.st_size, stat.st_mtime_ns])
-    payload = json.dumps({"files": rows, **extra}, sort_keys=True, default=repr)
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _as_features(features: Any) -> Any:
@@ -118,7 +61,7 @@ class Source:
 
     Args:
         name: ``"train"``, ``"validation"``, ``"test"``...
-        files: the TFRecord files.
+        files: the TFRecord files, as ``records.expand_files`` lists them.
         spec: the model input the pipeline must produce.
         label: the label feature, or None for unlabelled data.
         options: extra keyword arguments for ``hublayer.records.dataset`` (a ``schema``
@@ -200,7 +143,9 @@ class Source:
     def fingerprint(self) -> str:
         """Changes when a file, the label, its class names, the model input or an
         option changes."""
-        return fingerprint_files(
+        from hublayer import records
+
+        return records.fingerprint_files(
             self.files,
             label=self.label,
             label_names=self.label_names,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,22 +27,17 @@ from typing import Any, TextIO
 import keras
 import numpy as np
 
+from hublayer import records
 from hublayer._specs import TensorInfo
 from hublayer.errors import Fix, ModelNotFoundError, SchemaError, SpecMismatchError
-from hublayer.train._data import (
-    Classes,
-    FilesLike,
-    Source,
-    check_writable,
-    expand_files,
-    naming_bad_images,
-)
+from hublayer.train._data import Classes, Source, check_writable, naming_bad_images
 from hublayer.train._metrics import predict_batches, score
 from hublayer.train._report import FILES
 
 __all__ = ["Classifier", "Predictions", "evaluate", "load_classifier", "predict"]
 
 _BATCH = 64
+_log = logging.getLogger("hublayer.train")
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ class Classifier:
         data's labels are matched by."""
         return bool(self.settings.get("labels_are_strings"))
 
-    def source(self, files: FilesLike, *, label: str | None, name: str) -> Source:
+    def source(self, files: records.Files, *, label: str | None, name: str) -> Source:
         """Read ``files`` for this model, as the training data was read (labels as class
         names, through the files' label map, when the model's classes have names).
 
@@ -76,8 +72,8 @@ class Classifier:
             SpecMismatchError: the files' label map names classes the model lacks.
         """
         options = self.settings.get("pipeline", {})
-        files = expand_files(files, role=name)
-        source = Source(name, files, self.spec, label, options, label_map=self.named)
+        paths = tuple(records.expand_files(files, role=name))
+        source = Source(name, paths, self.spec, label, options, label_map=self.named)
         data_names = source.label_names
         if data_names is not None:
             unknown = [n for n in data_names if n not in self.class_names]
@@ -140,8 +136,6 @@ def _classes(classifier: Classifier) -> Classes:
 
 
 def _has_feature(files: tuple[str, ...], name: str) -> bool:
-    from hublayer import records
-
     return name in records.inspect(list(files))
 
 
@@ -205,7 +199,7 @@ class Predictions:
 
 def predict(
     out_dir: str | os.PathLike[str] | Classifier,
-    data: FilesLike,
+    data: records.Files,
     *,
     batch_size: int = _BATCH,
     output: str | os.PathLike[str] | None = None,
@@ -214,7 +208,10 @@ def predict(
 
     Args:
         out_dir: a training output folder, or a loaded :class:`Classifier`.
-        data: TFRecord files (glob, file or list); the label is optional.
+        data: TFRecord files (a file, glob, folder, URL or a list, as
+            ``records.expand_files`` reads them); the label is optional. When the
+            records' labels are not the model's classes, the predictions come without
+            labels or accuracy, and a warning (logger ``hublayer.train``) says why.
         batch_size: records per batch.
         output: also write the predictions as CSV here.
 
@@ -233,7 +230,7 @@ def predict(
             Path(output).parent, what="the predictions'", flag="--output", argument="output="
         )
     classifier = out_dir if isinstance(out_dir, Classifier) else load_classifier(out_dir)
-    files = expand_files(data, role="data")
+    files = tuple(records.expand_files(data, role="data"))
     label = classifier.label if _has_feature(files, classifier.label) else None
     source = classifier.source(files, label=label, name="data")
     dataset = source.dataset(batch_size=batch_size, shuffle=False)
@@ -243,8 +240,14 @@ def predict(
     if raw is not None:
         try:
             labels = _classes(classifier).encode(raw, split="data")
-        except SpecMismatchError:  # labels the model cannot name: report no accuracy
-            labels = None
+        except SpecMismatchError as error:  # the predictions stand; the accuracy cannot
+            _log.warning(
+                "Predicted %d records without an accuracy: their labels (feature %r) are "
+                "not the model's classes. %s",
+                len(probabilities),
+                classifier.label,
+                error,
+            )
     result = Predictions(probabilities, classifier.class_names, labels)
     if output is not None:
         result.write_csv(output)
@@ -253,7 +256,7 @@ def predict(
 
 def evaluate(
     out_dir: str | os.PathLike[str] | Classifier,
-    data: FilesLike,
+    data: records.Files,
     *,
     label: str | None = None,
     batch_size: int = _BATCH,
@@ -263,7 +266,7 @@ def evaluate(
 
     Args:
         out_dir: a training output folder, or a loaded :class:`Classifier`.
-        data: labelled TFRecord files (glob, file or list).
+        data: labelled TFRecord files (a file, glob, folder, URL or a list).
         label: the label feature (default: the one used in training).
         batch_size: records per batch.
         output: also write the scores here as JSON (written whole, then renamed).
@@ -282,7 +285,7 @@ def evaluate(
     if output is not None:
         check_writable(Path(output).parent, what="the scores'", flag="--output", argument="output=")
     classifier = out_dir if isinstance(out_dir, Classifier) else load_classifier(out_dir)
-    files = expand_files(data, role="data")
+    files = tuple(records.expand_files(data, role="data"))
     key = label or classifier.label
     if not _has_feature(files, key):
         raise SchemaError(
