@@ -28,6 +28,7 @@ from hublayer.layers import (
     _variables,
 )
 from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
+from hublayer.layers._fastcall import call_restored
 from hublayer.layers._lifecycle import _DEFERRED, ModelLayer
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, layer_safe_mode
 
@@ -334,13 +335,13 @@ class KerasLayer(ModelLayer):
             if train_fn is None:
                 return fn(**x, **arguments)
             return self._pick(lambda: fn(**x, **arguments), lambda: train_fn(**x), training)
-        if target.has_training:
+        if target.has_training:  # call_restored: the trace TF would pick, without its wrapper
             return self._pick(
-                lambda: fn(x, training=False, **arguments),
-                lambda: fn(x, training=True, **arguments),
+                lambda: call_restored(fn, (x,), {"training": False, **arguments}),
+                lambda: call_restored(fn, (x,), {"training": True, **arguments}),
                 training,
             )
-        return fn(x, **arguments)
+        return call_restored(fn, (x,), arguments)
 
     def _pick(self, infer: Callable[[], Any], train: Callable[[], Any], training: Any) -> Any:
         # The BatchNorm rule: training reaches the model only while the layer trains.
