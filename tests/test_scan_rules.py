@@ -386,3 +386,30 @@ def test_unsafe_model_error_pickles_with_its_findings() -> None:
     assert isinstance(copy, UnsafeModelError)
     assert copy.findings == error.findings
     assert str(copy) == str(error)
+
+
+def test_assets_that_leave_the_model_are_refused(tmp_path: Path) -> None:
+    model = _model()
+    meta = model.meta_graphs.add()
+    _const(meta.graph_def.node, "vocab", b"vocab.txt")
+    meta.graph_def.node.add(name="init", op="InitializeTableFromTextFileV2", input=["t", "vocab"])
+    meta.asset_file_def.add(filename="../../../etc/passwd").tensor_info.name = "vocab:0"
+    [finding] = _findings(model)
+    assert (finding.op, finding.node, finding.severity) == (
+        "(asset)",
+        "../../../etc/passwd",
+        "high",
+    )
+    # A vocabulary that is a link to a file outside the model folder.
+    folder = tmp_path / "model"
+    (folder / "assets").mkdir(parents=True)
+    meta.asset_file_def[0].filename = "vocab.txt"
+    (folder / "saved_model.pb").write_bytes(model.SerializeToString())
+    (folder / "assets" / "inside.txt").write_text("a\n")
+    (folder / "assets" / "alias.txt").symlink_to(folder / "assets" / "inside.txt")
+    assert hub.scan(folder).safe
+    (folder / "assets" / "vocab.txt").symlink_to("/etc/passwd")
+    report = hub.scan(folder)
+    assert [(f.op, f.node, f.detail) for f in report.high] == [
+        ("(link)", "assets/vocab.txt", "/etc/passwd")
+    ]

@@ -41,7 +41,7 @@ from hublayer.models._scan_graph import walk
 from hublayer.models._scan_proto import SavedModel
 from hublayer.models._scan_registry import TF_VERSION
 from hublayer.models._scan_report import Finding, ScanReport
-from hublayer.models._scan_rules import DENYLIST, HIGH, MEDIUM
+from hublayer.models._scan_rules import ASSET_LINK_WHY, DENYLIST, HIGH, MEDIUM
 
 __all__ = ["RULES_ID", "check_safe", "check_safe_data", "scan", "scan_path"]
 
@@ -186,6 +186,22 @@ def _report(
     return ScanReport(str(path), tuple(ranked), dict(ops), functions, tuple(files))
 
 
+def _escaping_links(folder: Path) -> Iterator[Finding]:
+    """Links under ``assets/`` that point outside the model folder (a vocabulary that is
+    really ``/etc/passwd``); the cache's unpacker refuses them, a local folder may hold them."""
+    assets = folder / "assets"
+    if not assets.is_dir():
+        return
+    root = folder.resolve()
+    for base, dirnames, filenames in os.walk(assets):
+        for name in dirnames + filenames:
+            path = Path(base, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                rel = path.relative_to(folder).as_posix()
+                target = os.readlink(path)
+                yield Finding("(link)", "assets", rel, HIGH, ASSET_LINK_WHY, rel, target)
+
+
 def scan_path(path: str | os.PathLike[str]) -> ScanReport:
     """Scan a local SavedModel folder, ``.keras`` file, or folder holding one ``.keras`` file.
 
@@ -201,8 +217,11 @@ def scan_path(path: str | os.PathLike[str]) -> ScanReport:
     for name in ("saved_model.pb", "saved_model.pbtxt"):
         file = folder / name
         if file.is_file():
-            result = _scan_saved_model(file.read_bytes(), name, name.endswith(".pbtxt"))
-            return _report(folder, *result, [name])
+            findings, ops, functions = _scan_saved_model(
+                file.read_bytes(), name, name.endswith(".pbtxt")
+            )
+            findings.extend(_escaping_links(folder))
+            return _report(folder, findings, ops, functions, [name])
     raise ModelNotFoundError(
         "Expected a SavedModel (a folder with saved_model.pb) or a .keras file to scan. "
         f"Received: {str(folder)!r}, which holds neither. Check the path.",

@@ -29,6 +29,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from google.protobuf import message
@@ -37,7 +38,9 @@ from hublayer.models._scan_proto import AssetFileDef
 from hublayer.models._scan_registry import FUNCTION_ATTRS, TENSORFLOW_OPS
 from hublayer.models._scan_report import Finding
 from hublayer.models._scan_rules import (
+    ASSET_ESCAPE_WHY,
     DENYLIST,
+    HIGH,
     MEDIUM,
     MISSING_FUNCTION_WHY,
     UNREGISTERED_WHY,
@@ -246,15 +249,37 @@ def _index(meta: Any, label: str) -> _MetaGraph:
     )
 
 
-def _asset_nodes(meta: Any) -> frozenset[str]:
-    """Top-level nodes that hold asset paths: ``asset_file_def``, and the AssetFileDefs
-    TF1 builders keep in the ``saved_model_assets`` collection."""
+def _asset_file_defs(meta: Any) -> list[Any]:
+    """``asset_file_def``, and the AssetFileDefs TF1 builders keep in the
+    ``saved_model_assets`` collection."""
     assets = list(meta.asset_file_def)
     for value in meta.collection_def["saved_model_assets"].any_list.value:
         if value.type_url.endswith("/tensorflow.AssetFileDef"):
             with contextlib.suppress(message.DecodeError):
                 assets.append(AssetFileDef.FromString(value.value))
-    return frozenset(_node_name(a.tensor_info.name) for a in assets)
+    return assets
+
+
+def _asset_nodes(meta: Any) -> frozenset[str]:
+    """Top-level nodes that hold asset paths."""
+    return frozenset(_node_name(a.tensor_info.name) for a in _asset_file_defs(meta))
+
+
+def _escaping_assets(meta: Any, label: str, file: str) -> Iterator[Finding]:
+    """An asset filename the loader joins to ``assets/`` must stay inside it."""
+    for asset in _asset_file_defs(meta):
+        name = asset.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts:
+            yield Finding(
+                "(asset)",
+                _GRAPH + (f" {label}" if label else ""),
+                name,
+                HIGH,
+                ASSET_ESCAPE_WHY,
+                file,
+                f"asset_file_def filename {name!r}",
+            )
 
 
 def _trace(index: _MetaGraph, context: _Context, tensor: str, depth: int = 0) -> tuple[Any, ...]:
@@ -365,6 +390,7 @@ def walk(model: Any, *, file: str) -> tuple[list[Finding], Counter[str], int]:
         tags = ",".join(meta.meta_info_def.tags)
         label = "" if len(model.meta_graphs) == 1 else f"[{number}: tags={tags or '-'}]"
         index = _index(meta, label)
+        findings.extend(_escaping_assets(meta, label, file))
         for context in (index.graph, *index.functions.values()):
             walked += context is not index.graph
             for node in context.nodes.values():

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["DENYLIST", "MEDIUM", "HIGH", "Rule", "Severity"]
+__all__ = ["DENYLIST", "HIGH", "MEDIUM", "Rule", "Severity"]
 
 Severity = Literal["high", "medium"]
 HIGH: Severity = "high"
@@ -149,5 +149,11 @@ DENYLIST: dict[str, Rule] = {
 UNREGISTERED_WHY = (
     "not a registered TensorFlow op: a custom op library runs native code the scan cannot see"
 )
+#: Why an asset whose path leaves the model's ``assets/`` folder is refused.
+ASSET_ESCAPE_WHY = (
+    "an asset path that leaves the model's assets/ folder: reading it reads that file"
+)
+#: Why an asset that is a link to a file outside the model is refused.
+ASSET_LINK_WHY = "an asset is a link to a file outside the model: reading it reads that file"
 #: Why a reference to a function the library lacks is reported.
 MISSING_FUNCTION_WHY = "calls a function the model's library does not define"
