@@ -29,15 +29,22 @@ JAX_FORWARD = "forward: KerasLayer on JAX (tf2jax, jit)"
 TF_FORWARD = "forward: KerasLayer on TensorFlow"
 JAX_STEP = "Adam step: KerasLayer on JAX (tf2jax, jit)"
 TF_STEP = "Adam step: KerasLayer on TensorFlow"
+NATIVE_FORWARD = "forward: keras.applications.MobileNetV2 on JAX (jit)"
+NATIVE_STEP = "Adam step: keras.applications.MobileNetV2 on JAX (jit)"
 
 
 def _model(path: str, trainable: bool, size: int) -> Any:
     import keras
 
-    layers = require("hublayer.layers", "KerasLayer")
     keras.utils.set_random_seed(0)
     started = time.perf_counter()
-    layer = layers.KerasLayer(path, trainable=trainable)
+    if path == "native":  # the same network built by Keras itself: no conversion at all
+        layer = keras.applications.MobileNetV2(
+            input_shape=(size, size, 3), weights=None, include_top=False, pooling="avg"
+        )
+        layer.trainable = trainable
+    else:
+        layer = require("hublayer.layers", "KerasLayer").KerasLayer(path, trainable=trainable)
     model = keras.Sequential([keras.Input((size, size, 3)), layer, keras.layers.Dense(CLASSES)])
     return model, time.perf_counter() - started
 
@@ -95,7 +102,25 @@ def _where_time_goes(result: CaseResult) -> str | None:
         )
     if not parts:
         return None
-    return "Where the time goes on JAX, measured once in set-up: " + "; ".join(parts) + "."
+    text = "Where the time goes on JAX, measured once in set-up: " + "; ".join(parts) + "."
+    for ours, native, peer, what in (
+        (JAX_FORWARD, NATIVE_FORWARD, TF_FORWARD, "Forward"),
+        (JAX_STEP, NATIVE_STEP, TF_STEP, "Adam step"),
+    ):
+        conversion, total = result.ratio(ours, native), result.ratio(ours, peer)
+        if conversion is None or conversion.value is None:
+            continue
+        text += (
+            f" {what}: the converted model takes {conversion.value:.2f}x the time of the same "
+            "network written in Keras on JAX (the share of tf2jax's graph)"
+        )
+        if total is not None and total.value is not None:
+            text += (
+                f", and that Keras network takes {total.value / conversion.value:.2f}x "
+                "TensorFlow's time (the share of XLA's CPU kernels against TensorFlow's)"
+            )
+        text += "."
+    return text
 
 
 def jax_case(suite: Suite) -> Plan:
@@ -103,6 +128,7 @@ def jax_case(suite: Suite) -> Plan:
     size = suite.pick(SIZE, SIZE)
     path = str(factory_model(image_size=size))
     params = {"model": path, "batch": BATCH, "size": size}
+    native = {**params, "model": "native"}
     on_jax, on_tf = {"KERAS_BACKEND": "jax"}, {"KERAS_BACKEND": "tensorflow"}
     target = "benchmarks.cases._jax:"
     return Plan(
@@ -112,11 +138,24 @@ def jax_case(suite: Suite) -> Plan:
                 TF_FORWARD, target + "forward_pass", params, env=on_tf, role="peer", items=BATCH
             ),
             Worker(JAX_STEP, target + "finetune_step", params, env=on_jax, items=BATCH),
+            Worker(
+                NATIVE_FORWARD,
+                target + "forward_pass",
+                native,
+                env=on_jax,
+                role="peer",
+                items=BATCH,
+            ),
+            Worker(
+                NATIVE_STEP, target + "finetune_step", native, env=on_jax, role="peer", items=BATCH
+            ),
             Worker(TF_STEP, target + "finetune_step", params, env=on_tf, role="peer", items=BATCH),
         ],
         [
             Ratio(JAX_FORWARD, TF_FORWARD, "time", "<= 1.0"),
             Ratio(JAX_STEP, TF_STEP, "time", "<= 1.0"),
+            Ratio(JAX_FORWARD, NATIVE_FORWARD, "time"),
+            Ratio(JAX_STEP, NATIVE_STEP, "time"),
         ],
         warmup=suite.pick(1, 2),
         reps=suite.pick(5, 10),
