@@ -255,6 +255,10 @@ def test_train_predict_and_evaluate_take_folders_globs_lists_and_urls(
     assert scores["examples"] == 24
     assert scores["accuracy"] == pytest.approx(local.accuracy)
 
+    shown = CliRunner().invoke(cli, ["evaluate", "--model", str(out), "--data", bucket])
+    assert shown.exit_code == 0, shown.output
+    assert f"{scores['accuracy']:.4f}" in shown.output
+
     with pytest.raises(RecordError, match="Expected the data files to match") as caught:
         predict(out, f"{bucket}/nothing-*")
     assert isinstance(caught.value, HublayerError)

@@ -80,9 +80,9 @@ def embed(
 ) -> None:
     """Embed every record of INPUTS with MODEL and write the embeddings to --out.
 
-    INPUTS are TFRecord files, globs or folders, or one image folder with a subfolder
-    per class. Each output row holds the --keep features and `embedding`. A run that is
-    started again skips the output shards that are complete.
+    INPUTS are TFRecord files, globs, folders or URLs (gs://, s3://...), or one image
+    folder with a subfolder per class. Each output row holds the --keep features and
+    `embedding`. A run that is started again skips the output shards that are complete.
 
     \b
     Examples:

@@ -81,9 +81,9 @@ def inspect(
     """Describe what TFRecord files hold: each feature's kind, length, missing rate,
     images (format, size, channels) or text, and a few sample values.
 
-    FILES are paths, glob patterns or folders. With --all every image is also decoded;
-    images that do not decode are listed (file, record, feature) and the exit status
-    is 1.
+    FILES are paths, glob patterns, folders or URLs (gs://, s3://...). With --all
+    every image is also decoded; images that do not decode are listed (file, record,
+    feature) and the exit status is 1.
 
     \b
     Examples:

@@ -79,14 +79,23 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
 @click.command("train")
 @click.option("--model", "model", required=True, help="Model handle or path (feature vector).")
 @click.option(
-    "--train", "train_files", required=True, multiple=True, help="Training TFRecords (glob)."
+    "--train",
+    "train_files",
+    required=True,
+    multiple=True,
+    help="Training TFRecords (file, glob, folder or URL).",
 )
-@click.option("--val", "val_files", multiple=True, help="Validation TFRecords (glob).")
+@click.option(
+    "--val", "val_files", multiple=True, help="Validation TFRecords (file, glob, folder or URL)."
+)
 @click.option(
     "--test",
     "test_files",
     multiple=True,
-    help="Held-out TFRecords (glob), scored into the report; never used to train or stop.",
+    help=(
+        "Held-out TFRecords (file, glob, folder or URL), scored into the report; never "
+        "used to train or stop."
+    ),
 )
 @click.option("--label", default="label", show_default=True, help="Feature holding the class.")
 @click.option(
@@ -296,7 +305,13 @@ _BATCH_SIZE = click.option(
 
 @click.command("predict")
 @_TRAINED_MODEL
-@click.option("--data", "data_files", required=True, multiple=True, help="TFRecords (glob).")
+@click.option(
+    "--data",
+    "data_files",
+    required=True,
+    multiple=True,
+    help="TFRecords (file, glob, folder or URL).",
+)
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, allow_dash=True),
@@ -340,7 +355,11 @@ def predict(model_dir: Path, data_files: tuple[str, ...], output: str, batch_siz
 @click.command("evaluate")
 @_TRAINED_MODEL
 @click.option(
-    "--data", "data_files", required=True, multiple=True, help="Labelled TFRecords (glob)."
+    "--data",
+    "data_files",
+    required=True,
+    multiple=True,
+    help="Labelled TFRecords (file, glob, folder or URL).",
 )
 @click.option("--label", help="Label feature [default: the one used in training].")
 @_BATCH_SIZE
