@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from _layer_models import models
 
+from hublayer import testing
+
 SCRIPT = textwrap.dedent(
     """
     import sys
@@ -26,7 +28,10 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import hublayer as hub
 
+    import json
+
     handle, folder = sys.argv[1], sys.argv[2]
+    extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     rng = np.random.default_rng(0)
@@ -34,7 +39,7 @@ SCRIPT = textwrap.dedent(
     y = rng.normal(size=(8, 3)).astype("float32")
     for trainable in (False, True):
         with strategy.scope():
-            layer = hub.KerasLayer(handle, trainable=trainable)
+            layer = hub.KerasLayer(handle, trainable=trainable, **extra)
             inputs = keras.Input((32, 32, 3))
             model = keras.Model(inputs, keras.layers.Dense(3)(layer(inputs)))
             model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
@@ -63,6 +68,20 @@ SCRIPT = textwrap.dedent(
 def test_feature_extraction_and_fine_tuning_under_mirrored_strategy(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, models()["image_feature_vector"], str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert "DISTRIBUTED OK" in done.stdout, done.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_signature_model_fine_tunes_under_mirrored_strategy(tmp_path: Path) -> None:
+    """A module with serve / serve_train signatures: BatchNorm statistics stay in sync."""
+    handle = testing.signature_model(tmp_path / "sig", style="serve_train", image_size=32)
+    extra = '{"signature": "serve", "training_signature": "serve_train"}'
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, handle, str(tmp_path), extra],
         capture_output=True,
         text=True,
         timeout=400,
