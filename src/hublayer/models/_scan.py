@@ -50,7 +50,7 @@ _NOTE = "scan"
 _REPORTS: dict[int, tuple[Any, ScanReport]] = {}
 #: Which scanner judged a cached report; a report made under other rules is not reused.
 RULES_ID = hashlib.sha256(
-    repr((sorted((k, v.check, v.severity) for k, v in DENYLIST.items()), TF_VERSION, 1)).encode()
+    repr((sorted((k, v.check, v.severity) for k, v in DENYLIST.items()), TF_VERSION, 2)).encode()
 ).hexdigest()[:16]
 
 #: Top-level modules a ``.keras`` config may name without a finding.

@@ -1,0 +1,261 @@
+"""Index one meta graph of a ``saved_model.pb`` for the scan: its contexts, calls, assets.
+
+A *context* is where nodes live: the meta graph's top-level graph, or one library
+function. The index records, once per meta graph, what the rules need:
+
+- which functions each node calls (by op name, or through a function-valued attribute:
+  ``While``/``If``/``Case`` bodies, tf.data functions, ``PartitionedCall`` targets);
+- where each function argument's value comes from (callers' inputs, or what the loader
+  binds: a TF2 ``SavedAsset`` through ``SavedConcreteFunction.bound_inputs``);
+- the asset constants of TF1 graphs (``asset_file_def`` and ``saved_model_assets``);
+- the checkpoint part of the graph (what ``saver_def`` names, and the functions only it
+  calls), and the top-level nodes a signature or an init collection runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from google.protobuf import message
+
+from hublayer.models._scan_proto import AssetFileDef
+from hublayer.models._scan_registry import FUNCTION_ATTRS, TENSORFLOW_OPS
+from hublayer.models._scan_report import Finding
+from hublayer.models._scan_rules import ASSET_ESCAPE_WHY, HIGH
+
+__all__ = ["escaping_assets", "index_meta_graph"]
+
+_CALLS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
+_BRANCHES = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
+_GRAPH = "(graph)"
+
+# What a traced tensor is: an asset path, a constant, a function argument, or other.
+_ASSET = ("asset",)
+_OTHER = ("other",)
+
+
+@dataclass
+class _Context:
+    """One place nodes live: a meta graph's top-level graph, or one function."""
+
+    name: str
+    nodes: dict[str, Any]
+    args: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _MetaGraph:
+    """What the rules need to know about one meta graph."""
+
+    label: str
+    graph: _Context
+    functions: dict[str, _Context]
+    asset_nodes: frozenset[str]
+    #: (function, arg index) -> where callers' values come from: (context, input) pairs,
+    #: or _ASSET / _OTHER for values the loader binds.
+    arg_sources: dict[tuple[str, int], list[Any]]
+    #: functions some caller reaches in a way the scan does not map (datasets, loops).
+    opaque: set[str]
+    save_nodes: frozenset[str]
+    restore_nodes: frozenset[str]
+    #: top-level nodes a signature or an init/table collection runs.
+    live_nodes: frozenset[str]
+    save_functions: frozenset[str]
+    restore_functions: frozenset[str]
+    #: top-level variable -> the values assigned to it (TF2's asset path variables).
+    assigned: dict[str, list[str]] = field(default_factory=dict)
+    #: (context, node) -> the functions the node calls or names, computed once.
+    callees: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+
+def _node_name(tensor: str) -> str:
+    return tensor.lstrip("^").split(":", 1)[0]
+
+
+def _data_inputs(node: Any) -> list[str]:
+    return [name for name in node.input if not name.startswith("^")]
+
+
+def _attr_functions(value: Any) -> Iterator[str]:
+    """Names of every function an attribute value refers to, nested ones included."""
+    kind = value.WhichOneof("value")
+    if kind == "func":
+        yield value.func.name
+        for nested in value.func.attr.values():
+            yield from _attr_functions(nested)
+    elif kind == "list":
+        for func in value.list.func:
+            yield func.name
+            for nested in func.attr.values():
+                yield from _attr_functions(nested)
+
+
+def _callees(node: Any, functions: dict[str, _Context]) -> list[str]:
+    """The functions a node calls: by op name, or through a function-valued attribute.
+
+    A registered op calls functions only through the attributes its op def declares as
+    ``func`` / ``list(func)`` (``FUNCTION_ATTRS``), so only those are read; every
+    attribute of any other op is.
+    """
+    op = node.op
+    names = [op] if op in functions else []
+    attrs = node.attr
+    if op in TENSORFLOW_OPS:
+        for key in FUNCTION_ATTRS.get(op, ()):
+            if key in attrs:
+                names.extend(_attr_functions(attrs[key]))
+    else:
+        for value in attrs.values():
+            names.extend(_attr_functions(value))
+    return names
+
+
+def _closure(graph: _Context, *starts: str) -> frozenset[str]:
+    """The top-level nodes ``starts`` depend on (data and control inputs), themselves included."""
+    seen: set[str] = set()
+    todo = [_node_name(start) for start in starts if start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in graph.nodes:
+            continue
+        seen.add(name)
+        todo.extend(_node_name(i) for i in graph.nodes[name].input)
+    return frozenset(seen)
+
+
+def _reachable(roots: set[str], calls: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(calls.get(name, ()))
+    return seen
+
+
+def index_meta_graph(meta: Any, label: str) -> _MetaGraph:
+    """Index meta graph ``meta``; ``label`` tells it apart when a model has several."""
+    graph = _Context(_GRAPH if not label else f"{_GRAPH} {label}", {})
+    for node in meta.graph_def.node:
+        graph.nodes[node.name] = node
+    assigned: dict[str, list[str]] = {}
+    for node in graph.nodes.values():
+        if node.op == "AssignVariableOp" and len(inputs := _data_inputs(node)) == 2:
+            assigned.setdefault(_node_name(inputs[0]), []).append(inputs[1])
+    functions: dict[str, _Context] = {}
+    for function in meta.graph_def.library.function:
+        context = _Context(function.signature.name, {n.name: n for n in function.node_def})
+        context.args = {arg.name: i for i, arg in enumerate(function.signature.input_arg)}
+        functions[context.name] = context
+    arg_sources: dict[tuple[str, int], list[Any]] = {}
+    opaque: set[str] = set()
+    calls: dict[str, set[str]] = {}
+    all_callees: dict[tuple[str, str], list[str]] = {}
+    for context in (graph, *functions.values()):
+        called = calls.setdefault(context.name, set())
+        for node in context.nodes.values():
+            callees = all_callees[context.name, node.name] = _callees(node, functions)
+            if not callees:
+                continue
+            called.update(callees)
+            if node.op in functions or node.op in _CALLS:
+                mapped, passed = callees[:1], _data_inputs(node)
+            elif node.op in _BRANCHES:
+                mapped, passed = callees, _data_inputs(node)[1:]
+            else:  # While bodies, dataset functions...: arguments the scan does not map
+                opaque.update(callees)
+                continue
+            for callee in mapped:
+                for i, tensor in enumerate(passed):
+                    arg_sources.setdefault((callee, i), []).append((context, tensor))
+            opaque.update(callees[len(mapped) :])
+    # What the loader binds: user inputs first, then the captured objects.
+    objects = meta.object_graph_def
+    for name, concrete in objects.concrete_functions.items():
+        concrete_context = functions.get(name)
+        if concrete_context is None:
+            continue
+        bound = list(concrete.bound_inputs)
+        first = len(concrete_context.args) - len(bound)
+        for i in range(len(concrete_context.args)):
+            source = _OTHER
+            if i >= first:
+                node = bound[i - first]
+                is_asset = 0 <= node < len(objects.nodes) and (
+                    objects.nodes[node].WhichOneof("kind") == "asset"
+                )
+                source = _ASSET if is_asset else _OTHER
+            arg_sources.setdefault((name, i), []).append(source)
+    saver = meta.saver_def
+    save_nodes = _closure(graph, saver.save_tensor_name)
+    restore_nodes = _closure(graph, saver.restore_op_name)
+    checkpoint = save_nodes | restore_nodes
+    roots = [t.name for sig in meta.signature_def.values() for t in sig.outputs.values()]
+    roots += [v for c in meta.collection_def.values() for v in c.node_list.value]
+    live_nodes = _closure(graph, *roots)
+
+    def called_from(nodes: frozenset[str]) -> set[str]:
+        roots = {c for n in nodes for c in all_callees[graph.name, n]}
+        return _reachable(roots, calls)
+
+    model_roots = {
+        c
+        for name, node in graph.nodes.items()
+        if name not in checkpoint
+        for c in all_callees[graph.name, name]
+    }
+    model_roots.update(objects.concrete_functions.keys())
+    model = _reachable(model_roots, calls)
+    return _MetaGraph(
+        label=label,
+        graph=graph,
+        functions=functions,
+        asset_nodes=_asset_nodes(meta),
+        arg_sources=arg_sources,
+        opaque=opaque,
+        save_nodes=save_nodes,
+        restore_nodes=restore_nodes,
+        live_nodes=live_nodes,
+        save_functions=frozenset(called_from(save_nodes) - model),
+        restore_functions=frozenset(called_from(restore_nodes) - model),
+        assigned=assigned,
+        callees=all_callees,
+    )
+
+
+def _asset_file_defs(meta: Any) -> list[Any]:
+    """``asset_file_def``, and the AssetFileDefs TF1 builders keep in the
+    ``saved_model_assets`` collection."""
+    assets = list(meta.asset_file_def)
+    for value in meta.collection_def["saved_model_assets"].any_list.value:
+        if value.type_url.endswith("/tensorflow.AssetFileDef"):
+            with contextlib.suppress(message.DecodeError):
+                assets.append(AssetFileDef.FromString(value.value))
+    return assets
+
+
+def _asset_nodes(meta: Any) -> frozenset[str]:
+    """Top-level nodes that hold asset paths."""
+    return frozenset(_node_name(a.tensor_info.name) for a in _asset_file_defs(meta))
+
+
+def escaping_assets(meta: Any, label: str, file: str) -> Iterator[Finding]:
+    """An asset filename the loader joins to ``assets/`` must stay inside it."""
+    for asset in _asset_file_defs(meta):
+        name = asset.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts:
+            yield Finding(
+                "(asset)",
+                _GRAPH + (f" {label}" if label else ""),
+                name,
+                HIGH,
+                ASSET_ESCAPE_WHY,
+                file,
+                f"asset_file_def filename {name!r}",
+            )
