@@ -17,7 +17,7 @@ of file ops (see ``_scan_rules.py``) can be told apart from the rest:
 Example:
     >>> from hublayer.models._scan_proto import SavedModel
     >>> model = SavedModel()
-    >>> model.meta_graphs.add().graph_def.node.add(name="w", op="WriteFile")
+    >>> _ = model.meta_graphs.add().graph_def.node.add(name="w", op="WriteFile")
     >>> findings, ops, _ = walk(model, file="saved_model.pb")
     >>> findings[0].op, findings[0].severity, dict(ops)
     ('WriteFile', 'high', {'WriteFile': 1})
