@@ -115,7 +115,8 @@ def load_path(
         path: a SavedModel folder, a ``.keras`` file, or a folder holding one ``.keras`` file.
         tags: the meta graph to load from a TF1 SavedModel. ``None`` picks the one with no
             tags when there are several (the TF Hub convention), else TensorFlow's default.
-        options: a ``tf.saved_model.LoadOptions``.
+            Must be None for a ``.keras`` file.
+        options: a ``tf.saved_model.LoadOptions``; must be None for a ``.keras`` file.
         handle: the handle ``path`` came from, for error messages.
         safe_mode: scan the model first and refuse unsafe ops (see :func:`hublayer.scan`);
             ``None`` follows ``$HUBLAYER_SAFE_MODE`` (on by default), ``False`` skips it.
@@ -127,12 +128,23 @@ def load_path(
     Raises:
         ModelNotFoundError: ``path`` does not exist.
         InvalidModelError: ``path`` exists but holds no SavedModel and no ``.keras`` file
-            (a ``ValueError``, as in tensorflow_hub).
+            (a ``ValueError``, as in tensorflow_hub), or ``tags``/``options`` were given
+            for a ``.keras`` file (they would be ignored).
         UnsafeModelError: the scan found ops that reach files, the network or Python.
     """
     folder = Path(path)
     shown = os.fspath(handle) if handle is not None else str(folder)
     keras_file = _keras_file(folder)
+    if keras_file is not None and (tags is not None or options is not None):
+        raise InvalidModelError(
+            "Expected tags=None and options=None for a .keras model: they choose a "
+            "SavedModel's meta graph and its tf.saved_model.LoadOptions, which a .keras "
+            f"file has neither of. Received: tags={tags!r}, options={options!r} for "
+            f"{shown!r} ({str(keras_file)!r}). Drop them, or export the model as a "
+            "SavedModel (hublayer.export_saved_model) to load it with them.",
+            handle=shown,
+            path=str(keras_file),
+        )
     if keras_file is not None:  # a damaged file says what is wrong (Keras: "File not found")
         from hublayer.models._keras_file import check_keras_file
 
