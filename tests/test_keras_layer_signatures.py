@@ -250,3 +250,28 @@ def test_several_outputs_without_output_key_list_them(tmp_path: Path) -> None:
     np.testing.assert_allclose(hub.KerasLayer(str(tmp_path / "two"), output_key="logits")(x), 2.0)
     both = hub.KerasLayer(str(tmp_path / "two"), signature_outputs_as_dict=True)(x)
     assert sorted(both) == ["logits", "probs"]
+
+
+def test_a_named_signature_of_a_call_model_fine_tunes_too() -> None:
+    from _layer_models import bert_inputs, models
+
+    layer = hub.KerasLayer(
+        models()["bert_encoder"],
+        signature="encode",
+        trainable=True,  # one output: no key
+    )
+    assert layer.trainable_weights, "the signature's captured variables train"
+    feed = bert_inputs(batch=4)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(feed)))
+    grads = tape.gradient(loss, layer.trainable_weights)
+    optimizer = keras.optimizers.Adam(1e-2)
+    used = [
+        (g, w)
+        for g, w in zip(grads, layer.trainable_weights, strict=True)
+        if g is not None and float(tf.reduce_max(tf.abs(tf.convert_to_tensor(g)))) > 0
+    ]
+    assert used, "gradients reach the variables through the signature"
+    before = [np.array(w.numpy()) for _, w in used]
+    optimizer.apply_gradients(used)
+    assert all(not np.allclose(b, w.numpy()) for b, (_, w) in zip(before, used, strict=True))
