@@ -9,27 +9,34 @@ Example:
     KaggleHandle(owner='google', model='bert', framework='tensorFlow2', variation='en-uncased', version=None)
 """  # noqa: E501
 
-from hublayer.handles._handles import (
-    Handle,
-    HfHandle,
-    HttpHandle,
-    KaggleHandle,
-    LocalHandle,
-    StoreHandle,
-    TfhubHandle,
-)
-from hublayer.handles._maintenance import (
-    CacheEntry,
-    EntryCheck,
-    build_entry,
-    list_entries,
-    prune,
-    remove,
-    verify,
-)
-from hublayer.handles._notes import read_entry_note, write_entry_note
-from hublayer.handles._parse import SCHEMES, Scheme, parse_handle
-from hublayer.handles._resolve import resolve
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hublayer._lazy import lazy_names
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hublayer.handles._handles import (
+        Handle,
+        HfHandle,
+        HttpHandle,
+        KaggleHandle,
+        LocalHandle,
+        StoreHandle,
+        TfhubHandle,
+    )
+    from hublayer.handles._maintenance import (
+        CacheEntry,
+        EntryCheck,
+        build_entry,
+        list_entries,
+        prune,
+        remove,
+        verify,
+    )
+    from hublayer.handles._notes import read_entry_note, write_entry_note
+    from hublayer.handles._parse import SCHEMES, Scheme, parse_handle
+    from hublayer.handles._resolve import resolve
 
 __all__ = [
     "CacheEntry",
@@ -53,3 +60,31 @@ __all__ = [
     "verify",
     "write_entry_note",
 ]
+
+# name -> private module that defines it. Names load on first use, so a process that
+# only reads an entry note, or parses a handle, does not import the download machinery.
+_LAZY: dict[str, str] = {
+    "CacheEntry": "._maintenance",
+    "EntryCheck": "._maintenance",
+    "Handle": "._handles",
+    "HfHandle": "._handles",
+    "HttpHandle": "._handles",
+    "KaggleHandle": "._handles",
+    "LocalHandle": "._handles",
+    "SCHEMES": "._parse",
+    "Scheme": "._parse",
+    "StoreHandle": "._handles",
+    "TfhubHandle": "._handles",
+    "build_entry": "._maintenance",
+    "list_entries": "._maintenance",
+    "parse_handle": "._parse",
+    "prune": "._maintenance",
+    "read_entry_note": "._notes",
+    "remove": "._maintenance",
+    "resolve": "._resolve",
+    "verify": "._maintenance",
+    "write_entry_note": "._notes",
+}
+
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

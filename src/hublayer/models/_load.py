@@ -43,6 +43,28 @@ def _as_handle(handle: Any) -> Any:
     return os.fspath(handle) if isinstance(handle, os.PathLike) else handle
 
 
+def _local_folder(handle: Any) -> Path | None:
+    """``handle`` as an absolute path when it names a local folder, else None.
+
+    ``resolve`` uses such folders in place; answering here first keeps the handles
+    package (cache, downloads) out of a process that only loads local models.
+    """
+    text = _as_handle(handle)
+    if not isinstance(text, str) or "://" in text or not text.strip():
+        return None
+    path = Path(text.strip()).expanduser().absolute()
+    return path if path.is_dir() else None
+
+
+def _resolve(handle: Any, load_format: str | None = None) -> str:
+    local = _local_folder(handle)
+    if local is not None:
+        return str(local)
+    from hublayer.handles import resolve
+
+    return resolve(_as_handle(handle), load_format=load_format)
+
+
 def resolve_handle(handle: Handle) -> Path:
     """Turn a handle into a local path, through ``hublayer.resolve``.
 
@@ -59,9 +81,7 @@ def resolve_handle(handle: Handle) -> Path:
         HandleError, ModelNotFoundError, NotCachedError, DownloadError...: as
             ``hublayer.resolve`` raises them (``HandleError`` for a non-string).
     """
-    from hublayer.handles import resolve
-
-    return Path(resolve(_as_handle(handle), load_format="COMPRESSED"))
+    return Path(_resolve(handle, load_format="COMPRESSED"))
 
 
 def is_hub_module_v1(path: str | os.PathLike[str]) -> bool:
@@ -216,9 +236,7 @@ def load(
         >>> model(tf.zeros([1, 32, 32, 3])).shape
         TensorShape([1, 8])
     """
-    from hublayer.handles import resolve
-
-    location = resolve(_as_handle(handle))
+    location = _resolve(handle)
     if location.startswith("gs://"):
         return load_in_place(location, tags, options, handle=handle, safe_mode=safe_mode)
     return load_path(location, tags, options, handle=handle, safe_mode=safe_mode)
