@@ -41,8 +41,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return testing.image_feature_vector(
-        tmp_path_factory.mktemp("models") / "ifv", image_size=SIZE, dim=16
+    return str(
+        testing.image_feature_vector(
+            tmp_path_factory.mktemp("models") / "ifv", image_size=SIZE, dim=16
+        )
     )
 
 
@@ -164,7 +166,7 @@ def test_rescore_false_reports_the_logged_train_figures(
 
 
 def test_curves_mark_the_best_epoch_and_name_the_classes() -> None:
-    history = {
+    history: dict[str, list[Any]] = {
         "epoch": [1, 2, 3, 4],
         "phase": ["head", "head", "fine_tune", "fine_tune"],
         "loss": [0.9, 0.5, 0.4, 0.45],
