@@ -18,7 +18,7 @@ The floors, top down::
     models, cache (a facade of handles)           3
     handles, records                              2
     config, _specs, _backend, _keras_registration, _ray 1
-    errors, _version                              0
+    errors, _version, _lazy                       0
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ FLOORS: dict[str, int] = {
     "_ray": 1,
     "errors": 0,
     "_version": 0,
+    "_lazy": 0,
 }
 # The top-level facade (lazy public API) and the test helpers may import anything.
 EXEMPT = {"__init__", "testing"}

@@ -17,8 +17,7 @@ Names load lazily: importing ``hublayer.testing`` does not import TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hublayer._lazy import lazy_names
 
 __all__: list[str] = [
     "FileServer",
@@ -54,15 +53,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = importlib.import_module(_LAZY[name], __name__)
-    except KeyError:
-        raise AttributeError(f"module 'hublayer.testing' has no attribute {name!r}") from None
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
