@@ -22,7 +22,6 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -152,12 +151,8 @@ class ShardOutput:
     def __enter__(self) -> ShardOutput:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        """Commit when the block ends normally, abort on an exception."""
         if exc_type is None:
             self.commit()
         else:
