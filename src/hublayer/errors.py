@@ -102,7 +102,8 @@ class HublayerError(Exception):
         **fields: the handle, path, url, file, offset... the error concerns.
     """
 
-    #: The fields this error type always has (``None`` when not given).
+    #: The fields this error type always has (``None`` when not given); each subclass
+    #: also annotates them, so type checkers know ``err.file``, ``err.offset``...
     fields: tuple[str, ...] = ()
 
     def __init__(self, message: str, *, fix: Fix | None = None, **fields: Any) -> None:
@@ -136,18 +137,23 @@ class HandleError(HublayerError, ValueError):
     """A handle string fits none of the accepted forms, or more than one."""
 
     fields = ("handle",)
+    handle: Any
 
 
 class NotCachedError(HublayerError, FileNotFoundError):
     """Offline mode is on and the handle has no complete cache entry."""
 
     fields = ("handle", "path")
+    handle: Any
+    path: Any
 
 
 class ModelNotFoundError(HublayerError, FileNotFoundError):
     """A path exists (or should) but holds no SavedModel or ``.keras`` file."""
 
     fields = ("handle", "path")
+    handle: Any
+    path: Any
 
 
 class InvalidModelError(HublayerError, ValueError):
@@ -159,24 +165,36 @@ class InvalidModelError(HublayerError, ValueError):
     """
 
     fields = ("handle", "path", "url", "status")
+    handle: Any
+    path: Any
+    url: str | None
+    status: int | None
 
 
 class DownloadError(HublayerError, ConnectionError):
     """A download failed: HTTP status, dropped connection, short body."""
 
     fields = ("url", "status", "handle")
+    url: str | None
+    status: int | None
+    handle: Any
 
 
 class CorruptEntryError(HublayerError, OSError):
     """A cache entry does not match its manifest (missing file, wrong size or hash)."""
 
     fields = ("handle", "path", "problems")
+    handle: Any
+    path: Any
+    problems: Any
 
 
 class UnsafeArchiveError(HublayerError, ValueError):
     """An archive member would be written outside its entry, or the archive is too big."""
 
     fields = ("path", "member")
+    path: Any
+    member: str | None
 
 
 class UnsafeModelError(HublayerError, PermissionError):
@@ -186,24 +204,37 @@ class UnsafeModelError(HublayerError, PermissionError):
     """
 
     fields = ("handle", "path", "findings")
+    handle: Any
+    path: Any
+    findings: Any
 
 
 class CacheLockError(HublayerError, TimeoutError):
     """Another live process held a cache entry's lock for longer than the timeout."""
 
     fields = ("path", "timeout")
+    path: Any
+    timeout: float | None
 
 
 class InsufficientSpaceError(HublayerError, OSError):
     """The cache's file system has less free space than a download needs."""
 
     fields = ("path", "needed", "free")
+    path: Any
+    needed: int | None
+    free: int | None
 
 
 class SignatureError(HublayerError, ValueError):
     """A wrong signature, output key, or an input the model cannot take."""
 
     fields = ("handle", "name", "available", "expected", "received")
+    handle: Any
+    name: str | None
+    available: Any
+    expected: Any
+    received: Any
 
 
 class NotTrainableError(HublayerError, ValueError):
@@ -214,57 +245,72 @@ class NotTrainableError(HublayerError, ValueError):
     """
 
     fields = ("handle",)
+    handle: Any
 
 
 class BackendError(HublayerError, NotImplementedError):
     """The active Keras backend cannot run a SavedModel layer."""
 
     fields = ("backend",)
+    backend: str | None
 
 
 class RecordError(HublayerError, ValueError):
     """A TFRecord file or record is missing, truncated or corrupt."""
 
     fields = ("file", "index", "offset")
+    file: str | None
+    index: int | None
+    offset: int | None
 
 
 class SchemaError(HublayerError, ValueError):
     """A schema cannot describe, or parse, the records it is applied to."""
 
     fields = ("feature",)
+    feature: str | None
 
 
 class SpecMismatchError(HublayerError, ValueError):
     """The data cannot feed the model; raised before any training starts."""
 
     fields = ("feature", "expected", "received")
+    feature: str | None
+    expected: Any
+    received: Any
 
 
 class ImageDecodeError(HublayerError, ValueError):
     """Files that should be images cannot be decoded (empty, truncated, corrupt)."""
 
     fields = ("files",)
+    files: Any
 
 
 class OutputExistsError(HublayerError, FileExistsError):
     """An output is there already and overwriting was not asked for."""
 
     fields = ("path",)
+    path: Any
 
 
 class OutputNotWritableError(HublayerError, PermissionError):
     """An output folder cannot be created or written to; raised before any work."""
 
     fields = ("path",)
+    path: Any
 
 
 class TrainingError(HublayerError, RuntimeError):
     """A transfer-learning run cannot start or go on."""
 
     fields = ("stage",)
+    stage: str | None
 
 
 class MissingExtraError(HublayerError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
     fields = ("extra", "package")
+    extra: str | None
+    package: str | None
