@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import hublayer
 from hublayer import records, testing
 from hublayer.cli._app import cli
+from hublayer.embed import embed
 from hublayer.errors import HublayerError, MissingExtraError, RecordError
 
 SIZE = 16
@@ -184,6 +184,20 @@ def test_inspect_and_dataset_read_remote_files_as_local_ones(tmp_path: Path, buc
     assert _xs(shuffled) == [float(i) for i in range(10)]
 
 
+def test_ray_read_tasks_read_a_remote_file_whole(tmp_path: Path, bucket: str) -> None:
+    from hublayer.records._ray_read import columns_of, pieces_of, read_piece
+
+    [shard] = _write(tmp_path / "big", range(40), shards=1)
+    [url] = _upload([shard], bucket)
+    assert len(pieces_of([shard], target_bytes=256)) > 1  # a local file is cut in ranges
+    [piece] = pieces_of([url], target_bytes=256)  # a URL is read in order, whole
+    assert piece.path == url
+    assert piece.size == shard.stat().st_size
+    schema = records.inspect(url)
+    rows = list(read_piece(piece, columns_of(schema, ["x"])))
+    assert np.concatenate([r["x"] for r in rows]).tolist() == [float(i) for i in range(40)]
+
+
 def test_a_folder_feeds_dataset(tmp_path: Path) -> None:
     _write(tmp_path / "data" / "part", range(7))
     dataset = records.dataset(tmp_path / "data", batch_size=4, label="label", shuffle=False)
@@ -294,8 +308,8 @@ def test_embed_reads_remote_inputs_as_local_ones(
 ) -> None:
     shards = sorted(splits["val"].glob("*.tfrecord"))
     _upload(shards, bucket)
-    local = hublayer.embed(model_path, splits["val"], tmp_path / "local", keep=["label"])
-    remote = hublayer.embed(model_path, f"{bucket}/val-*", tmp_path / "remote", keep=["label"])
+    local = embed(model_path, splits["val"], tmp_path / "local", keep=["label"])
+    remote = embed(model_path, f"{bucket}/val-*", tmp_path / "remote", keep=["label"])
     assert remote.rows == local.rows == 24
     assert [p.name for p in remote.outputs] == [p.name for p in local.outputs]
     for a, b in zip(local.outputs, remote.outputs, strict=True):

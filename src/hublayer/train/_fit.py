@@ -36,6 +36,7 @@ from typing import Any, Literal
 import keras
 
 from hublayer import config, records
+from hublayer._ray import check_engine
 from hublayer.train._backbone import (
     ModelLike,
     feature_dim,
@@ -56,6 +57,7 @@ from hublayer.train._model import HeadLike, assemble, build_head, describe_head
 from hublayer.train._phases import Run, fine_tune, train_head
 from hublayer.train._progress import Mode as ProgressMode
 from hublayer.train._progress import progress_mode
+from hublayer.train._ray import distribution, fit_on_ray, run_engine
 from hublayer.train._report import write_outputs
 from hublayer.train._summary import columns, metrics_of, score_splits, settings_of
 
@@ -165,6 +167,9 @@ def fit_classifier(
     progress: bool | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     rescore: bool = True,
+    engine: str = "local",
+    num_workers: int | None = None,
+    address: str | None = None,
 ) -> TrainResult:
     """Train a classifier on a pretrained model from TFRecord files.
 
@@ -208,6 +213,13 @@ def fit_classifier(
         rescore: after fine-tuning, score the train split again with the final model
             (another pass of the backbone over it). False reports the train loss and
             accuracy logged at the best epoch instead; validation and test are scored.
+        engine: ``"local"`` (this process) or ``"ray"``: the feature-extraction recipe
+            on Ray Train's ``TensorflowTrainer``, each ``fit`` under
+            ``MultiWorkerMirroredStrategy`` (batches sharded among the workers); needs
+            ``pip install "hublayer[ray]"`` and an ``out_dir`` every worker reaches (a
+            temp folder when None). ``mode="fine_tune"`` raises ``TrainingError`` on Ray.
+        num_workers: Ray Train workers (default: the cluster's CPUs).
+        address: the Ray cluster to join; None starts a local Ray.
 
     Returns:
         A :class:`TrainResult`.
@@ -226,6 +238,12 @@ def fit_classifier(
         >>> result.paths["report"]  # doctest: +SKIP
         PosixPath('run/report.md')
     """
+    if check_engine(engine) == "ray":
+        arguments = {
+            k: v for k, v in locals().items() if k not in ("engine", "num_workers", "address")
+        }
+        result: TrainResult = fit_on_ray(arguments, num_workers=num_workers, address=address)
+        return result
     started = time.perf_counter()
     ft_epochs = epochs if fine_tune_epochs is None else fine_tune_epochs
     ft_rate = learning_rate / 10 if fine_tune_learning_rate is None else fine_tune_learning_rate
@@ -275,8 +293,11 @@ def fit_classifier(
     )
     labels = {name: classes.encode(values, split=name) for name, values in raw.items()}
 
-    head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
-    parts = assemble(backbone, spec, head=head_layer, dim=dim, train_batch_norm=train_batch_norm)
+    with distribution():  # the strategy scope on a Ray Train worker, else nothing
+        head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
+        parts = assemble(
+            backbone, spec, head=head_layer, dim=dim, train_batch_norm=train_batch_norm
+        )
     run_id = _fingerprint(
         model_fingerprint,
         *(s.fingerprint() for s in sources.values()),
@@ -336,6 +357,7 @@ def fit_classifier(
         timings["evaluate_s"] = time.perf_counter() - tick
         history = columns(store.history)
         metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
+        metrics.update(run_engine())  # "engine": "local" or "ray", "workers"
         paths: dict[str, Path] = {}
         if out_dir is not None:
             settings = settings_of(
