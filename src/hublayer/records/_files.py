@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: One path, glob pattern, folder or URL, or an iterable of them.
-Files: TypeAlias = "str | os.PathLike[str] | Iterable[str | os.PathLike[str]]"
+Files: TypeAlias = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 _GLOB_CHARS = frozenset("*?[")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
