@@ -205,3 +205,37 @@ def test_zoo_efficientnet_lite0_runs_on_jax_like_on_tensorflow(tmp_path: Path) -
     assert np.isfinite(result["loss"])
     assert int(result["count"]) > 100
     assert int(result["moved"]) >= 0.9 * int(result["count"])
+
+
+FIT_CLASSIFIER = """
+import json, sys, keras
+from hublayer import train
+model, data, val, out = sys.argv[1:5]
+scores = {}
+for mode in ("feature_extraction", "fine_tune"):
+    result = train.fit_classifier(
+        model, data, validation=val, mode=mode, epochs=12, fine_tune_epochs=3,
+        learning_rate=1e-2, batch_size=16, out_dir=f"{out}/{mode}", progress=False,
+        embedding_cache=False,
+    )
+    scores[mode] = result.metrics["splits"]["validation"]["accuracy"]
+print(json.dumps({"backend": keras.backend.backend(), **scores}))
+"""
+
+
+@pytest.mark.slow
+def test_fit_classifier_reaches_the_same_accuracy_on_jax(tmp_path: Path) -> None:
+    model = testing.image_feature_vector(tmp_path / "ifv", image_size=32, dim=16)
+    data = testing.image_records(tmp_path / "rec" / "train", 150, classes=3, size=32)
+    val = testing.image_records(tmp_path / "rec" / "val", 60, classes=3, size=32, seed=1)
+    scores = {}
+    for backend in ("tensorflow", "jax"):
+        script = FIT_CLASSIFIER.replace(
+            "sys.argv[1:5]", repr([model, data, val, str(tmp_path / backend)])
+        )
+        done = run_worker(backend, tmp_path, tmp_path / f"o-{backend}", code=script)
+        scores[backend] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert scores["jax"]["backend"] == "jax"
+    for mode in ("feature_extraction", "fine_tune"):
+        assert abs(scores["jax"][mode] - scores["tensorflow"][mode]) <= 0.1, scores
+    assert scores["jax"]["fine_tune"] >= 0.9, scores

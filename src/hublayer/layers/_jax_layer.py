@@ -29,8 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,7 +38,15 @@ import tensorflow as tf
 
 from hublayer._backend import require_savedmodel_backend
 from hublayer.errors import BackendError, SignatureError
-from hublayer.layers import _assets, _inputs, _jax_convert, _shapes, _signatures, _variables
+from hublayer.layers import (
+    _assets,
+    _inputs,
+    _jax_convert,
+    _jax_model,
+    _shapes,
+    _signatures,
+    _variables,
+)
 from hublayer.layers._adapters import split_dtype
 from hublayer.layers._keras_layer import KerasLayer
 from hublayer.layers._lifecycle import _DEFERRED
@@ -116,7 +122,7 @@ class JaxKerasLayer(KerasLayer):
             training_signature=training_signature,
         )
         self._arguments = dict(arguments or {})
-        self._patterns = _patterns(trainable_patterns)
+        self._patterns = _jax_model.patterns(trainable_patterns)
         self._last_n = trainable_last_n
         _variables.select_trainable(["-"], self._patterns, self._last_n)  # fail early
         self._embed = bool(embed_saved_model)
@@ -150,7 +156,7 @@ class JaxKerasLayer(KerasLayer):
         if "variables" in spec:
             slots = tuple(_variables.VariableSlot.from_config(c) for c in spec["variables"])
             self._slots = slots
-            self._cache.variables = tuple(_placeholder(slot) for slot in slots)
+            self._cache.variables = tuple(_jax_model.placeholder(slot) for slot in slots)
             for variable in self._cache.variables:
                 self._track_variable(variable)
             self._output_spec = _shapes.spec_from_config(spec.get("output_spec"))
@@ -166,17 +172,18 @@ class JaxKerasLayer(KerasLayer):
             self._keras_model = loaded.obj  # a native Keras model: nothing to convert
             self._loaded = loaded
             return
-        _check_convertible(loaded, handle)
+        _jax_model.check_convertible(loaded, handle)
         if not self._cache.variables:
             self._cache.variables, self._slots = loaded.variables, loaded.slots
             for variable in self._cache.variables:
                 self._track_variable(variable)
         else:
-            _check_same_model(self._slots, loaded.slots, handle)
+            _jax_model.check_same_model(self._slots, loaded.slots, handle)
         self._index = {
-            id(v): i for i, v in enumerate(_model_order(loaded.obj, loaded.target.captured))
+            id(v): i
+            for i, v in enumerate(_jax_model.model_order(loaded.obj, loaded.target.captured))
         }
-        if _needs_rng(loaded) and getattr(self, "_seed_generator", None) is None:
+        if _jax_model.needs_rng(loaded) and getattr(self, "_seed_generator", None) is None:
             # Stateful random ops (TF1-era models) draw from a key Keras tracks.
             self._tracker.unlock()
             self._seed_generator = keras.random.SeedGenerator(0, name="seed_generator")
@@ -215,7 +222,7 @@ class JaxKerasLayer(KerasLayer):
         Example:
             >>> layer.unfreeze(last_n=2)  # doctest: +SKIP
         """
-        chosen = _patterns(patterns)
+        chosen = _jax_model.patterns(patterns)
         _variables.select_trainable(["-"], chosen, last_n)
         previous = (self._patterns, self._last_n)
         self._patterns, self._last_n = chosen, last_n
@@ -260,32 +267,8 @@ class JaxKerasLayer(KerasLayer):
         loaded = self._loaded
         inputs = args[0] if args else kwargs.get("inputs")
         if loaded is not None and inputs is not None and not isinstance(loaded.obj, keras.Layer):
-            self._conform_jax(inputs, loaded.target)
+            _jax_model.conform(inputs, loaded.target, self._options.handle_name)
         return keras.layers.Layer.__call__(self, *args, **kwargs)
-
-    def _conform_jax(self, inputs: Any, target: _signatures.Target) -> Any:
-        """The inputs in the spec's structure, cast as on TensorFlow.
-
-        The check runs on stand-ins with static shapes: while Keras infers an enclosing
-        layer's output shape, JAX passes arrays whose batch dimension is symbolic.
-        """
-        flat = tf.nest.flatten(inputs)
-        stand_ins = [_stand_in(x) for x in flat]
-        real = {id(p): x for p, x in zip(stand_ins, flat, strict=True)}
-        conformed = _inputs.conform_inputs(
-            tf.nest.pack_sequence_as(inputs, stand_ins),
-            target.input_specs,
-            cast=_CastTo,
-            where=_where(target),
-            handle=self._options.handle_name,
-        )
-
-        def restore(leaf: Any) -> Any:
-            if isinstance(leaf, _CastTo):
-                return keras.ops.cast(real[id(leaf.stand_in)], leaf.dtype.name)
-            return real.get(id(leaf), leaf)
-
-        return tf.nest.map_structure(restore, conformed)
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         """Run the converted model; ``training`` reaches it only while the layer trains."""
@@ -293,7 +276,7 @@ class JaxKerasLayer(KerasLayer):
         if isinstance(loaded.obj, keras.Layer):
             return loaded.obj(inputs, training=bool(training) and self._trainable)
         target = loaded.target
-        x = self._conform_jax(inputs, target)
+        x = _jax_model.conform(inputs, target, self._options.handle_name)
         mode = self._mode(target, training)
         function = self._function(loaded, x, mode)
         params = self._params(function)
@@ -345,15 +328,16 @@ class JaxKerasLayer(KerasLayer):
             function_spec = call.function_spec
         for position, concrete in enumerate(candidates):
             key = (mode, position)
-            if not _matches(concrete, x, mode, target):
+            if not _jax_model.matches(concrete, x, mode, target):
                 continue
             if key not in self._cache.functions:
                 self._cache.functions[key] = _jax_convert.convert(
-                    concrete, function_spec, self._index, where=_where(target)
+                    concrete, function_spec, self._index, where=_jax_model.where(target)
                 )
             return self._cache.functions[key]
         raise SignatureError(
-            f"Expected inputs for {_where(target)} of handle={self._options.handle_name!r} "
+            f"Expected inputs for {_jax_model.where(target)} of "
+            f"handle={self._options.handle_name!r} "
             f"to match a traced function with training={mode}. Received: "
             f"{_inputs.describe(x)}. Feed inputs the model was saved for.",
             handle=self._options.handle_name,
@@ -408,7 +392,7 @@ class JaxKerasLayer(KerasLayer):
                 input_shape,
                 check_types=False,
             )
-            if not _is_shape(input_shape)
+            if not _jax_model.is_shape(input_shape)
             else keras.KerasTensor(tuple(input_shape))
         )
         return tf.nest.map_structure(lambda t: t.shape, self.compute_output_spec(inputs))
@@ -417,58 +401,7 @@ class JaxKerasLayer(KerasLayer):
         """Load saved values into the variables (created from the build config)."""
         keras.layers.Layer.load_own_variables(self, store)
 
-    # ------------------------------------------------------------- properties
-    @property
-    def input_shape(self) -> tuple[int | None, ...]:
-        """The declared input shape, batch first: only with a non-float ``dtype``."""
-        if self._input_shape is None:
-            raise AttributeError("input_shape is only set with input_shape= and dtype=tf.string")
-        return (None, *self._input_shape)
-
-    @property
-    def handle(self) -> Any:
-        """The handle (or object) the layer was built from."""
-        return self._options.handle
-
-    @property
-    def resolved_object(self) -> Any:
-        """The object TensorFlow loaded (its functions are what was converted)."""
-        return self._ensure_loaded().obj
-
-    @property
-    def input_specs(self) -> tuple[Any, ...]:
-        """The model's inputs as :class:`~hublayer._specs.TensorInfo`."""
-        return _signatures.tensor_infos(self._ensure_loaded().target.input_specs)
-
     # ----------------------------------------------------------------- saving
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, as the TensorFlow layer writes them."""
-        options = self._options
-        if not isinstance(options.handle, str | os.PathLike):
-            raise NotImplementedError(
-                "Expected a handle string to save a KerasLayer's config. Received: a "
-                f"handle of type {type(options.handle).__name__}. Pass the model's handle."
-            )
-        config: dict[str, Any] = keras.layers.Layer.get_config(self)
-        config.pop("autocast", None)
-        config.update(
-            handle=os.fspath(options.handle),
-            arguments=_json_checked("arguments", self._arguments),
-            signature=options.signature,
-            signature_outputs_as_dict=options.as_dict,
-            output_key=options.output_key,
-            output_shape=_shapes.output_shape_to_config(options.output_shape),
-            tags=options.tags,
-            trainable_patterns=self._patterns,
-            trainable_last_n=self._last_n,
-            embed_saved_model=self._embed,
-        )
-        if options.training_signature is not None:
-            config["training_signature"] = options.training_signature
-        if self._input_shape is not None:
-            config["input_shape"] = list(self._input_shape)
-        return config
-
     def get_build_config(self) -> dict[str, Any]:
         """The variables and output spec, in the TensorFlow layer's format."""
         loaded = self._ensure_loaded()
@@ -484,12 +417,6 @@ class JaxKerasLayer(KerasLayer):
         self._build_spec = dict(config) if config else None
         self.build()
 
-    def save_assets(self, dir_path: str) -> None:
-        """Copy the SavedModel's files into the ``.keras`` archive (unless embedding is off)."""
-        loaded = self._ensure_loaded()
-        source = loaded.source if self._embed else None
-        _assets.write_assets(dir_path, source=source, handle=self._options.handle_name)
-
     def load_assets(self, dir_path: str) -> None:
         """Load the model's functions from the archive's copy (or resolve the handle)."""
         if self._loaded is not None:
@@ -497,141 +424,6 @@ class JaxKerasLayer(KerasLayer):
         self._owned = _assets.take_embedded(dir_path)
         source = self._owned.path if self._owned is not None else None
         self._adopt(load_model(self._options, source=source))
-
-
-def _check_convertible(loaded: LoadedModel, handle: str | None) -> None:
-    target = loaded.target
-    functions = _functions(loaded)
-    if not functions:
-        raise BackendError(
-            "Expected a SavedModel whose __call__ was traced, to convert it for JAX. "
-            f"Received: handle={handle!r}, whose __call__ has no traced functions. Use a "
-            "signature (signature=...), or the TensorFlow backend (KERAS_BACKEND=tensorflow).",
-            backend="jax",
-        )
-    missing = sorted({op for f in functions for op in _jax_convert.unsupported_ops(f)})
-    if missing:
-        where = _where(target)
-        signatures = sorted(getattr(loaded.obj, "signatures", None) or {})
-        raise BackendError(
-            f"Expected a model whose ops JAX can run (through tf2jax). Received: "
-            f"handle={handle!r}, whose {where} uses ops tf2jax cannot convert: {missing}. "
-            "Use the TensorFlow backend (KERAS_BACKEND=tensorflow) for this model, or a "
-            f"signature that avoids those ops (signature= one of {signatures}).",
-            backend="jax",
-        )
-
-
-def _is_shape(value: Any) -> bool:
-    return isinstance(value, tuple | list) and all(d is None or isinstance(d, int) for d in value)
-
-
-def _functions(loaded: LoadedModel) -> list[Any]:
-    target = loaded.target
-    if target.signature is not None:
-        return [f for f in (target.fn, target.training_fn) if f is not None]
-    return list(getattr(loaded.obj.__call__, "concrete_functions", ()) or ())
-
-
-def _needs_rng(loaded: LoadedModel) -> bool:
-    return any(_jax_convert.uses_stateful_random(f) for f in _functions(loaded))
-
-
-def _check_same_model(
-    saved: Sequence[_variables.VariableSlot],
-    loaded: Sequence[_variables.VariableSlot],
-    handle: str | None,
-) -> None:
-    expected = [(s.name, s.shape, s.dtype) for s in saved]
-    received = [(s.name, s.shape, s.dtype) for s in loaded]
-    if expected != received:
-        different = [e for e, r in zip(expected, received, strict=False) if e != r][:3]
-        raise SignatureError(
-            "Expected the model to be the one this layer was saved with. Received: "
-            f"handle={handle!r}, whose variables differ ({different or 'in number'}). Point "
-            "the handle back at the original model, or save with embed_saved_model=True.",
-            handle=handle,
-        )
-
-
-def _model_order(obj: Any, captured: Sequence[tf.Variable]) -> list[tf.Variable]:
-    """The model's variables in the order ``_variables.wrap_variables`` gives them."""
-    listed = getattr(obj, "trainable_variables", None)
-    if listed is None:
-        listed = [v for v in captured if v.trainable]
-    seen: set[int] = set()
-    ordered: list[tf.Variable] = []
-    for variable in [*listed, *(getattr(obj, "variables", ()) or ()), *captured]:
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            ordered.append(variable)
-    return ordered
-
-
-def _matches(concrete: Any, x: Any, mode: bool | None, target: _signatures.Target) -> bool:
-    args, kwargs = concrete.structured_input_signature
-    if target.signature is not None:
-        return True
-    if mode is not None:
-        training = args[1] if len(args) > 1 else kwargs.get("training", False)
-        if training is not mode:
-            return False
-    if not args:
-        return False
-    try:
-        stand_ins = tf.nest.map_structure(_stand_in, x)
-        _inputs.conform_inputs(stand_ins, (args[0],), cast=_CastTo, where="", handle=None)
-    except SignatureError:
-        return False
-    return True
-
-
-def _placeholder(slot: _variables.VariableSlot) -> keras.Variable:
-    return keras.Variable(
-        initializer="zeros",
-        shape=slot.shape,
-        dtype=slot.dtype,
-        trainable=slot.trainable,
-        autocast=False,
-        name=_variables.keras_name(slot.name),
-    )
-
-
-class _CastTo:
-    """A cast ``conform_inputs`` asked for, applied to the real input afterwards."""
-
-    def __init__(self, stand_in: Any, dtype: tf.DType) -> None:
-        self.stand_in, self.dtype = stand_in, dtype
-
-
-def _stand_in(x: Any) -> Any:
-    """A symbolic tensor of ``x``'s dtype and shape (``None`` for a symbolic dimension)."""
-    shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
-    if shape is None or dtype is None or isinstance(x, keras.KerasTensor):
-        return x
-    dims = tuple(d if isinstance(d, int) else None for d in shape)
-    return keras.KerasTensor(dims, dtype=keras.backend.standardize_dtype(dtype))
-
-
-def _where(target: _signatures.Target) -> str:
-    return f"signature {target.signature!r}" if target.signature else "__call__"
-
-
-def _patterns(value: Sequence[str] | str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [value] if isinstance(value, str) else [str(p) for p in value]
-
-
-def _json_checked(name: str, value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except TypeError:
-        raise ValueError(
-            f"Expected KerasLayer({name}=...) to be JSON-serializable to save the layer. "
-            f"Received: {name}={value!r}. Use plain numbers, strings, lists and dicts."
-        ) from None
-    return value
 
 
 # Save exactly as the TensorFlow layer does, so a .keras file loads on either backend:
