@@ -32,8 +32,8 @@ __all__ = ["demo"]
     "--fine-tune/--no-fine-tune",
     default=False,
     show_default=True,
-    help="Also fine-tune the backbone's last blocks (about 1.5x the time on 2 cores, and "
-    "no better than feature extraction on these digits).",
+    help="Also fine-tune the backbone's last blocks (on 2 cores about twice the time and "
+    "memory, and no better than feature extraction on these digits).",
 )
 @click.option(
     "--fine-tune-epochs",
@@ -64,7 +64,7 @@ __all__ = ["demo"]
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Progress bars [default: on a terminal, or $HUBLAYER_PROGRESS].",
+    help="Progress bars [default: on a terminal, else a line per epoch; or $HUBLAYER_PROGRESS].",
 )
 def demo(
     out_dir: Path,

@@ -21,7 +21,12 @@ from hublayer.train._phases import Run, raw_batches
 
 __all__ = ["columns", "metrics_of", "plain", "score_splits", "settings_of"]
 
+#: Batch size to score cached features (a small head: large batches are cheapest).
 _EVAL_BATCH = 256
+#: Batch size to score through the backbone. Measured on EfficientNet-Lite0 at 192 px,
+#: predicting 512 images: batch 256 peaked at 3.3 GB resident, batch 64 at 1.6 GB, and 64
+#: was no slower on 2 cores.
+_RAW_EVAL_BATCH = 64
 
 
 def score_splits(
@@ -47,7 +52,7 @@ def score_splits(
             )
             labels: np.ndarray | None = run.labels[name]
         else:
-            batches = raw_batches(run, name, shuffle=False, batch_size=_EVAL_BATCH)
+            batches = raw_batches(run, name, shuffle=False, batch_size=_RAW_EVAL_BATCH)
             probabilities, labels = predict_batches(run.parts.classifier, batches)
             labels = labels if labels is not None else np.zeros([0], np.int64)
         scores[name] = score(probabilities, np.asarray(labels), num_classes=count)
