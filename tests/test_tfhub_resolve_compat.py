@@ -329,3 +329,20 @@ def test_long_handles_of_every_form_fail_only_with_hublayer_errors(
             hublayer.resolve(handle, offline=False)
     with pytest.raises(HublayerError):
         hublayer.resolve(handles[1], offline=True)
+
+
+def test_a_long_tfhub_handle_redirected_to_kaggle_writes_a_short_alias(
+    file_server: FileServer, tmp_path: Path, hublayer_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBLAYER_TFHUB_ENDPOINT", file_server.url("/tfhub"))
+    monkeypatch.setenv("HUBLAYER_KAGGLE_ENDPOINT", file_server.url("/kaggle"))
+    long_path = "google/" + "/".join(["n" * 200] * 25) + "/3"
+    kaggle = "/kaggle/models/google/long/tensorFlow2/v/3"
+    file_server.redirect(f"/tfhub/{long_path}", kaggle)
+    file_server.add(kaggle, model_tgz(tmp_path))
+    path = Path(hublayer.resolve(f"https://tfhub.dev/{long_path}"))
+    assert (path / "saved_model.pb").read_bytes() == MODEL["saved_model.pb"]
+    aliases = list((hublayer_env / "aliases").rglob("*.json"))
+    assert len(aliases) == 1
+    assert all(len(part) <= 255 for part in aliases[0].parts)
+    assert hublayer.resolve(f"https://tfhub.dev/{long_path}", offline=True) == str(path)

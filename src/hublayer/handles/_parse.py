@@ -133,7 +133,10 @@ def _parse_tfhub(text: str) -> TfhubHandle:
             "For example https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5.",
         )
     cn = _under(text, (CN_HUB,)) is not None and _under(text, (config.tfhub_endpoint(),)) is None
-    return TfhubHandle(safe_key(*segments[:-1], str(int(segments[-1]))), "cn" if cn else "")
+    name = segments[:-1]
+    # Plain names stay as they are (the URL needs them; the key shortens long ones).
+    path = "/".join(name) if all(SEGMENT.fullmatch(n) for n in name) else safe_key(*name)
+    return TfhubHandle(f"{path}/{int(segments[-1])}", "cn" if cn else "")
 
 
 # kaggle ----------------------------------------------------------------------------------
