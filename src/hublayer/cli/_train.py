@@ -182,6 +182,19 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
 )
 @click.option("--restart", is_flag=True, help="Ignore a checkpoint in --out and start over.")
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help='ray: Ray Train workers (pip install "hublayer[ray]"); feature_extraction only.',
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Ray Train workers with --engine ray [default: the cluster's CPUs].",
+)
+@click.option("--address", help="Ray cluster to join with --engine ray [default: a local Ray].")
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bars [default: on a terminal]."
 )
 def train(
@@ -209,6 +222,9 @@ def train(
     no_cache: bool,
     embeddings_dir: Path | None,
     restart: bool,
+    engine: str,
+    workers: int | None,
+    address: str | None,
     progress: bool | None,
 ) -> None:
     """Train a classifier on a pretrained model from TFRecord files.
@@ -223,6 +239,8 @@ def train(
           --val 'data/val-*.tfrecord' --test 'data/test-*.tfrecord' --out runs/digits
       hublayer train --model ./efficientnet_lite0 --train 'data/train-*' \\
           --val 'data/val-*' --mode fine_tune --epochs 5 --fine-tune-epochs 2
+      hublayer train --model ./efficientnet_lite0 --train 'data/train-*' \\
+          --val 'data/val-*' --out runs/b --engine ray --workers 2
     """
     from hublayer.train import fit_classifier
 
@@ -256,6 +274,9 @@ def train(
         progress=progress,
         pipeline=pipeline,
         input_range=_input_range(input_range),
+        engine=engine,
+        num_workers=workers,
+        address=address,
     )
     metrics = result.metrics
     rows = [
