@@ -144,7 +144,7 @@ def test_a_bad_range_is_refused_before_anything_runs(
 def test_fit_classifier_and_the_cli_use_and_print_the_range(
     model: str, files: str, tmp_path: Path
 ) -> None:
-    from hublayer.train import fit_classifier
+    from hublayer.train import fit_classifier, load_classifier
 
     result = fit_classifier(
         model, files, epochs=1, batch_size=4, input_range=(-1, 1), embedding_cache=False,
@@ -160,6 +160,8 @@ def test_fit_classifier_and_the_cli_use_and_print_the_range(
     given = runner.invoke(cli, [*args, "--out", str(tmp_path / "a"), "--input-range", "-1,1"])
     assert given.exit_code == 0, given.output
     assert "input range: (-1, 1), given (set it with --input-range)" in given.output
+    reloaded = load_classifier(tmp_path / "a").spec  # predict scales as training did
+    assert (reloaded.value_range, reloaded.range_source) == ((-1.0, 1.0), RANGE_GIVEN)
     assumed = runner.invoke(cli, [*args, "--out", str(tmp_path / "b")])
     assert assumed.exit_code == 0, assumed.output
     assert "input range: (0, 1), assumed: TF Hub convention" in assumed.output

@@ -127,6 +127,7 @@ def load_classifier(out_dir: str | os.PathLike[str]) -> Classifier:
         value_range=None
         if spec_fields["value_range"] is None
         else tuple(spec_fields["value_range"]),
+        range_source=spec_fields.get("range_source"),  # the range training used, and why
     )
     return Classifier(model, tuple(settings["class_names"]), settings["label"], spec, settings)
 

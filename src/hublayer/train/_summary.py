@@ -154,6 +154,7 @@ def settings_of(
             "dtype": spec.dtype,
             "shape": list(spec.shape),
             "value_range": None if spec.value_range is None else list(spec.value_range),
+            "range_source": spec.range_source,
         },
         "pipeline": {k: plain(v) for k, v in options.items()},
         "batch_size": run.batch_size,
