@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from hublayer import records, testing
 from hublayer.cli._app import cli
 from hublayer.embed import embed
-from hublayer.errors import HublayerError, MissingExtraError, RecordError
+from hublayer.errors import HublayerError, MissingExtraError, RecordError, SchemaError
 
 SIZE = 16
 
@@ -196,6 +196,23 @@ def test_ray_read_tasks_read_a_remote_file_whole(tmp_path: Path, bucket: str) ->
     schema = records.inspect(url)
     rows = list(read_piece(piece, columns_of(schema, ["x"])))
     assert np.concatenate([r["x"] for r in rows]).tolist() == [float(i) for i in range(40)]
+
+
+def test_a_label_map_beside_remote_shards_is_found(tmp_path: Path, bucket: str) -> None:
+    shards = _write(tmp_path / "train", range(4))
+    urls = _upload(shards, bucket)
+    assert records.find_label_map(urls, label="label") is None
+    fs = fsspec.filesystem("memory")
+    where = f"{bucket}/train.label_map.json".removeprefix("memory://")
+    fs.pipe(where, b'{"classes": ["even", "odd"], "label": "label", "image": null}')
+    found = records.find_label_map(records.expand_files(f"{bucket}/train-*"), label="label")
+    assert found is not None
+    assert found.classes == ("even", "odd")
+    assert found.path == f"{bucket}/train.label_map.json"
+
+    other = _upload(_write(tmp_path / "val", range(2), shards=1), bucket)
+    with pytest.raises(SchemaError, match="no label map"):
+        records.find_label_map([*urls, *other], label="label")
 
 
 def test_a_folder_feeds_dataset(tmp_path: Path) -> None:

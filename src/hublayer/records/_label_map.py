@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hublayer.errors import SchemaError
+from hublayer.records._files import is_url, open_file
 
 __all__ = ["LabelMap", "find_label_map", "label_map_path", "write_label_map"]
 
@@ -44,6 +45,15 @@ def label_map_path(path: str | os.PathLike[str]) -> Path:
     return target.with_name(stem + SUFFIX)
 
 
+def _beside(file: str) -> str:
+    """:func:`label_map_path` of a local path or a URL (``gs://b/train-00000-of-00002``
+    -> ``gs://b/train.label_map.json``)."""
+    if not is_url(file):
+        return str(label_map_path(file))
+    folder, _, name = file.rpartition("/")
+    return f"{folder}/{label_map_path(name).name}"
+
+
 @dataclass(frozen=True)
 class LabelMap:
     """The class names an integer label feature indexes.
@@ -52,7 +62,8 @@ class LabelMap:
         classes: class index to name.
         label: the feature holding the index.
         image: the feature holding the image, if any.
-        path: the JSON file it was read from (None when built in memory).
+        path: the JSON file it was read from: a Path, or a URL (None when built in
+            memory).
 
     Example:
         >>> LabelMap(("cat", "dog")).name(1)
@@ -62,7 +73,7 @@ class LabelMap:
     classes: tuple[str, ...]
     label: str = "label"
     image: str | None = "image"
-    path: Path | None = None
+    path: Path | str | None = None
 
     def name(self, index: int) -> str:
         """The class name of label ``index``."""
@@ -72,17 +83,23 @@ class LabelMap:
     def load(cls, path: str | os.PathLike[str]) -> LabelMap:
         """Read a label map JSON file.
 
+        Args:
+            path: a local path, or a URL read through fsspec (``gs://...``).
+
         Raises:
             FileNotFoundError: no file at ``path``.
             SchemaError: the file is not a label map (``{"classes": [names...]}``).
         """
-        source = Path(path)
-        if not source.is_file():
+        source: Path | str = os.fspath(path) if is_url(path) else Path(path)
+        try:
+            with open_file(source) as handle:
+                raw = handle.read()
+        except (FileNotFoundError, IsADirectoryError):
             raise FileNotFoundError(
                 f"Expected a label map JSON file at {str(source)!r}. Received: no such file."
-            )
+            ) from None
         try:
-            data = json.loads(source.read_text(encoding="utf-8"))
+            data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise SchemaError(
                 f"Expected a label map JSON file at {str(source)!r}. Received: a file that is "
@@ -139,7 +156,7 @@ def find_label_map(files: Iterable[str | os.PathLike[str]], *, label: str) -> La
     """The label map beside ``files`` for the feature ``label``, or None when none has one.
 
     Args:
-        files: TFRecord files (paths, not globs).
+        files: TFRecord files (paths or URLs, not globs).
         label: the label feature; a map written for another feature does not count.
 
     Raises:
@@ -149,12 +166,14 @@ def find_label_map(files: Iterable[str | os.PathLike[str]], *, label: str) -> La
         >>> find_label_map(["data/train-00000-of-00002.tfrecord"], label="label")  # doctest: +SKIP
         LabelMap(classes=('cat', 'dog'), label='label', image='image', path=...)
     """
-    paths = [Path(os.fspath(f)) for f in files]
-    found: dict[Path, LabelMap | None] = {}
-    for file in paths:
-        where = label_map_path(file)
+    found: dict[str, LabelMap | None] = {}
+    for file in files:
+        where = _beside(os.fspath(file))
         if where not in found:
-            found[where] = LabelMap.load(where) if where.is_file() else None
+            try:
+                found[where] = LabelMap.load(where)
+            except FileNotFoundError:
+                found[where] = None
     maps = {k: v for k, v in found.items() if v is not None and v.label == label}
     if not maps:
         return None

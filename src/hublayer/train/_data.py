@@ -85,7 +85,7 @@ class Source:
         Raises:
             SchemaError: the files have different label maps, or only some have one.
         """
-        if not self.label_map or self.label is None or any("://" in f for f in self.files):
+        if not self.label_map or self.label is None:
             return None
         from hublayer import records
 
