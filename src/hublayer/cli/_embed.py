@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from hublayer.cli._ray_options import ray_options
+
 __all__ = ["embed"]
 
 
@@ -46,20 +48,10 @@ def _keep(value: str | None) -> tuple[str, ...]:
     default="tfrecord",
     show_default=True,
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help='local: tf.data here; ray: Ray Data and model actors (pip install "hublayer[ray]").',
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    help="Model actors with --engine ray [default: the cluster's CPUs less one].",
-)
-@click.option(
-    "--address", help="Ray cluster to join (ray://host:10001, auto) [default: a local Ray]."
+@ray_options(
+    engine='local: tf.data here; ray: Ray Data and model actors (pip install "hublayer[ray]").',
+    workers="Model actors with --engine ray [default: the cluster's CPUs less one].",
+    address="Ray cluster to join (ray://host:10001, auto) [default: a local Ray].",
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar [default: on a terminal]."

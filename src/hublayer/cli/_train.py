@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from hublayer.cli._ray_options import ray_options
 from hublayer.cli._table import table
 
 __all__ = ["evaluate", "predict", "train"]
@@ -181,19 +182,11 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
     help="Where to cache embeddings [default: <cache dir>/embeddings].",
 )
 @click.option("--restart", is_flag=True, help="Ignore a checkpoint in --out and start over.")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help='ray: Ray Train workers (pip install "hublayer[ray]"); feature_extraction only.',
+@ray_options(
+    engine='ray: Ray Train workers (pip install "hublayer[ray]"); feature_extraction only.',
+    workers="Ray Train workers with --engine ray [default: the cluster's CPUs].",
+    address="Ray cluster to join with --engine ray [default: a local Ray].",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    help="Ray Train workers with --engine ray [default: the cluster's CPUs].",
-)
-@click.option("--address", help="Ray cluster to join with --engine ray [default: a local Ray].")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bars [default: on a terminal]."
 )
