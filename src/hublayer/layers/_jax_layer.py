@@ -335,11 +335,19 @@ class JaxKerasLayer(KerasLayer):
                     concrete, function_spec, self._index, where=_jax_model.where(target)
                 )
             return self._cache.functions[key]
+        fix = "Feed inputs the model was saved for."
+        fixed = getattr(target, "fixed_batch", None)
+        if fixed is not None:
+            fix = (
+                f"The model was traced for batches of exactly {fixed}: on JAX, feed batches "
+                f"of {fixed} (batch_size={fixed}), or use KERAS_BACKEND=tensorflow, where the "
+                "layer maps larger batches over slices."
+            )
         raise SignatureError(
             f"Expected inputs for {_jax_model.where(target)} of "
             f"handle={self._options.handle_name!r} "
             f"to match a traced function with training={mode}. Received: "
-            f"{_inputs.describe(x)}. Feed inputs the model was saved for.",
+            f"{_inputs.describe(x)}. {fix}",
             handle=self._options.handle_name,
         )
 
