@@ -25,11 +25,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hublayer import config
 from hublayer.errors import HandleError
-from hublayer.handles._lock import EntryLock, pid_alive
 from hublayer.handles._manifest import Manifest, check_sizes
+
+if TYPE_CHECKING:  # filelock is imported only when a lock is taken
+    from hublayer.handles._lock import EntryLock
 
 __all__ = ["Cache", "CacheEntry", "Lookup", "validate_key"]
 
@@ -162,6 +165,8 @@ class Cache:
     def lock(self, key: str) -> EntryLock:
         """The cross-process lock of entry ``key`` (not yet acquired)."""
         path = self.root / "locks" / f"{key}.lock"
+        from hublayer.handles._lock import EntryLock
+
         return EntryLock(path, timeout=config.lock_timeout())
 
     # fast path -----------------------------------------------------------------------
@@ -342,6 +347,8 @@ class Cache:
     def leftovers(self) -> list[Path]:
         """Staging and trash folders whose process is gone (or old, from another host)."""
         tmp = self.root / "tmp"
+        from hublayer.handles._lock import pid_alive
+
         out: list[Path] = []
         host = socket.gethostname()
         for path in tmp.iterdir() if tmp.is_dir() else ():

@@ -21,7 +21,6 @@ from typing import Any
 
 from hublayer.errors import CacheLockError
 from hublayer.handles._cache import Cache
-from hublayer.handles._lock import EntryLock
 
 __all__ = ["read_entry_note", "write_entry_note"]
 
@@ -115,6 +114,8 @@ def write_entry_note(
         return False
     cache, key, _ = found
     try:
+        from hublayer.handles._lock import EntryLock  # filelock, only when writing
+
         with EntryLock(cache.root / "locks" / f"{key}.lock", timeout=_LOCK_TIMEOUT):
             hit = cache.lookup(key)
             if hit.path is None or hit.manifest is None:
