@@ -37,6 +37,7 @@ import keras
 
 from hublayer import config, records
 from hublayer._ray import check_engine
+from hublayer._specs import RANGE_ASSUMED, assumed_range, with_range
 from hublayer.train._backbone import (
     ModelLike,
     feature_dim,
@@ -167,6 +168,7 @@ def fit_classifier(
     progress: bool | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     rescore: bool = True,
+    input_range: tuple[float, float] | None = None,
     engine: str = "local",
     num_workers: int | None = None,
     address: str | None = None,
@@ -213,6 +215,10 @@ def fit_classifier(
         rescore: after fine-tuning, score the train split again with the final model
             (another pass of the backbone over it). False reports the train loss and
             accuracy logged at the best epoch instead; validation and test are scored.
+        input_range: ``(low, high)`` the model's images take, such as ``(-1, 1)``. By
+            default the range the model declares, else TF Hub's convention ``(0, 1)``,
+            which is assumed: check the model's documentation. The range used is in
+            ``metrics["run"]["input_range"]``.
         engine: ``"local"`` (this process) or ``"ray"``: the feature-extraction recipe
             on Ray Train's ``TensorflowTrainer``, each ``fit`` under
             ``MultiWorkerMirroredStrategy`` (batches sharded among the workers); needs
@@ -260,6 +266,10 @@ def fit_classifier(
 
     backbone = load_backbone(model, trainable=mode == "fine_tune")
     spec = input_spec(backbone)
+    if input_range is not None:
+        spec = with_range(spec, input_range)
+    elif spec.value_range is None:
+        spec = assumed_range(spec)  # a Keras backbone: TF Hub's convention, as records uses
     dim = feature_dim(backbone, spec)
     options = dict(pipeline or {})
     files = tuple(records.expand_files(train, role="train"))
@@ -358,6 +368,9 @@ def fit_classifier(
         history = columns(store.history)
         metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
         metrics.update(run_engine())  # "engine": "local" or "ray", "workers"
+        used = None if spec.value_range is None else list(spec.value_range)
+        origin = spec.range_source or RANGE_ASSUMED
+        metrics["run"]["input_range"] = used and {"range": used, "source": origin}
         paths: dict[str, Path] = {}
         if out_dir is not None:
             settings = settings_of(
