@@ -18,7 +18,7 @@ import pytest
 import hublayer
 from hublayer import records, testing
 from hublayer.cli import main
-from hublayer.errors import MissingExtraError, RecordError, SchemaError
+from hublayer.errors import MissingExtraError, OutputExistsError, RecordError, SchemaError
 
 tf = pytest.importorskip("tensorflow")
 
@@ -183,6 +183,22 @@ def test_an_image_folder_is_converted_once(model: str, tmp_path: Path) -> None:
     rows = [records.decode_example(r) for r in records.read_records(sorted(result.outputs))]
     assert sorted(int(r["label"][0]) for r in rows) == [0, 0, 0, 1, 1, 1]
     again = hublayer.embed(model, tmp_path / "photos", tmp_path / "out", keep=["label"])
+    assert (again.rows, again.shards_skipped) == (0, 1)
+
+
+def test_a_folder_made_with_another_model_or_settings_is_refused(
+    model: str, tmp_path: Path
+) -> None:
+    files = _shards(tmp_path / "data")[:1]
+    out = tmp_path / "out"
+    hublayer.embed(model, files, out, keep=["id"])
+    with pytest.raises(OutputExistsError, match="keep") as caught:
+        hublayer.embed(model, files, out, keep=["label"])
+    assert caught.value.path == str(out)
+    other = testing.image_feature_vector(tmp_path / "other", image_size=SIZE, seed=1)
+    with pytest.raises(OutputExistsError, match="model"):
+        hublayer.embed(other, files, out, keep=["id"])
+    again = hublayer.embed(model, files, out, keep=["id"])  # the same: complete, skipped
     assert (again.rows, again.shards_skipped) == (0, 1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -14,13 +16,14 @@ from hublayer import config, records
 from hublayer._ray import check_engine
 from hublayer.embed._job import Job
 from hublayer.embed._output import EMBEDDING, Format, output_paths
-from hublayer.errors import SchemaError
+from hublayer.errors import Fix, OutputExistsError, SchemaError
 
 __all__ = ["EmbedResult", "embed"]
 
 logger = logging.getLogger("hublayer")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 _INPUTS_DIR = "_inputs"
+_MANIFEST = ".hublayer-embed.json"  # the model and settings the outputs were made with
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,63 @@ def _check(
     return kept
 
 
+def _identity(
+    model_path: str,
+    signature: str | None,
+    output_key: str | None,
+    keep: tuple[str, ...],
+    format: str,
+) -> dict[str, Any]:
+    """What the outputs in a folder depend on: the model (its files' sizes and times)
+    and the settings. A rerun skips complete shards only when this is unchanged."""
+    files = sorted(p for p in Path(model_path).rglob("*") if p.is_file())
+    stamp = hashlib.sha256()
+    for path in files if Path(model_path).is_dir() else [Path(model_path)]:
+        info = path.stat()
+        stamp.update(f"{path.relative_to(model_path) if files else path.name}".encode())
+        stamp.update(f"{info.st_size}:{info.st_mtime_ns}".encode())
+    return {
+        "model": model_path,
+        "model_files": stamp.hexdigest()[:16],
+        "signature": signature,
+        "output_key": output_key,
+        "keep": list(keep),
+        "format": format,
+    }
+
+
+def _claim(out: Path, identity: dict[str, Any]) -> None:
+    """Record ``identity`` in ``out``, or refuse a folder made with another one.
+
+    Raises:
+        OutputExistsError: ``out`` holds outputs of another model or other settings.
+    """
+    manifest = out / _MANIFEST
+    if manifest.exists():
+        try:
+            before = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = None
+        if before != identity:
+            changed = sorted(
+                k for k in identity if not isinstance(before, dict) or before.get(k) != identity[k]
+            )
+            raise OutputExistsError(
+                f"Expected {str(out)!r} to hold embeddings of this model and these settings, "
+                "so that complete shards can be kept. Received: a folder written with another "
+                f"{', '.join(changed) or 'manifest'} (see {manifest.name}).",
+                path=str(out),
+                fix=Fix(
+                    "Pass another out_dir, or delete that folder to embed again.",
+                    "Pass another --out, or delete that folder to embed again.",
+                ),
+            )
+        return
+    temp = out / f".{_MANIFEST}.{os.getpid()}.tmp"
+    temp.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, manifest)
+
+
 def _progress(total: int | None, enabled: bool | None) -> Any:
     if not config.progress(enabled):
         return _NoBar()
@@ -185,6 +245,8 @@ def embed(
             the output of that shard is not written, and shards finished before stay.
         SpecMismatchError: the records cannot feed the model.
         SchemaError: an unknown kept feature, or two inputs with the same file name.
+        OutputExistsError: ``out_dir`` holds outputs made with another model or other
+            settings (recorded in its ``.hublayer-embed.json``), which a rerun would mix.
         MissingExtraError: ``engine="ray"`` without Ray installed.
         ValueError: a bad ``engine``, ``format``, ``batch_size`` or ``num_workers``.
 
@@ -212,12 +274,13 @@ def embed(
     schema = records.inspect(sources, on_error="skip")
     for name in kept:
         schema[name]
-    pending = [(s, t) for s, t in zip(sources, targets, strict=True) if not t.exists()]
-
     from hublayer.handles import resolve
 
+    model_path = str(resolve(os.fspath(model)))
+    _claim(out, _identity(model_path, signature, output_key, kept, format))
+    pending = [(s, t) for s, t in zip(sources, targets, strict=True) if not t.exists()]
     job = Job(
-        model_path=str(resolve(os.fspath(model))),
+        model_path=model_path,
         signature=signature,
         output_key=output_key,
         schema=schema,
