@@ -93,6 +93,10 @@ def main(models: Path, out: Path) -> None:
     arrays["predict/b7"] = model.predict(images, batch_size=4, verbose=0)
     arrays["predict/b1"] = model.predict(images[:1], verbose=0)
 
+    # A model traced for batches of exactly 1 predicts batches of 7 (slices of 1).
+    model = keras.Sequential([keras.Input((4,)), hub.KerasLayer(str(models / "fixed"))])
+    arrays["fixed/predict"] = model.predict(images.reshape(7, -1)[:, :4], batch_size=5, verbose=0)
+
     # One fine-tuning step with Adam and SGD: every weight after the step.
     cases: tuple[tuple[str, Any, int, bool, dict[str, Any]], ...] = (
         ("ifv", images, 16, False, {}),

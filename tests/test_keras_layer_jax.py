@@ -40,6 +40,21 @@ def run_worker(backend: str, models: Path, out: Path, code: str | None = None) -
     return done
 
 
+def fixed_batch_model(path: Path) -> None:
+    """A SavedModel traced for batches of exactly 1, as onnx2tf writes them."""
+    import tensorflow as tf
+
+    class Fixed(tf.Module):
+        def __init__(self) -> None:
+            self.w = tf.Variable(np.arange(8, dtype="float32").reshape(4, 2))
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])  # type: ignore[untyped-decorator]
+        def __call__(self, x: Any) -> Any:
+            return tf.matmul(x, self.w)
+
+    tf.saved_model.save(Fixed(), str(path))
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     models = tmp_path_factory.mktemp("jax-models")
@@ -49,6 +64,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     testing.image_classifier(models / "cls", image_size=32, num_classes=5)
     testing.bert_encoder(models / "bert")
     testing.text_embedding(models / "text")
+    fixed_batch_model(models / "fixed")
     rng = np.random.default_rng(0)
     np.savez(
         models / "inputs.npz",
@@ -89,6 +105,12 @@ def test_a_model_built_on_one_batch_size_predicts_others(runs: dict[str, Any]) -
     for key in ("predict/b1", "predict/b7"):
         np.testing.assert_allclose(jax_arrays[key], tf_arrays[key], atol=1e-5)
     assert jax_arrays["predict/b7"].shape == (7, 16)
+
+
+def test_a_fixed_batch_model_predicts_other_batch_sizes(runs: dict[str, Any]) -> None:
+    tf_arrays, jax_arrays = runs["tensorflow"][0], runs["jax"][0]
+    assert jax_arrays["fixed/predict"].shape == (7, 2)
+    np.testing.assert_allclose(jax_arrays["fixed/predict"], tf_arrays["fixed/predict"], atol=1e-5)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

@@ -278,17 +278,24 @@ class JaxKerasLayer(KerasLayer):
         target = loaded.target
         x = _jax_model.conform(inputs, target, self._options.handle_name)
         mode = self._mode(target, training)
-        function = self._function(loaded, x, mode)
+        size = _jax_model.slices_needed(x, getattr(target, "fixed_batch", None), mode)
+        function = self._function(loaded, _jax_model.first(x, size), mode)
         params = self._params(function)
         extra: dict[str, Any] = dict(self._arguments)
         if function.needs_rng:
             extra["rng"] = self._seed_generator.next()
-        if target.signature is not None:
-            outputs, updated = function.fn(params, **x, **extra)
-        elif target.has_training:
-            outputs, updated = function.fn(params, x, training=mode, **extra)
+
+        def run(x: Any) -> Any:
+            if target.signature is not None:
+                return function.fn(params, **x, **extra)
+            if target.has_training:
+                return function.fn(params, x, training=mode, **extra)
+            return function.fn(params, x, **extra)
+
+        if size is not None:  # traced for a fixed batch size: slices of it, in inference
+            outputs, updated = _jax_model.map_slices(lambda c: run(c)[0], x, size), {}
         else:
-            outputs, updated = function.fn(params, x, **extra)
+            outputs, updated = run(x)
         if mode and function.assigns:
             self._write_back(function, updated)
         result = _signatures.select_output(
@@ -339,9 +346,9 @@ class JaxKerasLayer(KerasLayer):
         fixed = getattr(target, "fixed_batch", None)
         if fixed is not None:
             fix = (
-                f"The model was traced for batches of exactly {fixed}: on JAX, feed batches "
-                f"of {fixed} (batch_size={fixed}), or use KERAS_BACKEND=tensorflow, where the "
-                "layer maps larger batches over slices."
+                f"The model was traced for batches of exactly {fixed}: on JAX, only "
+                "inference maps other batch sizes over slices; train with batches of "
+                f"{fixed} (batch_size={fixed}), or use KERAS_BACKEND=tensorflow."
             )
         raise SignatureError(
             f"Expected inputs for {_jax_model.where(target)} of "
