@@ -346,3 +346,20 @@ def test_a_long_tfhub_handle_redirected_to_kaggle_writes_a_short_alias(
     assert len(aliases) == 1
     assert all(len(part) <= 255 for part in aliases[0].parts)
     assert hublayer.resolve(f"https://tfhub.dev/{long_path}", offline=True) == str(path)
+
+
+def test_cli_fetch_caches_the_archive_even_when_the_format_is_uncompressed(
+    tfhub: FileServer, tmp_path: Path, hublayer_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from hublayer.cli._app import cli
+
+    tfhub.add(f"/tfhub/{TFHUB_PATH}", model_tgz(tmp_path))
+    monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", "UNCOMPRESSED")
+    result = CliRunner().invoke(cli, ["fetch", f"https://tfhub.dev/{TFHUB_PATH}"])
+    assert result.exit_code == 0, result.output
+    path = Path(result.output.strip())
+    assert path.is_relative_to(hublayer_env)
+    assert (path / "saved_model.pb").read_bytes() == MODEL["saved_model.pb"]
+    assert [r.query for r in tfhub.log] == ["tf-hub-format=compressed"]

@@ -33,4 +33,5 @@ def fetch(handle: str, force: bool, cache_dir: Path | None) -> None:
     """
     from hublayer.handles import resolve
 
-    click.echo(resolve(handle, cache_dir=cache_dir, force_download=force))
+    # Always into the cache, even with TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED (read in place).
+    click.echo(resolve(handle, cache_dir=cache_dir, force_download=force, load_format="COMPRESSED"))
