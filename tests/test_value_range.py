@@ -65,6 +65,8 @@ def test_a_range_the_model_declares_is_reported_as_declared(
     (spec,) = hublayer.inspect(str(declared)).input_specs
     assert (spec.value_range, spec.range_source) == ((-1.0, 1.0), RANGE_DECLARED)
     assert not spec.range_is_assumed
+    (from_layer,) = hublayer.KerasLayer(str(declared)).input_specs  # what records and train use
+    assert (from_layer.value_range, from_layer.range_source) == ((-1.0, 1.0), RANGE_DECLARED)
     (declared / "hublayer.json").write_text(json.dumps({"input": {"value_range": [1, -1]}}))
     with caplog.at_level(logging.WARNING, logger="hublayer.models"):
         (spec,) = hublayer.inspect(str(declared)).input_specs

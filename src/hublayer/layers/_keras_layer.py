@@ -31,6 +31,7 @@ from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
 from hublayer.layers._fastcall import call_restored
 from hublayer.layers._lifecycle import _DEFERRED, ModelLayer
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, layer_safe_mode
+from hublayer.models import declare_ranges
 
 __all__ = ["KerasLayer"]
 
@@ -416,7 +417,9 @@ class KerasLayer(ModelLayer):
     @property
     def input_specs(self) -> tuple[TensorInfo, ...]:
         """The model's inputs as :class:`~hublayer._specs.TensorInfo`, for ``hublayer.records``."""
-        return _signatures.tensor_infos(self._ensure_loaded().target.input_specs)
+        loaded = self._ensure_loaded()
+        # The range the model's folder declares, else TF Hub's convention (assumed).
+        return declare_ranges(_signatures.tensor_infos(loaded.target.input_specs), loaded.source)
 
 
 def _no_cast(x: Any, dtype: tf.DType) -> Any:

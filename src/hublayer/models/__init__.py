@@ -24,6 +24,7 @@ from hublayer._lazy import lazy_names
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hublayer.models._export import export_saved_model
     from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
+    from hublayer.models._inspect import declare_ranges as declare_ranges
     from hublayer.models._load import is_hub_module_v1 as is_hub_module_v1
     from hublayer.models._load import load
     from hublayer.models._load import load_path as load_path
@@ -55,6 +56,7 @@ _LAZY: dict[str, str] = {
     "load_keras_file": "._keras_file",
     "scan": "._scan",
     # For `hublayer.layers` (the floor above), not part of the public API.
+    "declare_ranges": "._inspect",
     "is_hub_module_v1": "._load",
     "load_path": "._load",
     "resolve_handle": "._load",

@@ -35,7 +35,14 @@ from typing import Any, Literal
 from hublayer._specs import RANGE_ASSUMED, RANGE_DECLARED, TensorInfo, check_range
 from hublayer.models._load import load_path, resolve_handle
 
-__all__ = ["DECLARATION_FILES", "ModelInfo", "SignatureInfo", "declared_range", "inspect"]
+__all__ = [
+    "DECLARATION_FILES",
+    "ModelInfo",
+    "SignatureInfo",
+    "declare_ranges",
+    "declared_range",
+    "inspect",
+]
 
 Format = Literal["tf2_saved_model", "tf1_saved_model", "keras"]
 
@@ -176,14 +183,27 @@ def inspect(handle: str | os.PathLike[str], *, tags: Iterable[str] | None = None
         info = _describe_keras(shown, path, loaded)
     else:
         info = _describe_saved_model(shown, path, loaded)
-    declared = declared_range(path)
+    return replace(info, input_specs=declare_ranges(info.input_specs, path))
+
+
+def declare_ranges(
+    specs: tuple[TensorInfo, ...], folder: str | os.PathLike[str] | None
+) -> tuple[TensorInfo, ...]:
+    """``specs`` with the range ``folder`` declares set on each image input, if it does.
+
+    Example:
+        >>> import tempfile
+        >>> spec = TensorInfo("x", "float32", (None, 8, 8, 3), (0.0, 1.0), RANGE_ASSUMED)
+        >>> declare_ranges((spec,), tempfile.mkdtemp())[0].range_source
+        'assumed: TF Hub convention'
+    """
+    declared = declared_range(folder) if folder is not None else None
     if declared is None:
-        return info
-    specs = tuple(
+        return specs
+    return tuple(
         replace(s, value_range=declared, range_source=RANGE_DECLARED) if s.is_image else s
-        for s in info.input_specs
+        for s in specs
     )
-    return replace(info, input_specs=specs)
 
 
 def declared_range(path: str | os.PathLike[str]) -> tuple[float, float] | None:
