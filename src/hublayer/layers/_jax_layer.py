@@ -50,7 +50,7 @@ from hublayer.layers import (
 from hublayer.layers._adapters import split_dtype
 from hublayer.layers._keras_layer import KerasLayer
 from hublayer.layers._lifecycle import _DEFERRED
-from hublayer.layers._loading import CallOptions, LoadedModel, load_model
+from hublayer.layers._loading import CallOptions, LoadedModel, layer_safe_mode, load_model
 
 __all__ = ["JaxKerasLayer"]
 
@@ -102,6 +102,7 @@ class JaxKerasLayer(KerasLayer):
         trainable_last_n: int | None = None,
         training_signature: str | None = None,
         embed_saved_model: bool = True,
+        safe_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
         require_savedmodel_backend("build a KerasLayer")
@@ -120,8 +121,10 @@ class JaxKerasLayer(KerasLayer):
             ),
             arguments=dict(arguments or {}),
             training_signature=training_signature,
+            safe_mode=layer_safe_mode(safe_mode),
         )
         self._arguments = dict(arguments or {})
+        self._warned: set[str] = set()
         self._patterns = _jax_model.patterns(trainable_patterns)
         self._last_n = trainable_last_n
         _variables.select_trainable(["-"], self._patterns, self._last_n)  # fail early
