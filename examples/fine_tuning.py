@@ -42,7 +42,11 @@ def main(workdir: str | Path | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     # "last_block": only the variables of the last 2 layers train (block_1's conv and
     # BatchNorm); layer.variable_paths lists the names to pick from.
-    for name, kwargs in (("whole", {}), ("last_block", {"trainable_last_n": 2})):
+    choices: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("whole", {}),
+        ("last_block", {"trainable_last_n": 2}),
+    )
+    for name, kwargs in choices:
         inception_model = hub.KerasLayer(handle, trainable=True, **kwargs)
         inputs = keras.Input((75, 75, 3))
         x = inception_model(inputs)

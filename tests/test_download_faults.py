@@ -141,6 +141,7 @@ def test_no_free_space_fails_before_the_body_is_read(
     with pytest.raises(InsufficientSpaceError, match="100 bytes free") as info:
         hublayer.resolve(served)
     assert info.value.free == 100
+    assert info.value.needed is not None
     assert info.value.needed > 600_000
     assert cache.list_entries() == []
 

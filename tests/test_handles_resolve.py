@@ -185,10 +185,11 @@ def test_kaggle_without_version_uses_the_newest(hub: FileServer) -> None:
 
 def test_kaggle_without_version_offline_uses_the_newest_cached(tmp_path: Path) -> None:
     for version in (1, 3, 2):
-        cache.build_entry(
-            f"kaggle/google/bert/tensorflow2/en/{version}",
-            lambda d, v=version: (d / "v.txt").write_text(str(v)),
-        )
+
+        def write(folder: Path, v: int = version) -> None:
+            (folder / "v.txt").write_text(str(v))
+
+        cache.build_entry(f"kaggle/google/bert/tensorflow2/en/{version}", write)
     path = hublayer.resolve("kaggle://google/bert/tensorFlow2/en", offline=True)
     assert (Path(path) / "v.txt").read_text() == "3"
     with pytest.raises(NotCachedError, match="hublayer fetch kaggle://google/bert/tf2/other"):

@@ -81,7 +81,7 @@ def test_plain_python_and_numpy_inputs_are_converted(
     layer = hub.KerasLayer(_half_plus_one(str(root / "hpo")))
     out = layer(value)
     assert out.dtype == "float32"
-    np.testing.assert_allclose(out, expected)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected))
 
 
 def test_config_round_trip_after_a_plain_call(root: Path) -> None:

@@ -170,9 +170,9 @@ def test_missing_model_and_folder_without_a_model(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "README.md").write_text("not a model")
     # A folder that exists is an invalid model: a ValueError, as in tensorflow_hub.
-    with pytest.raises(ValueError, match=r"saved_model\.pb") as raised:
+    with pytest.raises(ValueError, match=r"saved_model\.pb") as invalid:
         hub.load(str(tmp_path / "empty"))
-    assert "README.md" in str(raised.value)
+    assert "README.md" in str(invalid.value)
 
 
 def test_config_values_must_be_json() -> None:

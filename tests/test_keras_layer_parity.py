@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -60,7 +61,7 @@ PEER = textwrap.dedent(
 )
 
 
-def _cases() -> dict[str, tuple[dict[str, object], object]]:
+def _cases() -> dict[str, tuple[dict[str, Any], object]]:
     return {
         "image_feature_vector": ({}, images()),
         "image_classifier": ({}, images()),

@@ -117,6 +117,7 @@ def test_trainable_adam_moves_every_trainable_weight_and_frozen_moves_none(style
 
 def _direct_after(layer: hub.KerasLayer, x: np.ndarray) -> np.ndarray:
     """The trained model, called through the loaded object the layer holds."""
+    assert layer._loaded is not None
     signature = layer._loaded.target.fn  # the very function the layer calls
     (out,) = signature(tf.constant(x)).values()
     return np.asarray(out)

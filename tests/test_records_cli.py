@@ -20,7 +20,9 @@ from hublayer.records import Schema, Writer, encode_example
 def shards(tmp_path: Path) -> Path:
     with Writer(tmp_path / "data" / "train", shards=2) as writer:
         for i in range(30):
-            writer.write(encode_example({"x": np.float32([i, 0.5]), "label": i % 3, "name": "ab"}))
+            writer.write(
+                encode_example({"x": np.array([i, 0.5], np.float32), "label": i % 3, "name": "ab"})
+            )
     return tmp_path / "data"
 
 

@@ -57,7 +57,7 @@ def test_arrays_are_flattened_in_c_order() -> None:
 
 def test_tensorflow_parses_what_we_encode() -> None:
     tf = pytest.importorskip("tensorflow")
-    data = encode_example({"x": np.float32([1, 2, 3]), "y": 7, "s": [b"a", "b"], "e": []})
+    data = encode_example({"x": np.array([1, 2, 3], np.float32), "y": 7, "s": [b"a", "b"], "e": []})
     parsed = tf.io.parse_single_example(
         data,
         {

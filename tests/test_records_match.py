@@ -180,4 +180,4 @@ def test_bad_image_options(options: dict[str, object], match: str) -> None:
     schema = Schema((_image("image"),), records=10)
     with pytest.raises(ValueError, match=match):
         plan(schema, image=options)
-    assert ImageOptions(size=5).size == (5, 5)
+    assert ImageOptions(size=5).size == (5, 5)  # type: ignore[arg-type]  # an int: square

@@ -139,7 +139,7 @@ def test_json_round_trip(tmp_path: Path, mixed: Schema) -> None:
 
 
 def test_sampling_reads_a_part_and_estimates_the_count(tmp_path: Path) -> None:
-    rows = [{"x": np.float32([i, i])} for i in range(400)]
+    rows = [{"x": np.array([i, i], np.float32)} for i in range(400)]
     files = _write(tmp_path / "big", rows, shards=4)
     schema = inspect(files, sample=20)
     assert schema.records == 20

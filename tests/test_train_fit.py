@@ -161,8 +161,8 @@ def test_feature_extraction_writes_every_output(
 
     unlabelled = tmp_path / "new.tfrecord"
     with records.Writer(unlabelled) as writer:
-        for image in _images(4, seed=9)[0]:
-            writer.write(records.encode_example({"image": image}))
+        for encoded in _images(4, seed=9)[0]:
+            writer.write(records.encode_example({"image": encoded}))
     fresh = predict(out, str(unlabelled))
     assert fresh.labels is None
     assert fresh.accuracy is None

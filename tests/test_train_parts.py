@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -148,7 +149,7 @@ def test_checkpoints_commit_resume_and_reject_other_runs(tmp_path: Path) -> None
 
 
 def test_plots_write_real_pngs(tmp_path: Path) -> None:
-    history = {
+    history: dict[str, list[Any]] = {
         "epoch": [1, 2, 3],
         "phase": ["head", "head", "fine_tune"],
         "loss": [1.0, 0.7, 0.5],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> str:
     return testing.image_records(tmp_path_factory.mktemp("data") / "train", 12, size=SIZE)
 
 
-def pixels(files: str, **options: object) -> np.ndarray:
+def pixels(files: str, **options: Any) -> np.ndarray:
     dataset = records.dataset(files, batch_size=12, shuffle=False, label="label", **options)
     images, _ = next(iter(dataset))
     return np.asarray(images["image"] if isinstance(images, dict) else images)
