@@ -165,6 +165,17 @@ def test_the_reader_streams_a_remote_file_with_crcs_checked(tmp_path: Path, buck
         list(records.read_records(f"{bucket}/missing"))
 
 
+def test_read_records_takes_every_form(tmp_path: Path, bucket: str) -> None:
+    shards = _write(tmp_path / "data" / "part", range(6))
+    expected = [r for shard in shards for r in records.read_records(shard)]
+    assert len(expected) == 6
+    urls = _upload(shards, bucket)
+    for given in (tmp_path / "data", str(tmp_path / "data" / "part-*"), bucket, urls):
+        assert list(records.read_records(given)) == expected
+    with pytest.raises(RecordError, match="a pattern that matches no file"):
+        list(records.read_records(str(tmp_path / "nothing-*")))
+
+
 def test_inspect_and_dataset_read_remote_files_as_local_ones(tmp_path: Path, bucket: str) -> None:
     shards = _write(tmp_path / "train", range(10))
     urls = _upload(shards, bucket)

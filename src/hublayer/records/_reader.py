@@ -19,7 +19,7 @@ import gzip
 import os
 import stat
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -27,7 +27,7 @@ from typing import IO
 import crc32c as _crc32c
 
 from hublayer.errors import Fix, RecordError
-from hublayer.records._files import file_size, is_url, local_path, open_file
+from hublayer.records._files import Files, expand_files, file_size, is_url, local_path, open_file
 from hublayer.records._framing import (
     FOOTER,
     FOOTER_SIZE,
@@ -403,7 +403,7 @@ class Reader:
 
 
 def read_records(
-    files: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    files: Files,
     *,
     compression: Compression | str | None = "auto",
     verify: bool = True,
@@ -412,7 +412,8 @@ def read_records(
     """Yield the records of one or more files in order, checking CRCs.
 
     Args:
-        files: a path, or an iterable of paths (expand patterns first).
+        files: a path, glob pattern, folder or URL, or a list of them (see
+            :func:`~hublayer.records.expand_files`).
         compression, verify, on_error: as for :class:`Reader`.
 
     Raises:
@@ -422,7 +423,6 @@ def read_records(
         >>> sum(1 for _ in read_records(["a.tfrecord", "b.tfrecord"]))  # doctest: +SKIP
         128
     """
-    paths = [files] if isinstance(files, str | os.PathLike) else list(files)
-    for path in paths:
+    for path in expand_files(files):
         with Reader(path, compression=compression, verify=verify, on_error=on_error) as reader:
             yield from reader
