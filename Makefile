@@ -45,12 +45,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, one test file each at a time (module fixtures such as a local Ray or an
+# exported MiniLM are built once); the slowest files run in subprocesses of their own anyway.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 ## make pytest-fast: everything but the tests marked slow.
 pytest-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 ## make bench: the quick benchmark suite (under 10 minutes on 2 cores).
 bench: $(STAMP)
