@@ -209,8 +209,9 @@ def load(suite: Suite) -> Plan:
             ColdProcess(names["saved_model"], _coldstart("saved_model", path), role="peer"),
         ],
         [
-            Ratio(OURS, names["hub"], "time"),
-            Ratio(OURS, names["tfsm"], "time"),
+            Ratio(OURS, names["hub"], "time", "<= 1.0"),
+            # Issue #10: a cold start no slower than Keras' own TFSMLayer on the same folder.
+            Ratio(OURS, names["tfsm"], "time", "<= 1.0"),
             Ratio(OURS, names["saved_model"], "time"),
         ],
         warmup=1,
