@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +37,18 @@ def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer
     """
     with FileServer(tmp_path_factory.mktemp("served")) as server:
         yield server
+
+
+@pytest.fixture
+def without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import ray`` fails, as on a machine without the ``[ray]`` extra."""
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    for name in [m for m in list(sys.modules) if m == "ray" or m.startswith("ray.")]:
+        monkeypatch.delitem(sys.modules, name)

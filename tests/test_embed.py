@@ -6,8 +6,6 @@ TF-written shards of PNG images with ``label`` and ``id``; a small image model.
 
 from __future__ import annotations
 
-import builtins
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,19 +214,9 @@ def test_bad_arguments_fail_before_any_work(model: str, tmp_path: Path) -> None:
 
 
 def test_without_ray_the_ray_engine_names_the_extra(
-    model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model: str, tmp_path: Path, without_ray: None
 ) -> None:
     files = _shards(tmp_path / "data")[:1]
-    real_import = builtins.__import__
-
-    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
-    for name in [m for m in list(sys.modules) if m == "ray" or m.startswith("ray.")]:
-        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(MissingExtraError, match=r'pip install "hublayer\[ray\]"') as caught:
         hublayer.embed(model, files, tmp_path / "out", engine="ray")
     assert caught.value.extra == "ray"

@@ -6,9 +6,7 @@ Ray: byte ranges from the offset index, CRC errors, schema mismatches.
 
 from __future__ import annotations
 
-import builtins
 import itertools
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,20 +130,8 @@ def test_a_bit_flip_raises_naming_file_and_offset(local_ray: Any, tmp_path: Path
     assert sorted(r["name"] for r in rows).count(b"n17") == 1  # only good.tfrecord's
 
 
-def test_without_ray_the_error_names_the_extra(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_ray_the_error_names_the_extra(tmp_path: Path, without_ray: None) -> None:
     path = _write(tmp_path / "a.tfrecord", count=3)
-    real_import = builtins.__import__
-
-    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
-    for name in [m for m in list(sys.modules) if m == "ray" or m.startswith("ray.")]:
-        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(MissingExtraError, match=r"hublayer\[ray\]"):
         records.ray_dataset(path)
 

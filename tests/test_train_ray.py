@@ -5,9 +5,7 @@ One local Ray (``num_cpus=2``) for the module; small images and the tiny model.
 
 from __future__ import annotations
 
-import builtins
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,18 +72,8 @@ def test_two_ray_workers_train_like_a_local_run(
 
 
 def test_without_ray_the_error_names_the_extra(
-    data: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data: dict[str, str], tmp_path: Path, without_ray: None
 ) -> None:
-    real_import = builtins.__import__
-
-    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
-    for name in [m for m in list(sys.modules) if m == "ray" or m.startswith("ray.")]:
-        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(MissingExtraError, match=r'pip install "hublayer\[ray\]"'):
         train.fit_classifier(data["model"], data["train"], engine="ray", out_dir=tmp_path)
     with pytest.raises(ValueError, match='engine to be "local" or "ray"'):
