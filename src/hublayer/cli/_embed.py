@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from hublayer.cli._notes import notes_shown
 from hublayer.cli._ray_options import ray_options
 
 __all__ = ["embed"]
@@ -92,25 +93,21 @@ def embed(
             f"--engine {engine}. Add --engine ray, or drop them.",
             param_hint="--engine",
         )
-    logging.getLogger("hublayer").setLevel(logging.INFO)
-    if not logging.getLogger("hublayer").handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logging.getLogger("hublayer").addHandler(handler)
-    result = run_embed(
-        model,
-        list(inputs),
-        out_dir,
-        signature=signature,
-        output_key=output_key,
-        batch_size=batch_size,
-        keep=_keep(keep),
-        format="parquet" if output_format == "parquet" else "tfrecord",
-        engine=engine,
-        num_workers=workers,
-        address=address,
-        progress=progress,
-    )
+    with notes_shown(logging.INFO):
+        result = run_embed(
+            model,
+            list(inputs),
+            out_dir,
+            signature=signature,
+            output_key=output_key,
+            batch_size=batch_size,
+            keep=_keep(keep),
+            format="parquet" if output_format == "parquet" else "tfrecord",
+            engine=engine,
+            num_workers=workers,
+            address=address,
+            progress=progress,
+        )
     click.echo(result.preprocessing)
     click.echo(str(result))
     click.echo(f"Outputs: {out_dir} ({len(result.outputs)} shard(s))")

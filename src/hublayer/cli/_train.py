@@ -6,13 +6,13 @@ The progress bars come from the API (on a terminal, or with ``--progress``).
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from hublayer.cli._notes import show_notes
 from hublayer.cli._ray_options import ray_options
 from hublayer.cli._table import table
 
@@ -39,32 +39,6 @@ def _input_range(value: str | None) -> tuple[float, float] | None:
         return check_range(value, name="--input-range")
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--input-range") from None
-
-
-class _Notes(logging.StreamHandler):  # type: ignore[type-arg]
-    """Shows hublayer's notices (a conversion made without being asked) as plain lines on
-    the current stderr."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
-        self.setLevel(logging.WARNING)
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _show_notes() -> None:
-    """Print the library's warnings (e.g. "Converting the grayscale images ... to RGB")
-    once, plainly, instead of in absl's log format or not at all."""
-    logger = logging.getLogger("hublayer")
-    if not any(isinstance(h, _Notes) for h in logger.handlers):
-        logger.addHandler(_Notes())  # then Python's last-resort handler stays silent
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -237,7 +211,7 @@ def train(
     """
     from hublayer.train import fit_classifier
 
-    _show_notes()
+    show_notes()
 
     cache: bool | Path = False if no_cache else (embeddings_dir or True)
     image = {"feature": image_feature, "size": image_size}
@@ -347,7 +321,7 @@ def predict(model_dir: Path, data_files: tuple[str, ...], output: str, batch_siz
     """
     from hublayer.train import predict as predict_records
 
-    _show_notes()
+    show_notes()
 
     to_stdout = output == "-"
     result = predict_records(
@@ -398,7 +372,7 @@ def evaluate(
     """
     from hublayer.train import evaluate as evaluate_records
 
-    _show_notes()
+    show_notes()
 
     scores = evaluate_records(
         model_dir, list(data_files), label=label, batch_size=batch_size, output=output
