@@ -47,8 +47,10 @@ from hublayer.layers import (
     _signatures,
     _variables,
 )
+from hublayer.layers._adapters import split_dtype
 from hublayer.layers._keras_layer import KerasLayer
-from hublayer.layers._loading import LoadedModel, load_model
+from hublayer.layers._lifecycle import _DEFERRED
+from hublayer.layers._loading import CallOptions, LoadedModel, layer_safe_mode, load_model
 
 __all__ = ["JaxKerasLayer"]
 
@@ -84,16 +86,65 @@ class JaxKerasLayer(KerasLayer):
         ... # doctest: +SKIP
     """
 
-    # KerasLayer.__init__ takes and checks the arguments; these two hooks are JAX's.
-    def _require_backend(self) -> None:
+    def __init__(
+        self,
+        handle: Any,
+        trainable: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        signature: str | None = None,
+        signature_outputs_as_dict: bool = False,
+        output_key: str | None = None,
+        output_shape: Any = None,
+        tags: Sequence[str] | None = None,
+        load_options: Any = None,
+        *,
+        trainable_patterns: Sequence[str] | str | None = None,
+        trainable_last_n: int | None = None,
+        training_signature: str | None = None,
+        embed_saved_model: bool = True,
+        safe_mode: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
         require_savedmodel_backend("build a KerasLayer")
-
-    def _init_backend_state(self) -> None:
+        kwargs.pop("autocast", None)
+        policy, input_dtype = split_dtype(kwargs.pop("dtype", None))
+        self._input_shape = kwargs.pop("input_shape", None) if input_dtype else None
+        self._options = CallOptions(
+            handle=handle,
+            tags=list(tags) if tags is not None else None,
+            load_options=load_options,
+            signature=signature,
+            output_key=output_key,
+            as_dict=bool(signature_outputs_as_dict),
+            output_shape=(
+                _shapes.parse_output_shape(output_shape) if output_shape is not None else None
+            ),
+            arguments=dict(arguments or {}),
+            training_signature=training_signature,
+            safe_mode=layer_safe_mode(safe_mode),
+        )
+        self._arguments = dict(arguments or {})
+        self._warned: set[str] = set()
+        self._patterns = _jax_model.patterns(trainable_patterns)
+        self._last_n = trainable_last_n
+        _variables.select_trainable(["-"], self._patterns, self._last_n)  # fail early
+        self._embed = bool(embed_saved_model)
+        self._loaded: LoadedModel | None = None
         self._slots: tuple[_variables.VariableSlot, ...] = ()
         self._index: dict[int, int] = {}
         self._output_spec: Any = None
+        self._build_spec: dict[str, Any] | None = None
+        self._owned: _assets.OwnedFolder | None = None
         self._cache = _Cache()
         self._seed_generator: Any = None
+        # Not KerasLayer.__init__: that one loads for TensorFlow.
+        keras.layers.Layer.__init__(
+            self, trainable=trainable, dtype=policy, autocast=False, **kwargs
+        )
+        if not _DEFERRED.get():
+            self.build()
+            if self._trainable:
+                self._check_trainable()
 
     # ----------------------------------------------------------------- loading
     def build(self, input_shape: Any = None) -> None:

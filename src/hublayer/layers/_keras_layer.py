@@ -149,7 +149,7 @@ class KerasLayer(ModelLayer):
         safe_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        self._require_backend()
+        require_tensorflow_backend("build a KerasLayer")
         kwargs.pop("autocast", None)  # always off: the layer casts to what the model expects
         policy, input_dtype = split_dtype(kwargs.pop("dtype", None))
         # A non-float input (TF Hub's dtype=tf.string, input_shape=[]) must not make
@@ -176,24 +176,15 @@ class KerasLayer(ModelLayer):
         _variables.select_trainable(["-"], self._patterns, self._last_n)  # fail early
         self._embed = bool(embed_saved_model)
         self._loaded: LoadedModel | None = None
+        self._pending: PendingModel | None = None
         self._build_spec: dict[str, Any] | None = None
+        self._stash: list[np.ndarray] | None = None
         self._owned: _assets.OwnedFolder | None = None
-        self._init_backend_state()
         super().__init__(trainable=trainable, dtype=policy, autocast=False, **kwargs)
         if not _DEFERRED.get():
             self.build()
             if self._trainable:
                 self._check_trainable()
-
-    def _require_backend(self) -> None:
-        """Refuse a backend this class cannot host (``JaxKerasLayer`` hosts JAX)."""
-        require_tensorflow_backend("build a KerasLayer")
-
-    def _init_backend_state(self) -> None:
-        """The state only this backend's loading and calling keep (set before Keras'
-        ``Layer.__init__``); ``JaxKerasLayer`` keeps its own."""
-        self._pending: PendingModel | None = None
-        self._stash: list[np.ndarray] | None = None
 
     # --------------------------------------------------------------- training
     @property
