@@ -9,7 +9,10 @@ HASH        := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 STAMP       := $(VENV)/.installed-all-$(HASH)
 DEMO_STAMP  := $(VENV)/.installed-demo-$(HASH)
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Quiet TensorFlow for the tests and benchmarks. Not for `make demo`: `hublayer` filters
+# TensorFlow's start-up notices itself, and a TF_CPP_MIN_LOG_LEVEL set from outside turns
+# that filter off (level 2 does not hide the lines logged before absl starts).
+pytest pytest-fast bench bench-full: export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
 .PHONY: demo test lint typecheck pytest pytest-fast bench bench-full clean venv
