@@ -49,7 +49,7 @@ from hublayer.layers import (
 )
 from hublayer.layers._adapters import split_dtype
 from hublayer.layers._keras_layer import KerasLayer
-from hublayer.layers._lifecycle import _DEFERRED
+from hublayer.layers._lifecycle import _DEFERRED, refused, refusing
 from hublayer.layers._loading import CallOptions, LoadedModel, layer_safe_mode, load_model
 
 __all__ = ["JaxKerasLayer"]
@@ -437,11 +437,13 @@ class JaxKerasLayer(KerasLayer):
 
     def load_assets(self, dir_path: str) -> None:
         """Load the model's functions from the archive's copy (or resolve the handle)."""
+        refused(self)  # a refusal stays (see ModelLayer.load_assets)
         if self._loaded is not None:
             return
-        self._owned = _assets.take_embedded(dir_path)
-        source = self._owned.path if self._owned is not None else None
-        self._adopt(load_model(self._options, source=source))
+        with refusing(self):
+            self._owned = _assets.take_embedded(dir_path)
+            source = self._owned.path if self._owned is not None else None
+            self._adopt(load_model(self._options, source=source))
 
 
 # Save exactly as the TensorFlow layer does, so a .keras file loads on either backend:

@@ -18,9 +18,11 @@ SavedModel's regularization losses, so ``_keras_layer.py`` holds the calling sid
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -29,10 +31,13 @@ import numpy as np
 from hublayer.layers import _assets, _regularization, _shapes, _variables
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
 
-__all__ = ["ModelLayer"]
+__all__ = ["ModelLayer", "refused", "refusing"]
 
 # Set by from_config: build the layer without loading; Keras then calls build_from_config.
 _DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("hublayer_deferred", default=False)
+#: Constructor arguments a saved config never carries: what weakens or steers loading is
+#: chosen by whoever loads the file, not by the file.
+_LOAD_TIME_ONLY = frozenset({"safe_mode", "load_options"})
 
 
 class ModelLayer(keras.layers.Layer):
@@ -107,6 +112,7 @@ class ModelLayer(keras.layers.Layer):
     def _ensure_loaded(self) -> LoadedModel:
         if self._loaded is not None:
             return self._loaded
+        refused(self)
         if not self.built:
             self.build()
         if self._loaded is not None:
@@ -178,11 +184,21 @@ class ModelLayer(keras.layers.Layer):
         )
         if self._input_shape is not None:
             config["input_shape"] = list(self._input_shape)
+        for name in _LOAD_TIME_ONLY:  # never written, so no file can carry them
+            config.pop(name, None)
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
-        """Rebuild from :meth:`get_config`; the model loads on build, or from the archive."""
+        """Rebuild from :meth:`get_config`; the model loads on build, or from the archive.
+
+        ``safe_mode`` and ``load_options`` are load-time arguments: a config never sets
+        them (get_config does not write them, and a ``config.json`` that carries
+        ``safe_mode: false`` must not switch its own scan off), so they are dropped here.
+        The scan then follows ``keras.saving.load_model(..., safe_mode=...)`` and
+        ``$HUBLAYER_SAFE_MODE``.
+        """
+        config = {k: v for k, v in config.items() if k not in _LOAD_TIME_ONLY}
         token = _DEFERRED.set(True)
         try:
             layer = super().from_config(config)
@@ -225,12 +241,19 @@ class ModelLayer(keras.layers.Layer):
         _assets.write_assets(dir_path, source=source, handle=self._options.handle_name)
 
     def load_assets(self, dir_path: str) -> None:
-        """Load the model from the archive's copy, or resolve the handle if it has none."""
+        """Load the model from the archive's copy, or resolve the handle if it has none.
+
+        A refusal (an unsafe or damaged embedded copy) stays: Keras visits a layer under
+        more than one path and forgives a failure that a later visit does not repeat, and
+        a later visit finds no copy there and would resolve the handle instead.
+        """
+        refused(self)
         if self._pending is None:
             return
-        self._owned = _assets.take_embedded(dir_path)
-        source = self._owned.path if self._owned is not None else None
-        self._set_loaded(load_model(self._options, source=source, pending=self._pending))
+        with refusing(self):
+            self._owned = _assets.take_embedded(dir_path)
+            source = self._owned.path if self._owned is not None else None
+            self._set_loaded(load_model(self._options, source=source, pending=self._pending))
 
     def load_own_variables(self, store: Any) -> None:
         """Load saved values; while the model's files are pending, keep them until then."""
@@ -240,6 +263,24 @@ class ModelLayer(keras.layers.Layer):
         if self._pending.variables:
             self._check_load_own_variables(store)
         self._stash = [np.asarray(store[str(i)]) for i in range(len(store.keys()))]
+
+
+def refused(layer: keras.layers.Layer) -> None:
+    """Raise again the error that refused the layer's archived model, if one did."""
+    error = getattr(layer, "_refused", None)
+    if error is not None:
+        raise error
+
+
+@contextlib.contextmanager
+def refusing(layer: keras.layers.Layer) -> Iterator[None]:
+    """Remember an error raised while the layer loads its archived model (see
+    :meth:`ModelLayer.load_assets`)."""
+    try:
+        yield
+    except Exception as error:
+        object.__setattr__(layer, "_refused", error)
+        raise
 
 
 def _json_checked(name: str, value: Any) -> Any:

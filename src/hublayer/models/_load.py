@@ -100,14 +100,26 @@ def _keras_file(path: Path) -> Path | None:
 
 
 def _meta_graph_tags(path: Path) -> list[frozenset[str]]:
-    """The tag sets of the meta graphs in a binary ``saved_model.pb`` (empty if unreadable)."""
+    """The tag sets of the meta graphs in a binary ``saved_model.pb`` (empty if unreadable).
+
+    Raises:
+        InvalidModelError: the file does not parse (safe mode off: the scan did not run).
+    """
+    from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
+    file = path / "saved_model.pb"
     try:
-        proto.ParseFromString((path / "saved_model.pb").read_bytes())
-    except (OSError, ValueError):
+        data = file.read_bytes()
+    except OSError:
         return []
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, ValueError) as error:
+        from hublayer.models._scan import _unparseable
+
+        raise _unparseable(str(file), file.name, len(data), str(error)[:200]) from None
     return [frozenset(meta.meta_info_def.tags) for meta in proto.meta_graphs]
 
 

@@ -3,8 +3,15 @@
 What is read, for each kind of model ``load`` accepts::
 
     folder/saved_model.pb (or .pbtxt)   every graph and every library function (_scan_graph)
-    model.keras                         config.json: Lambda layers, non-Keras modules;
-                                        every saved_model.pb embedded in the archive
+    folder/**                           no link, hard link or special file (_scan_tree)
+    model.keras                         member names as Keras extracts them, config.json
+                                        (Lambda layers, non-Keras modules), every
+                                        saved_model.pb embedded in the archive, the local
+                                        models of layers that load one on reload
+                                        (_scan_keras)
+
+A ``saved_model.pb`` that cannot be parsed, or a ``.keras`` file that is no sound zip,
+raises :class:`InvalidModelError` (what is wrong with it), never a protobuf error.
 
 :func:`check_safe` is what every load path calls first (``hub.load``, ``hub.KerasLayer``,
 ``hub.inspect``, ``train.fit_classifier`` all load through ``models.load_path``). For a
@@ -25,9 +32,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import json
 import os
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,12 +41,14 @@ from typing import Any
 from google.protobuf import message, text_format
 
 from hublayer import config
-from hublayer.errors import Fix, ModelNotFoundError, UnsafeModelError
+from hublayer.errors import Fix, InvalidModelError, ModelNotFoundError, UnsafeModelError
 from hublayer.models._scan_graph import walk
+from hublayer.models._scan_keras import KERAS_RULES, scan_keras
 from hublayer.models._scan_proto import SavedModel
 from hublayer.models._scan_registry import TF_VERSION
 from hublayer.models._scan_report import Finding, ScanReport
 from hublayer.models._scan_rules import ASSET_LINK_WHY, DENYLIST, HIGH, MEDIUM
+from hublayer.models._scan_tree import TREE_RULES, tree_findings
 
 __all__ = ["RULES_ID", "check_safe", "check_safe_data", "scan", "scan_path"]
 
@@ -49,16 +56,14 @@ _NOTE = "scan"
 #: id(note) -> (note, report): a manifest parsed once gives one report object.
 _REPORTS: dict[int, tuple[Any, ScanReport]] = {}
 #: Which scanner judged a cached report; a report made under other rules is not reused.
+#: The op table's digest and the proof code's version (3: the allowlist and value proofs).
 RULES_ID = hashlib.sha256(
     repr((sorted((k, v.check, v.severity) for k, v in DENYLIST.items()), TF_VERSION, 2)).encode()
 ).hexdigest()[:16]
 
-#: Top-level modules a ``.keras`` config may name without a finding.
-_KERAS_MODULES = frozenset({"keras", "keras_hub", "keras_nlp", "hublayer", "builtins"})
-_LAMBDA_WHY = "a Lambda layer runs Python code stored in the file when the model is called"
-_FUNCTION_WHY = "a serialized Python function runs code stored in the file"
-_MODULE_WHY = "loading imports this module, outside Keras and hublayer"
-_UNREADABLE_WHY = "the file cannot be parsed, so the scan cannot vouch for it"
+#: The archive and folder rules (``_scan_keras``, ``_scan_tree``); a cached report made
+#: under others is not reused either.
+_LAYOUT_RULES = f"{KERAS_RULES},{TREE_RULES}"
 
 
 def _parse(data: bytes, *, text: bool) -> Any:
@@ -85,97 +90,41 @@ def _no_gc() -> Iterator[None]:
 
 
 def _scan_saved_model(
-    data: bytes, file: str, text: bool = False
+    data: bytes, file: str, text: bool = False, location: str = ""
 ) -> tuple[list[Finding], Counter[str], int]:
+    """Walk one ``saved_model.pb`` (``location``: where it lies, for the error).
+
+    Raises:
+        InvalidModelError: the bytes are no SavedModel (garbage, cut off, no meta graph).
+    """
     with _no_gc():
-        return _scan_saved_model_now(data, file, text)
+        return _scan_saved_model_now(data, file, text, location or file)
 
 
 def _scan_saved_model_now(
-    data: bytes, file: str, text: bool
+    data: bytes, file: str, text: bool, location: str
 ) -> tuple[list[Finding], Counter[str], int]:
     try:
         model = _parse(data, text=text)
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as error:
-        detail = str(error)[:200]
-        return (
-            [Finding("(unparseable)", "-", file, HIGH, _UNREADABLE_WHY, file, detail)],
-            Counter(),
-            0,
-        )
+        raise _unparseable(location, file, len(data), str(error)[:200]) from None
+    if not model.meta_graphs:
+        raise _unparseable(location, file, len(data), "it holds no meta graph")
     return walk(model, file=file)
 
 
-def _keras_config_findings(config_data: Any, file: str) -> list[Finding]:
-    findings: list[Finding] = []
-
-    def visit(value: Any, where: str) -> None:
-        if isinstance(value, dict):
-            name = (
-                str(value.get("config", {}).get("name", where))
-                if isinstance(value.get("config"), dict)
-                else where
-            )
-            class_name = value.get("class_name")
-            if class_name == "Lambda":
-                findings.append(Finding("Lambda", "config.json", name, HIGH, _LAMBDA_WHY, file))
-            elif class_name == "__lambda__" or (
-                value.get("module") == "builtins" and class_name == "function"
-            ):
-                findings.append(
-                    Finding(str(class_name), "config.json", name, HIGH, _FUNCTION_WHY, file)
-                )
-            module = value.get("module")
-            if isinstance(module, str) and module.split(".")[0] not in _KERAS_MODULES:
-                findings.append(
-                    Finding(str(class_name), "config.json", name, MEDIUM, _MODULE_WHY, file, module)
-                )
-            for key, item in value.items():
-                visit(item, name if key == "config" else where)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item, where)
-
-    visit(config_data, "model")
-    return findings
-
-
-def _scan_keras(path: Path) -> ScanReport:
-    findings: list[Finding] = []
-    ops: Counter[str] = Counter()
-    functions = 0
-    files: list[str] = []
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as error:
-        raise ModelNotFoundError(
-            f"Expected a .keras file (a zip archive). Received: {str(path)!r}, which cannot be "
-            f"opened as one ({error}). Check the path, or save the model again.",
-            path=str(path),
-        ) from error
-    with archive:
-        for member in sorted(archive.namelist()):
-            if member == "config.json":
-                files.append(member)
-                try:
-                    data = json.loads(archive.read(member))
-                except ValueError as error:
-                    findings.append(
-                        Finding(
-                            "(unparseable)", "-", member, HIGH, _UNREADABLE_WHY, member, str(error)
-                        )
-                    )
-                    continue
-                findings.extend(_keras_config_findings(data, member))
-            elif member.endswith(("saved_model.pb", "saved_model.pbtxt")):
-                files.append(member)
-                found, counts, walked = _scan_saved_model(
-                    archive.read(member), member, member.endswith(".pbtxt")
-                )
-                findings.extend(found)
-                ops.update(counts)
-                functions += walked
-    return _report(path, findings, ops, functions, files)
+def _unparseable(location: str, file: str, size: int, problem: str) -> InvalidModelError:
+    return InvalidModelError(
+        f"Expected {file!r} to be a SavedModel protocol buffer. Received: {location!r}, "
+        f"{size:,} bytes that do not parse as one ({problem}): the file is cut off, "
+        "damaged, or not a SavedModel. Nothing of the model ran.",
+        path=location,
+        fix=Fix(
+            "Fetch or export the model again (remove the damaged folder, or call "
+            "hublayer.export_saved_model), then pass its path.",
+            "Fetch or export the model again (remove the damaged folder), then pass its path.",
+        ),
+    )
 
 
 def _report(
@@ -186,41 +135,33 @@ def _report(
     return ScanReport(str(path), tuple(ranked), dict(ops), functions, tuple(files))
 
 
-def _escaping_links(folder: Path) -> Iterator[Finding]:
-    """Links under ``assets/`` that point outside the model folder (a vocabulary that is
-    really ``/etc/passwd``); the cache's unpacker refuses them, a local folder may hold them."""
-    assets = folder / "assets"
-    if not assets.is_dir():
-        return
-    root = folder.resolve()
-    for base, dirnames, filenames in os.walk(assets):
-        for name in dirnames + filenames:
-            path = Path(base, name)
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                rel = path.relative_to(folder).as_posix()
-                target = os.readlink(path)
-                yield Finding("(link)", "assets", rel, HIGH, ASSET_LINK_WHY, rel, target)
-
-
 def scan_path(path: str | os.PathLike[str]) -> ScanReport:
     """Scan a local SavedModel folder, ``.keras`` file, or folder holding one ``.keras`` file.
 
     Raises:
         ModelNotFoundError: ``path`` holds no SavedModel and no ``.keras`` file.
+        InvalidModelError: a ``saved_model.pb`` that cannot be parsed, or a ``.keras``
+            file that is not a sound zip archive.
     """
+    return _scan_local(Path(path), frozenset())
+
+
+def _scan_local(folder: Path, seen: frozenset[Path]) -> ScanReport:
+    """:func:`scan_path`; ``seen``: the ``.keras`` files whose layers led here."""
     from hublayer.models._load import _keras_file
 
-    folder = Path(path)
     found = _keras_file(folder)
     if found is not None:
-        return _scan_keras(found)
+        walked = scan_keras(found, scan_bytes=_scan_saved_model, scan_local=_scan_local, seen=seen)
+        return _report(found, walked.findings, walked.ops, walked.functions, walked.files)
     for name in ("saved_model.pb", "saved_model.pbtxt"):
         file = folder / name
         if file.is_file():
             findings, ops, functions = _scan_saved_model(
-                file.read_bytes(), name, name.endswith(".pbtxt")
+                file.read_bytes(), name, name.endswith(".pbtxt"), str(file)
             )
-            findings.extend(_escaping_links(folder))
+            # Links anywhere in the folder; a linked saved_model.pb too.
+            findings.extend(tree_findings(folder, asset_why=ASSET_LINK_WHY))
             return _report(folder, findings, ops, functions, [name])
     raise ModelNotFoundError(
         "Expected a SavedModel (a folder with saved_model.pb) or a .keras file to scan. "
@@ -234,8 +175,11 @@ def scan(handle_or_path: str | os.PathLike[str]) -> ScanReport:
 
     TensorFlow is not imported. Every graph and every function in ``saved_model.pb`` is
     walked (``While``/``If``/``Case`` bodies, tf.data functions, functions called by
-    functions), not only the signatures. ``.keras`` files are checked for Lambda layers
-    and non-Keras modules in ``config.json``, and any SavedModel they embed is scanned.
+    functions), not only the signatures. A folder must hold no link, hard link or
+    special file. ``.keras`` files are read as Keras extracts them: member names that
+    extract as other names, and symlink members, are refused; ``config.json`` is checked
+    for Lambda layers and non-Keras modules; every SavedModel they embed is scanned, and
+    so is the local model of a layer that loads one from outside the archive.
 
     Args:
         handle_or_path: a local SavedModel folder or ``.keras`` file, or any handle
@@ -247,6 +191,8 @@ def scan(handle_or_path: str | os.PathLike[str]) -> ScanReport:
 
     Raises:
         ModelNotFoundError: the path holds no SavedModel and no ``.keras`` file.
+        InvalidModelError: a ``saved_model.pb`` that cannot be parsed (cut off, garbage,
+            no meta graph), or a ``.keras`` file that is not a sound zip archive.
         HandleError, DownloadError, NotCachedError...: as ``hublayer.resolve`` raises them.
 
     Example:
@@ -269,7 +215,11 @@ def _cached_scan(path: Path) -> ScanReport:
     from hublayer.handles import read_entry_note, write_entry_note
 
     note = read_entry_note(path, _NOTE)
-    if isinstance(note, dict) and note.get("rules") == RULES_ID:
+    if (
+        isinstance(note, dict)
+        and note.get("rules") == RULES_ID
+        and note.get("layout") == _LAYOUT_RULES
+    ):
         known = _REPORTS.get(id(note))
         if known is not None and known[0] is note:
             return known[1]
@@ -283,7 +233,8 @@ def _cached_scan(path: Path) -> ScanReport:
             _REPORTS[id(note)] = (note, report)  # the note is kept, so its id stays its own
             return report
     report = scan_path(path)
-    write_entry_note(path, _NOTE, {"rules": RULES_ID, "report": report.to_dict()})
+    stored = {"rules": RULES_ID, "layout": _LAYOUT_RULES, "report": report.to_dict()}
+    write_entry_note(path, _NOTE, stored)
     return report
 
 
@@ -303,6 +254,7 @@ def check_safe(
 
     Raises:
         UnsafeModelError: a finding of severity ``high``.
+        InvalidModelError: the model's files cannot be parsed (see :func:`scan`).
     """
     if not config.safe_mode(safe_mode):
         return None
@@ -326,7 +278,7 @@ def check_safe_data(
     """
     if not config.safe_mode(safe_mode):
         return None
-    found = _scan_saved_model(read(), name, name.endswith(".pbtxt"))
+    found = _scan_saved_model(read(), name, name.endswith(".pbtxt"), f"{location}/{name}")
     report = _report(Path(location), *found, [name])
     if not report.safe:
         raise _unsafe(report, handle, location)
