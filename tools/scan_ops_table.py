@@ -265,7 +265,9 @@ def compare(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", type=Path, default=TABLE, help="the table (default: %(default)s)")
+    parser.add_argument(
+        "--table", type=Path, default=TABLE, help="the table (default: %(default)s)"
+    )
     parser.add_argument(
         "--check", action="store_true", help="change nothing; exit 1 listing what differs"
     )
