@@ -44,10 +44,11 @@ from hublayer import config
 from hublayer.errors import Fix, InvalidModelError, ModelNotFoundError, UnsafeModelError
 from hublayer.models._scan_graph import walk
 from hublayer.models._scan_keras import KERAS_RULES, scan_keras
+from hublayer.models._scan_ops import table_digest
 from hublayer.models._scan_proto import SavedModel
 from hublayer.models._scan_registry import TF_VERSION
 from hublayer.models._scan_report import Finding, ScanReport
-from hublayer.models._scan_rules import ASSET_LINK_WHY, DENYLIST, HIGH, MEDIUM
+from hublayer.models._scan_rules import ASSET_LINK_WHY, HIGH, MEDIUM
 from hublayer.models._scan_tree import TREE_RULES, tree_findings
 
 __all__ = ["RULES_ID", "check_safe", "check_safe_data", "scan", "scan_path"]
@@ -57,9 +58,7 @@ _NOTE = "scan"
 _REPORTS: dict[int, tuple[Any, ScanReport]] = {}
 #: Which scanner judged a cached report; a report made under other rules is not reused.
 #: The op table's digest and the proof code's version (3: the allowlist and value proofs).
-RULES_ID = hashlib.sha256(
-    repr((sorted((k, v.check, v.severity) for k, v in DENYLIST.items()), TF_VERSION, 2)).encode()
-).hexdigest()[:16]
+RULES_ID = hashlib.sha256(repr((table_digest(), TF_VERSION, 3)).encode()).hexdigest()[:16]
 
 #: The archive and folder rules (``_scan_keras``, ``_scan_tree``); a cached report made
 #: under others is not reused either.

@@ -1,18 +1,16 @@
-"""Walk every node of a ``saved_model.pb``, TF-free, and judge it against the denylist.
+"""Walk every node of a ``saved_model.pb``, TF-free, and judge it against the op rules.
 
 Every meta graph's top-level graph and *every* function of its library is walked, not
 only the ones a signature names: a ``While`` body, an ``If``/``Case`` branch, a tf.data
-``map`` function or a function called by another function is a ``FunctionDef`` like any
-other. A function-valued attribute that names a function the library lacks is reported.
+``map`` function, a function called by another function, or one Grappler may swap in
+(the same ``api_implements``) is a ``FunctionDef`` like any other. A function-valued
+attribute that names a function the library lacks is refused.
 
-Paths are traced (through ``Identity``) to where they come from, so the few allowed uses
-of file ops (see ``_scan_rules.py``) can be told apart from the rest:
-
-- a TF2 function argument is an asset when the object graph binds it to a ``SavedAsset``
-  (``SavedConcreteFunction.bound_inputs``), or every caller passes an asset to it;
-- a top-level constant is an asset when ``asset_file_def`` names it (TF1 Hub modules);
-- the nodes that ``saver_def`` names, the nodes they depend on, and the functions only
-  they call, form the checkpoint part of the graph.
+Each op is judged by its rule (``_scan_rules.py``): allowed, refused, or allowed only
+under a proof. The proofs are structural (where the node sits: the checkpoint parts of
+the graph that ``saver_def`` names, found in ``_scan_index.py``) and by value (what its
+path input can be at run time, followed back to a root the loader supplies:
+``_scan_values.py``).
 
 Example:
     >>> from hublayer.models._scan_proto import SavedModel
@@ -30,82 +28,41 @@ from collections.abc import Iterator
 from typing import Any
 
 from hublayer.models._scan_index import (
-    _ASSET,
-    _OTHER,
     _Context,
     _data_inputs,
     _MetaGraph,
-    _node_name,
     escaping_assets,
     index_meta_graph,
 )
-from hublayer.models._scan_registry import TENSORFLOW_OPS
 from hublayer.models._scan_report import Finding
-from hublayer.models._scan_rules import (
-    DENYLIST,
-    MEDIUM,
-    MISSING_FUNCTION_WHY,
-    UNREGISTERED_WHY,
-    Rule,
-)
+from hublayer.models._scan_rules import HIGH, MISSING_FUNCTION_WHY, Rule, rule_for
+from hublayer.models._scan_values import trace
 
 __all__ = ["walk"]
 
-_DT_STRING = 7
-_PASS_THROUGH = frozenset({"Identity", "Snapshot", "StopGradient"})
+#: ``descriptor_source`` values that read no file: the binary's own pool, or the graph.
+_LOCAL_DESCRIPTORS = ("local://", "bytes://")
 
 
-def _trace(index: _MetaGraph, context: _Context, tensor: str, depth: int = 0) -> tuple[Any, ...]:
-    """Follow ``tensor`` back through pass-through ops to an asset, constant or argument."""
-    if depth > 16:
-        return _OTHER
-    for _ in range(64):
-        name = _node_name(tensor)
-        if name in context.args and name not in context.nodes:
-            return ("arg", context.name, context.args[name])
-        node = context.nodes.get(name)
-        if node is None:
-            return _OTHER
-        if context is index.graph and name in index.asset_nodes:
-            return _ASSET
-        if context is index.graph and node.op == "ReadVariableOp" and node.input:
-            # TF2's graph keeps each asset path in a variable assigned from the asset.
-            values = index.assigned.get(_node_name(node.input[0]), [])
-            if values and all(_trace(index, context, v, depth + 1) == _ASSET for v in values):
-                return _ASSET
-            return _OTHER
-        if node.op in _PASS_THROUGH and node.input:
-            tensor = _data_inputs(node)[0] if _data_inputs(node) else ""
-            continue
-        if node.op == "Const":
-            value = node.attr["value"].tensor
-            if value.dtype == _DT_STRING and len(value.string_val) == 1:
-                return ("const", value.string_val[0].decode("utf-8", "replace"))
-        return _OTHER
-    return _OTHER
+def _placed(index: _MetaGraph, context: _Context, node: Any, save: bool) -> bool:
+    """Whether a checkpoint node sits only where the loader runs it with its own path."""
+    if context is index.graph:
+        # A top-level node runs only when fetched: by a signature, an init op, or the
+        # saver's save or restore part; each part may hold only its own kind of op.
+        mine, other = (
+            (index.save_nodes, index.restore_nodes)
+            if save
+            else (index.restore_nodes, index.save_nodes)
+        )
+        name = node.name
+        return name in mine and name not in other and name not in index.live_nodes
+    return context.name in (index.save_functions if save else index.restore_functions)
 
 
-def _is_asset(index: _MetaGraph, source: tuple[Any, ...], seen: set[tuple[str, int]]) -> bool:
-    if source == _ASSET:
-        return True
-    if source[0] != "arg":
-        return False
-    key = (source[1], source[2])
-    callers = index.arg_sources.get(key)
-    if key in seen or not callers or source[1] in index.opaque:
-        return False
-    seen.add(key)
-    try:
-        for caller in callers:
-            if isinstance(caller[0], _Context):
-                traced = _trace(index, caller[0], caller[1])
-            else:
-                traced = caller
-            if not _is_asset(index, traced, seen):
-                return False
-        return True
-    finally:
-        seen.discard(key)
+def _dead(index: _MetaGraph, name: str) -> bool:
+    """A top-level node no loader runs: no signature, init op or part of this meta
+    graph's saver reaches it (TF1 exports keep other meta graphs' savers in the graph)."""
+    return name not in index.live_nodes and name not in index.checkpoint_nodes
 
 
 def _judge(index: _MetaGraph, context: _Context, node: Any, rule: Rule) -> str | None:
@@ -113,37 +70,37 @@ def _judge(index: _MetaGraph, context: _Context, node: Any, rule: Rule) -> str |
     check = rule.check
     if check is None:
         return ""
-    in_graph = context is index.graph
-    if check in ("checkpoint_save", "checkpoint_restore"):
-        if in_graph:
-            # A top-level node runs only when fetched: by a signature, an init or table
-            # collection, or the saver's restore op (which must not save).
-            allowed = node.name not in index.live_nodes and (
-                check == "checkpoint_restore" or node.name not in index.restore_nodes
-            )
-        else:
-            save = check == "checkpoint_save"
-            allowed = context.name in (index.save_functions if save else index.restore_functions)
-        return None if allowed else "outside the checkpoint functions the saver_def names"
-    if check == "print_file":
-        stream = node.attr["output_stream"].s.decode("utf-8", "replace")
+    if check == "print_stream":
+        stream = bytes(node.attr["output_stream"].s).decode("utf-8", "replace")
         return f"output_stream={stream!r}" if stream.startswith("file://") else None
+    if check == "descriptor_source":
+        source = bytes(node.attr["descriptor_source"].s).decode("utf-8", "replace")
+        if "descriptor_source" not in node.attr or source.startswith(_LOCAL_DESCRIPTORS):
+            return None
+        return f"descriptor_source={source!r}, a file"
+    save = check == "checkpoint_save"
+    if check in ("checkpoint_save", "checkpoint_restore"):
+        if context is index.graph and _dead(index, node.name):
+            return None  # another saver's node (TF1 multi-graph exports): nothing runs it
+        if not _placed(index, context, node, save):
+            part = "save" if save else "restore"
+            return f"outside the {part} part of the checkpoint functions the saver_def names"
     inputs = _data_inputs(node)
-    tensor = inputs[rule.path_input] if rule.path_input < len(inputs) else ""
-    source = _trace(index, context, tensor)
-    if check == "cache_file":
-        return None if source == ("const", "") else _describe(source)
-    if _is_asset(index, source, set()):
-        return None
-    return _describe(source) + ", not a file of the model's assets/"
-
-
-def _describe(source: tuple[Any, ...]) -> str:
-    if source[0] == "const":
-        return f"path is the constant {source[1]!r}"
-    if source[0] == "arg":
-        return f"path is argument {source[2]} of {source[1]}, not always an asset"
-    return "path is computed in the graph"
+    site = node.name if context is index.graph else None
+    for position in rule.inputs:
+        if position >= len(inputs):
+            return f"input {position} is missing"
+        values = trace(index, context, inputs[position], site)
+        for value in values:
+            if check == "memory_cache":
+                if value.root != "const" or value.text != "":
+                    return value.describe() + ", not the in-memory cache ('')"
+            elif check == "path":
+                if not value.inside("asset"):
+                    return value.describe() + ", not proven a file of the model's assets/"
+            elif not value.inside("saver"):
+                return value.describe() + ", not proven the model's own variables/"
+    return None
 
 
 def walk(model: Any, *, file: str) -> tuple[list[Finding], Counter[str], int]:
@@ -166,7 +123,11 @@ def walk(model: Any, *, file: str) -> tuple[list[Finding], Counter[str], int]:
         findings.extend(escaping_assets(meta, label, file))
         for context in (index.graph, *index.functions.values()):
             walked += context is not index.graph
-            for node in context.nodes.values():
+            for node in context.listed:
+                if context.nodes[node.name] is not node:
+                    why = "a second node of the same name, which the scan cannot tell apart"
+                    findings.append(Finding(node.op, context.name, node.name, HIGH, why, file))
+                    continue
                 findings.extend(_node_findings(index, context, node, ops, file))
     return findings, ops, walked
 
@@ -177,15 +138,13 @@ def _node_findings(
     for callee in index.callees[context.name, node.name]:
         if callee not in index.functions:
             yield Finding(
-                node.op, context.name, node.name, MEDIUM, MISSING_FUNCTION_WHY, file, callee
+                node.op, context.name, node.name, HIGH, MISSING_FUNCTION_WHY, file, callee
             )
     if node.op in index.functions:
         return
     ops[node.op] += 1
-    rule = DENYLIST.get(node.op)
+    rule = rule_for(node.op)
     if rule is not None:
         detail = _judge(index, context, node, rule)
         if detail is not None:
             yield Finding(node.op, context.name, node.name, rule.severity, rule.why, file, detail)
-    elif node.op not in TENSORFLOW_OPS:
-        yield Finding(node.op, context.name, node.name, MEDIUM, UNREGISTERED_WHY, file, "")

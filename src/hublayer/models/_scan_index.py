@@ -31,7 +31,25 @@ __all__ = ["escaping_assets", "index_meta_graph"]
 
 _CALLS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
 _BRANCHES = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
+#: tf.data ops whose first function takes an element of input 0, then ``other_arguments``.
+_DATASET_FUNCTIONS = frozenset(
+    {
+        "MapDataset",
+        "ParallelMapDataset",
+        "ParallelMapDatasetV2",
+        "FlatMapDataset",
+        "InterleaveDataset",
+        "ParallelInterleaveDatasetV2",
+        "ParallelInterleaveDatasetV3",
+        "ParallelInterleaveDatasetV4",
+        "FilterDataset",
+        "ParallelFilterDataset",
+        "MapAndBatchDataset",
+    }
+)
 _GRAPH = "(graph)"
+#: The TF2 signature that names the init op: it runs with the assets fed, unlike the rest.
+_INIT_SIGNATURE = "__saved_model_init_op"
 
 # What a traced tensor is: an asset path, a constant, a function argument, or other.
 _ASSET = ("asset",)
@@ -45,6 +63,8 @@ class _Context:
     name: str
     nodes: dict[str, Any]
     args: dict[str, int] = field(default_factory=dict)
+    #: every node as listed, duplicates of a name included (``nodes`` keeps the last).
+    listed: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -55,8 +75,8 @@ class _MetaGraph:
     graph: _Context
     functions: dict[str, _Context]
     asset_nodes: frozenset[str]
-    #: (function, arg index) -> where callers' values come from: (context, input) pairs,
-    #: or _ASSET / _OTHER for values the loader binds.
+    #: (function, arg index) -> where callers' values come from: (context, input, calling
+    #: node) triples, or _ASSET / _OTHER for values the loader binds.
     arg_sources: dict[tuple[str, int], list[Any]]
     #: functions some caller reaches in a way the scan does not map (datasets, loops).
     opaque: set[str]
@@ -66,8 +86,20 @@ class _MetaGraph:
     live_nodes: frozenset[str]
     save_functions: frozenset[str]
     restore_functions: frozenset[str]
-    #: top-level variable -> the values assigned to it (TF2's asset path variables).
-    assigned: dict[str, list[str]] = field(default_factory=dict)
+    #: top-level variable -> (assigning node, value) for each top-level assignment.
+    assigned: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: top-level variable -> why its value cannot be proven from its assignments
+    #: (another handle shares its name, or its handle reaches another op).
+    variable_doubt: dict[str, str] = field(default_factory=dict)
+    #: top-level nodes a signature (not the init op) runs, and the signatures' inputs.
+    signature_nodes: frozenset[str] = frozenset()
+    signature_inputs: frozenset[str] = frozenset()
+    #: the saver_def's filename tensor, and the top-level nodes where the loader feeds it
+    #: (the save and restore parts, less whatever a signature or init op runs).
+    saver_filename: str = ""
+    #: the top-level nodes of the save and restore parts.
+    checkpoint_nodes: frozenset[str] = frozenset()
+    checkpoint_sites: frozenset[str] = frozenset()
     #: (context, node) -> the functions the node calls or names, computed once.
     callees: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
@@ -141,21 +173,27 @@ def _reachable(roots: set[str], calls: dict[str, set[str]]) -> set[str]:
 def index_meta_graph(meta: Any, label: str) -> _MetaGraph:
     """Index meta graph ``meta``; ``label`` tells it apart when a model has several."""
     graph = _Context(_GRAPH if not label else f"{_GRAPH} {label}", {})
-    for node in meta.graph_def.node:
+    graph.listed = list(meta.graph_def.node)
+    for node in graph.listed:
         graph.nodes[node.name] = node
-    assigned: dict[str, list[str]] = {}
-    for node in graph.nodes.values():
-        if node.op == "AssignVariableOp" and len(inputs := _data_inputs(node)) == 2:
-            assigned.setdefault(_node_name(inputs[0]), []).append(inputs[1])
     functions: dict[str, _Context] = {}
+    implements: dict[str, set[str]] = {}
     for function in meta.graph_def.library.function:
-        context = _Context(function.signature.name, {n.name: n for n in function.node_def})
+        listed = list(function.node_def)
+        context = _Context(function.signature.name, {n.name: n for n in listed}, listed=listed)
         context.args = {arg.name: i for i, arg in enumerate(function.signature.input_arg)}
         functions[context.name] = context
+        if "api_implements" in function.attr:
+            api = bytes(function.attr["api_implements"].s).decode("utf-8", "replace")
+            implements.setdefault(api, set()).add(context.name)
+    assigned, variable_doubt = _variables(graph, functions)
     arg_sources: dict[tuple[str, int], list[Any]] = {}
     opaque: set[str] = set()
     calls: dict[str, set[str]] = {}
     all_callees: dict[tuple[str, str], list[str]] = {}
+    for group in implements.values():  # Grappler may run any of them in place of another
+        for name in group:
+            calls.setdefault(name, set()).update(group - {name})
     for context in (graph, *functions.values()):
         called = calls.setdefault(context.name, set())
         for node in context.nodes.values():
@@ -167,12 +205,16 @@ def index_meta_graph(meta: Any, label: str) -> _MetaGraph:
                 mapped, passed = callees[:1], _data_inputs(node)
             elif node.op in _BRANCHES:
                 mapped, passed = callees, _data_inputs(node)[1:]
-            else:  # While bodies, dataset functions...: arguments the scan does not map
+            elif node.op in _DATASET_FUNCTIONS and callees[0] in functions:
+                _map_dataset_function(context, node, functions[callees[0]], arg_sources)
+                opaque.update(callees[1:])
+                continue
+            else:  # While bodies, other dataset functions...: arguments the scan does not map
                 opaque.update(callees)
                 continue
             for callee in mapped:
                 for i, tensor in enumerate(passed):
-                    arg_sources.setdefault((callee, i), []).append((context, tensor))
+                    arg_sources.setdefault((callee, i), []).append((context, tensor, node.name))
             opaque.update(callees[len(mapped) :])
     # What the loader binds: user inputs first, then the captured objects.
     objects = meta.object_graph_def
@@ -195,6 +237,8 @@ def index_meta_graph(meta: Any, label: str) -> _MetaGraph:
     save_nodes = _closure(graph, saver.save_tensor_name)
     restore_nodes = _closure(graph, saver.restore_op_name)
     checkpoint = save_nodes | restore_nodes
+    signatures = [sig for key, sig in meta.signature_def.items() if key != _INIT_SIGNATURE]
+    signature_roots = [t.name for sig in signatures for t in sig.outputs.values()]
     roots = [t.name for sig in meta.signature_def.values() for t in sig.outputs.values()]
     roots += [v for c in meta.collection_def.values() for v in c.node_list.value]
     live_nodes = _closure(graph, *roots)
@@ -221,11 +265,79 @@ def index_meta_graph(meta: Any, label: str) -> _MetaGraph:
         save_nodes=save_nodes,
         restore_nodes=restore_nodes,
         live_nodes=live_nodes,
-        save_functions=frozenset(called_from(save_nodes) - model),
-        restore_functions=frozenset(called_from(restore_nodes) - model),
+        # A function both parts reach is neither: the restore part must not write.
+        save_functions=frozenset(called_from(save_nodes) - model - called_from(restore_nodes)),
+        restore_functions=frozenset(called_from(restore_nodes) - model - called_from(save_nodes)),
         assigned=assigned,
+        variable_doubt=variable_doubt,
         callees=all_callees,
+        signature_nodes=_closure(graph, *signature_roots),
+        signature_inputs=frozenset(
+            _node_name(t.name) for sig in signatures for t in sig.inputs.values()
+        ),
+        saver_filename=_node_name(saver.filename_tensor_name),
+        checkpoint_sites=checkpoint - live_nodes,
+        checkpoint_nodes=checkpoint,
     )
+
+
+def _map_dataset_function(
+    context: _Context, node: Any, function: _Context, arg_sources: dict[Any, list[Any]]
+) -> None:
+    """Where a tf.data function's arguments come from: first the components of an element
+    of the input dataset (input 0), then the captured ``other_arguments`` (``Targuments``)."""
+    inputs = _data_inputs(node)
+    captured = len(node.attr["Targuments"].list.type)
+    components = len(function.args) - captured
+    for i in range(len(function.args)):
+        if i < components:
+            source: Any = ("element", context, inputs[0] if inputs else "", i, node.name)
+        else:
+            source = (context, inputs[1 + i - components], node.name)
+        arg_sources.setdefault((function.name, i), []).append(source)
+
+
+def _handle_key(node: Any) -> tuple[str, str]:
+    """The resource a ``VarHandleOp`` names: (container, shared_name or the node's name)."""
+    container = bytes(node.attr["container"].s).decode("utf-8", "replace")
+    shared = bytes(node.attr["shared_name"].s).decode("utf-8", "replace")
+    return container, shared or node.name
+
+
+def _variables(
+    graph: _Context, functions: dict[str, _Context]
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
+    """Top-level variables' assignments, and why some cannot be trusted to hold them.
+
+    A variable's value is proven from its top-level assignments only when nothing else
+    can assign it: no other ``VarHandleOp`` (top level or in any function) names the same
+    resource, and its handle reaches no op but reads and those assignments.
+    """
+    assigned: dict[str, list[tuple[str, str]]] = {}
+    doubt: dict[str, str] = {}
+    handles: dict[tuple[str, str], list[str]] = {}
+    for context in (graph, *functions.values()):
+        for node in context.nodes.values():
+            if node.op == "VarHandleOp":
+                where = node.name if context is graph else f"{context.name}/{node.name}"
+                handles.setdefault(_handle_key(node), []).append(where)
+    variables = {n.name for n in graph.nodes.values() if n.op == "VarHandleOp"}
+    for node in graph.nodes.values():
+        inputs = _data_inputs(node)
+        for position, tensor in enumerate(inputs):
+            variable = _node_name(tensor)
+            if variable not in variables:
+                continue
+            if node.op == "AssignVariableOp" and position == 0 and len(inputs) == 2:
+                assigned.setdefault(variable, []).append((node.name, inputs[1]))
+            elif node.op not in ("ReadVariableOp", "VarIsInitializedOp") or position != 0:
+                doubt[variable] = f"whose handle reaches {node.op} {node.name!r}"
+    for names in handles.values():
+        if len(names) > 1:
+            for name in names:
+                if name in variables:
+                    doubt[name] = f"which {len(names) - 1} other handle(s) also name ({names})"
+    return assigned, doubt
 
 
 def _asset_file_defs(meta: Any) -> list[Any]:

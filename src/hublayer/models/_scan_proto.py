@@ -19,22 +19,27 @@ in a private descriptor pool, so they never clash with TensorFlow's own classes:
     Any             { string type_url = 1; bytes value = 2; }
     SignatureDef    { map<string, TensorInfo> inputs = 1; map<string, TensorInfo> outputs = 2; }
     MetaInfoDef     { repeated string tags = 4; }
-    SaverDef        { string save_tensor_name = 2; string restore_op_name = 3; }
+    SaverDef        { string filename_tensor_name = 1; string save_tensor_name = 2;
+                      string restore_op_name = 3; }
     AssetFileDef    { TensorInfo tensor_info = 1; string filename = 2; }
     TensorInfo      { string name = 1; }
     GraphDef        { repeated NodeDef node = 1; FunctionDefLibrary library = 2; }
     FunctionDefLibrary { repeated FunctionDef function = 1; }
-    FunctionDef     { OpDef signature = 1; repeated NodeDef node_def = 3; }
+    FunctionDef     { OpDef signature = 1; repeated NodeDef node_def = 3;
+                      map<string, AttrValue> attr = 5; }  (``api_implements`` lives here)
     OpDef           { string name = 1; repeated ArgDef input_arg = 2; }
     ArgDef          { string name = 1; }
     NodeDef         { string name = 1; string op = 2; repeated string input = 3;
                       map<string, AttrValue> attr = 5; }
     AttrValue       { oneof value { ListValue list = 1; bytes s = 2; int64 i = 3;
                       TensorProto tensor = 8; NameAttrList func = 10; } }
-    ListValue       { repeated bytes s = 2; repeated TensorProto tensor = 8;
+    ListValue       { repeated bytes s = 2; repeated DataType type = 6;
+                      repeated TensorProto tensor = 8;
                       repeated NameAttrList func = 9; }
     NameAttrList    { string name = 1; map<string, AttrValue> attr = 2; }
-    TensorProto     { int32 dtype = 1; repeated bytes string_val = 8; }
+    TensorProto     { int32 dtype = 1; TensorShapeProto tensor_shape = 2;
+                      bytes tensor_content = 4; repeated bytes string_val = 8; }
+    TensorShapeProto { repeated Dim dim = 2; }      Dim { int64 size = 1; }
     SavedObjectGraph { repeated SavedObject nodes = 1;
                        map<string, SavedConcreteFunction> concrete_functions = 2; }
     SavedObject     { SavedAsset asset = 5; SavedFunction function = 6;
@@ -78,6 +83,7 @@ SCHEMA: dict[str, list[tuple[str, int, int, str | None, bool]]] = {
     ],
     "MetaInfoDef": [("tags", 4, _STRING, None, True)],
     "SaverDef": [
+        ("filename_tensor_name", 1, _STRING, None, False),
         ("save_tensor_name", 2, _STRING, None, False),
         ("restore_op_name", 3, _STRING, None, False),
     ],
@@ -105,6 +111,7 @@ SCHEMA: dict[str, list[tuple[str, int, int, str | None, bool]]] = {
     "FunctionDef": [
         ("signature", 1, _MESSAGE, "OpDef", False),
         ("node_def", 3, _MESSAGE, "NodeDef", True),
+        ("attr", 5, _MESSAGE, "map:AttrValue", True),
     ],
     "OpDef": [
         ("name", 1, _STRING, None, False),
@@ -126,6 +133,7 @@ SCHEMA: dict[str, list[tuple[str, int, int, str | None, bool]]] = {
     ],
     "ListValue": [
         ("s", 2, _BYTES, None, True),
+        ("type", 6, _INT32, None, True),
         ("tensor", 8, _MESSAGE, "TensorProto", True),
         ("func", 9, _MESSAGE, "NameAttrList", True),
     ],
@@ -135,8 +143,12 @@ SCHEMA: dict[str, list[tuple[str, int, int, str | None, bool]]] = {
     ],
     "TensorProto": [
         ("dtype", 1, _INT32, None, False),
+        ("tensor_shape", 2, _MESSAGE, "TensorShapeProto", False),
+        ("tensor_content", 4, _BYTES, None, False),
         ("string_val", 8, _BYTES, None, True),
     ],
+    "TensorShapeProto": [("dim", 2, _MESSAGE, "Dim", True)],
+    "Dim": [("size", 1, _INT64, None, False)],
     "SavedObjectGraph": [
         ("nodes", 1, _MESSAGE, "SavedObject", True),
         ("concrete_functions", 2, _MESSAGE, "map:SavedConcreteFunction", True),

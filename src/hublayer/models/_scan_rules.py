@@ -1,153 +1,89 @@
-"""What the scanner refuses, and why: the one table of unsafe TensorFlow ops.
+"""What the scanner allows, refuses, or allows only under a proof: one rule per op.
 
-A SavedModel is a program. Each op below reaches outside the tensors it is given: it
-reads, writes or lists files, runs Python code of the loading process, opens network
-connections, or hides a graph the scan cannot see. An op found here is a finding of
-severity ``high`` (refused on load) unless its :class:`Rule` names a ``check`` that the
-node passes:
+The scan is an **allowlist**. Every op is looked up in the reviewed op table
+(``scan_ops.tsv``, read by ``_scan_ops.py``), which classifies every op the pinned
+TensorFlow registers, and the ops of vetted op libraries (TensorFlow Text):
 
-- ``asset``: the path input is a file of the model's own ``assets/`` folder (a TF2
-  ``Asset`` captured by the function, or a TF1 ``asset_file_def`` constant). That is how
-  text models read their vocabularies; any other path (a constant such as
-  ``/etc/passwd``, or a computed string) is refused.
-- ``checkpoint_save`` / ``checkpoint_restore``: the node sits only in the part of the
-  graph that the meta graph's ``saver_def`` names (the functions ``tf.saved_model.save``
-  generates for checkpointing), which the loader runs to restore variables, with the
-  path it chooses.
-- ``print_file``: ``PrintV2`` is refused only when its ``output_stream`` is a
-  ``file://`` path (printing to stderr is harmless).
-- ``cache_file``: ``CacheDataset`` is refused only when its filename is not the
-  constant ``""`` (an in-memory cache).
+- ``allow``: the op computes only from its inputs (math, arrays, control flow,
+  variables, random, strings, lookup tables, function calls). No finding.
+- ``deny``: the op reaches outside the tensors it is given (writes, deletes, lists or
+  memory-maps files, runs Python, talks to the network or other processes, dumps
+  tensors, aborts the process). A ``high`` finding, whose ``why`` is the table's line.
+- ``conditional``: the op reads or writes a path, or can be told to. It passes only when
+  its :class:`Rule`'s ``check`` holds:
 
-Ops that are not registered TensorFlow ops (custom op libraries, which run native code
-the scan cannot see) are reported with severity ``medium``; see ``_scan_registry.py``.
+  - ``path``: every value the path inputs can take is proven, by value, to be a file of
+    the model's own ``assets/`` (``_scan_values.py``): how text models read vocabularies
+    and how a dataset reads a model's own file;
+  - ``checkpoint_save`` / ``checkpoint_restore``: the node sits only in the save (or
+    only in the restore) part of the graph that the meta graph's ``saver_def`` names,
+    and its paths are proven to be the saver's filename (the model's ``variables/``)
+    plus constant suffixes;
+  - ``print_stream``: ``PrintV2``'s ``output_stream`` is not a ``file://`` path;
+  - ``memory_cache``: ``CacheDataset``'s filename is the constant ``""`` (in memory);
+  - ``descriptor_source``: ``DecodeProtoV2``/``EncodeProto`` read their descriptors from
+    the binary (``local://``) or from the graph (``bytes://``), not from a file.
+
+An op the table does not classify is refused (``high``): an op of a custom op library
+runs native code the scan cannot see, and an op a newer TensorFlow added is unknown
+until it is reviewed. ``safe_mode=False`` is the way past for a model the user trusts.
 
 Example:
-    >>> DENYLIST["WriteFile"].severity, DENYLIST["ReadFile"].check
-    ('high', 'asset')
+    >>> rule_for("WriteFile").severity, rule_for("ReadFile").check, rule_for("AddV2")
+    ('high', 'path', None)
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
-__all__ = ["DENYLIST", "HIGH", "MEDIUM", "Rule", "Severity"]
+from hublayer.models._scan_ops import op_class
+from hublayer.models._scan_registry import TENSORFLOW_OPS, TF_VERSION
+
+__all__ = ["HIGH", "MEDIUM", "Check", "Rule", "Severity", "rule_for"]
 
 Severity = Literal["high", "medium"]
 HIGH: Severity = "high"
 MEDIUM: Severity = "medium"
 
-Check = Literal["asset", "checkpoint_save", "checkpoint_restore", "print_file", "cache_file"]
+Check = Literal[
+    "path",
+    "checkpoint_save",
+    "checkpoint_restore",
+    "print_stream",
+    "memory_cache",
+    "descriptor_source",
+]
+_CHECKS = frozenset(Check.__args__)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
 class Rule:
-    """Why an op is unsafe, and the one narrow case in which it is allowed.
+    """Why an op is not simply allowed, and the one narrow case in which it passes.
 
     Attributes:
         why: one line a user reads in the report.
-        check: the exception that applies, or ``None`` (always refused).
-        path_input: which input holds the path, for ``asset`` and ``cache_file``.
+        check: the proof that lets the op pass, or ``None`` (always refused).
+        inputs: which inputs hold paths, for the checks that read inputs.
         severity: ``high`` (refused on load) or ``medium`` (reported).
     """
 
     why: str
     check: Check | None = None
-    path_input: int = 0
+    inputs: tuple[int, ...] = ()
     severity: Severity = HIGH
 
 
-def _same(names: str, rule: Rule) -> dict[str, Rule]:
-    return dict.fromkeys(names.split(), rule)
-
-
-_READ = "reads any file the process can read, at a path the graph chooses"
-_WRITE = "writes a file at a path the graph chooses"
-_DATASET = "a dataset that reads the files it is given at run time"
-_SNAPSHOT = "reads or writes tf.data snapshot files at a path the graph chooses"
-_PY = "calls back into Python code of the loading process, which the scan cannot see"
-_RPC = "opens network connections or serves functions over the network"
-_SERVICE = "sends data to, or fetches data from, a remote tf.data service"
-_DEBUG = "dumps tensors to files or URLs named in the graph (tfdbg)"
-_SUMMARY = "writes event files or a database at a path the graph chooses"
-_READER = "a TF1 reader that reads the files it is given at run time"
-
-#: op name -> Rule. The one table; keep each line's ``why`` true to what the op does.
-DENYLIST: dict[str, Rule] = {
-    # files: read, list, write, delete
-    "ReadFile": Rule(_READ, check="asset"),
-    "InitializeTableFromTextFile": Rule(_READ, check="asset", path_input=1),
-    "InitializeTableFromTextFileV2": Rule(_READ, check="asset", path_input=1),
-    "WriteFile": Rule(_WRITE),
-    "MatchingFiles": Rule("lists the file system (a glob over any folder)"),
-    "MatchingFilesDataset": Rule("lists the file system (a glob over any folder)"),
-    "ExperimentalMatchingFilesDataset": Rule("lists the file system (a glob over any folder)"),
-    "DeleteFile": Rule("deletes a file at a path the graph chooses"),
-    "RecursivelyCreateDir": Rule("creates folders at a path the graph chooses"),
-    "ImmutableConst": Rule("memory-maps a file at a path named in the graph"),
-    "FileSystemSetConfiguration": Rule("changes the process's file-system settings"),
-    "LoadAndRemapMatrix": Rule("reads a checkpoint at a path the graph chooses"),
-    # checkpoints: only where the saver_def puts them
-    "SaveV2": Rule(_WRITE + " (a checkpoint)", check="checkpoint_save"),
-    "MergeV2Checkpoints": Rule(
-        "writes, merges and deletes checkpoint files", check="checkpoint_save"
-    ),
-    "Save": Rule(_WRITE + " (a TF1 checkpoint)"),
-    "SaveSlices": Rule(_WRITE + " (a TF1 checkpoint)"),
-    "RestoreV2": Rule(_READ + " (a checkpoint)", check="checkpoint_restore"),
-    "Restore": Rule(_READ + " (a TF1 checkpoint)", check="checkpoint_restore"),
-    "RestoreSlice": Rule(_READ + " (a TF1 checkpoint)", check="checkpoint_restore"),
-    "DTensorRestoreV2": Rule(_READ + " (a checkpoint)"),
-    # printing and debugging
-    "PrintV2": Rule("prints to a file when output_stream is file://", check="print_file"),
-    **_same("DebugIdentity DebugIdentityV2 DebugIdentityV3", Rule(_DEBUG)),
-    **_same("DebugNanCount DebugNumericSummary", Rule(_DEBUG)),
-    **_same("CreateSummaryFileWriter CreateSummaryDbWriter", Rule(_SUMMARY)),
-    # Python callbacks
-    **_same("PyFunc PyFuncStateless EagerPyFunc", Rule(_PY)),
-    # file-backed datasets and readers
-    **_same(
-        "TFRecordDataset TFRecordDatasetV2 FixedLengthRecordDataset FixedLengthRecordDatasetV2 "
-        "TextLineDataset CSVDataset CSVDatasetV2 ExperimentalCSVDataset RecordInput",
-        Rule(_DATASET),
-    ),
-    **_same("SqlDataset ExperimentalSqlDataset", Rule("opens a SQLite database file")),
-    **_same(
-        "WholeFileReader WholeFileReaderV2 TextLineReader TextLineReaderV2 TFRecordReader "
-        "TFRecordReaderV2 FixedLengthRecordReader FixedLengthRecordReaderV2 LMDBReader",
-        Rule(_READER),
-    ),
-    **_same(
-        "SaveDataset SaveDatasetV2 DatasetToTFRecord ExperimentalDatasetToTFRecord",
-        Rule(_WRITE + " (a dataset)"),
-    ),
-    "LoadDataset": Rule(_READ + " (a saved dataset)"),
-    "DistributedSave": Rule(_WRITE + " (a distributed dataset snapshot)"),
-    **_same(
-        "SnapshotDataset SnapshotDatasetV2 SnapshotDatasetReader SnapshotNestedDatasetReader "
-        "SnapshotChunkDataset ListSnapshotChunksDataset",
-        Rule(_SNAPSHOT),
-    ),
-    "CacheDataset": Rule(_WRITE + " (a dataset cache)", check="cache_file", path_input=1),
-    "CacheDatasetV2": Rule(_WRITE + " (a dataset cache)", check="cache_file", path_input=1),
-    "DatasetFromGraph": Rule("runs a serialized graph held in a tensor, hidden from the scan"),
-    # network
-    **_same(
-        "RpcServer RpcClient RpcCall RpcServerStart RpcServerRegister RpcCheckStatus "
-        "RpcGetValue DeleteRpcFutureResource",
-        Rule(_RPC),
-    ),
-    **_same(
-        "RegisterDataset RegisterDatasetV2 DataServiceDataset DataServiceDatasetV2 "
-        "DataServiceDatasetV3 DataServiceDatasetV4",
-        Rule(_SERVICE),
-    ),
-}
-
-#: Why an op outside TensorFlow's registry is reported.
+#: Why an op outside TensorFlow's registry and the vetted op libraries is refused.
 UNREGISTERED_WHY = (
-    "not a registered TensorFlow op: a custom op library runs native code the scan cannot see"
+    "not a TensorFlow op nor one of a vetted op library: a custom op library runs native "
+    "code the scan cannot see"
+)
+#: Why a registered op the table does not classify is refused.
+UNCLASSIFIED_WHY = (
+    f"an op the scan's table (reviewed for TensorFlow {TF_VERSION}) does not classify yet"
 )
 #: Why an asset whose path leaves the model's ``assets/`` folder is refused.
 ASSET_ESCAPE_WHY = (
@@ -155,5 +91,26 @@ ASSET_ESCAPE_WHY = (
 )
 #: Why an asset that is a link to a file outside the model is refused.
 ASSET_LINK_WHY = "an asset is a link to a file outside the model: reading it reads that file"
-#: Why a reference to a function the library lacks is reported.
-MISSING_FUNCTION_WHY = "calls a function the model's library does not define"
+#: Why a reference to a function the library lacks is refused.
+MISSING_FUNCTION_WHY = (
+    "calls a function the model's library does not define, which the scan cannot check"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def rule_for(op: str) -> Rule | None:
+    """The rule for ``op``: ``None`` when the table allows it outright.
+
+    An op the table does not know gets an always-refused rule that says why.
+    """
+    found = op_class(op)
+    if found is None:
+        return Rule(UNCLASSIFIED_WHY if op in TENSORFLOW_OPS else UNREGISTERED_WHY)
+    if found.kind == "allow":
+        return None
+    if found.kind == "deny":
+        return Rule(found.why)
+    check = found.check
+    if check not in _CHECKS:  # a table row the scan cannot apply is no permission
+        return Rule(found.why)
+    return Rule(found.why, cast(Check, check), tuple(found.inputs))
