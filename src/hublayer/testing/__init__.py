@@ -8,6 +8,10 @@
 - ``image_records`` (``_records.py``): labelled PNG/JPEG TFRecords a small model can learn.
 - ``unsafe_model`` (``_unsafe_models.py``): SavedModels that write, read, list or print to
   files from each place an op can hide, to test a scanner against.
+- ``scan_corpus`` (``_scan_corpus.py``): a held-out scanner corpus, harmful models from
+  published op lists (TensorAbuse, modelscan, ``saved_model_cli``) in many hiding places
+  and tricks, each provable harmful under plain TF (``CorpusModel.prove``, ``prove_all``),
+  and every clean model we can build.
 - ``FileServer`` (``_server.py``): a real HTTP server on 127.0.0.1 that serves files and
   can be told to misbehave (errors, dropped connections, truncated bodies, slow bytes,
   redirects, Range on or off), and counts requests.
@@ -20,7 +24,9 @@ from __future__ import annotations
 from hublayer._lazy import lazy_names
 
 __all__: list[str] = [
+    "CorpusModel",
     "FileServer",
+    "HarmProof",
     "UNSAFE_FAMILIES",
     "UNSAFE_PLACES",
     "archive",
@@ -29,6 +35,9 @@ __all__: list[str] = [
     "image_feature_vector",
     "image_records",
     "keras_file",
+    "plant_secret",
+    "prove_all",
+    "scan_corpus",
     "signature_model",
     "text_embedding",
     "tf1_saved_model",
@@ -50,6 +59,11 @@ _LAZY: dict[str, str] = {
     "UNSAFE_FAMILIES": "._unsafe_models",
     "UNSAFE_PLACES": "._unsafe_models",
     "unsafe_model": "._unsafe_models",
+    "CorpusModel": "._scan_corpus",
+    "HarmProof": "._scan_corpus",
+    "plant_secret": "._scan_corpus",
+    "prove_all": "._scan_corpus",
+    "scan_corpus": "._scan_corpus",
 }
 
 
