@@ -37,7 +37,8 @@ def _refused_three_ways(folder: Path, op: str, node: str) -> None:
         hub.KerasLayer(str(folder))
     result = CliRunner().invoke(cli, ["scan", str(folder)])
     assert result.exit_code == 1, result.output
-    assert "UNSAFE" in result.output and node in result.output
+    assert "UNSAFE" in result.output
+    assert node in result.output
 
 
 def test_variables_folder_linked_to_another_model_is_refused(tmp_path: Path) -> None:
@@ -117,9 +118,10 @@ def test_a_damaged_saved_model_pb_is_an_invalid_model_error_everywhere(
             damage, b""
         )
     )
-    with pytest.raises(InvalidModelError, match="saved_model.pb") as raised:
+    with pytest.raises(InvalidModelError, match=r"saved_model\.pb") as raised:
         hub.scan(folder)
-    assert "Received:" in str(raised.value) and "again" in str(raised.value)
+    assert "Received:" in str(raised.value)
+    assert "again" in str(raised.value)
     assert raised.value.path == str(pb)
     with pytest.raises(InvalidModelError):
         hub.load(folder)
@@ -129,7 +131,8 @@ def test_a_damaged_saved_model_pb_is_an_invalid_model_error_everywhere(
         hub.models.inspect(folder)
     result = CliRunner().invoke(cli, ["scan", str(folder)])
     assert result.exit_code == 2, result.output
-    assert "Error:" in result.output and "Traceback" not in result.output
+    assert "Error:" in result.output
+    assert "Traceback" not in result.output
     if damage != "empty_message":  # safe mode off: TensorFlow's parse, same error type
         monkeypatch.setenv("HUBLAYER_SAFE_MODE", "0")
         with pytest.raises(InvalidModelError):
