@@ -2,7 +2,8 @@
 
 Exit status: 0 when every model is safe, 1 when any has a high-severity finding, 2 on a
 usage error or a model that cannot be scanned (missing path, no SavedModel, download
-failure), so a script can gate on it::
+failure, a damaged saved_model.pb or a .keras file that is no zip), so a script can
+gate on it::
 
     hublayer scan ./model && python serve.py
 """
