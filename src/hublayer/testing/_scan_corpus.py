@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CorpusModel", "HarmProof", "plant_secret", "prove_all", "scan_corpus"]
+__all__ = ["CorpusModel", "HarmProof", "plant_secret", "prove_all", "run_plain", "scan_corpus"]
 
 #: How a prover loads each kind of model.
 LOADERS = ("saved_model", "tf1_session", "keras", "keras_unsafe")
@@ -274,6 +274,12 @@ def show(value):
         else:
             print("OUT", array.ravel().tolist()[:8])
     sys.stdout.flush()
+def feed_for(shape, dtype):
+    dtype = tf.as_dtype(dtype)
+    dims = [1 if d is None else d for d in shape]
+    if dtype == tf.string:
+        return tf.fill(dims, "the cat")
+    return tf.ones(dims, dtype) if dtype.is_floating else tf.zeros(dims, dtype)
 def run(path, loader):
     if loader == "tf1_session":
         with tf.compat.v1.Session(graph=tf.Graph()) as session:
@@ -282,15 +288,13 @@ def run(path, loader):
         import keras
         import hublayer  # registers KerasLayer, as a user's code would
         model = keras.saving.load_model(path, safe_mode=loader == "keras")
-        show(model(x))
+        show(model([feed_for(t.shape, t.dtype) for t in model.inputs]))
     else:
         model = tf.saved_model.load(path)
         calls = [lambda: model(tf.constant(x))] if callable(model) else []
         for function in model.signatures.values():
             inputs = function.structured_input_signature[1]
-            feed = {k: tf.constant(x, spec.dtype) if spec.dtype.is_floating
-                    else tf.zeros([1 if d is None else d for d in spec.shape], spec.dtype)
-                    for k, spec in inputs.items()}
+            feed = {k: feed_for(spec.shape, spec.dtype) for k, spec in inputs.items()}
             calls.append(lambda function=function, feed=feed: function(**feed))
         errors = []
         for call in calls:  # each on its own: a one-shot harm may fail the second time
@@ -436,6 +440,20 @@ def scan_corpus(
     return models
 
 
-def harmful_names(models: Sequence[CorpusModel]) -> list[str]:
-    """The names of the harmful models, in order."""
-    return [m.name for m in models if m.harmful]
+def run_plain(models: Sequence[CorpusModel], *, timeout: float = 600.0) -> dict[str, str]:
+    """Load and call each model with plain TF/Keras in one fresh process.
+
+    Returns:
+        name -> ``""`` when it loaded and ran, else what went wrong.
+    """
+    stdout, status = _run_prover([m._job() for m in models], timeout)
+    seen = _segments(stdout)
+    problems = {}
+    for index, model in enumerate(models):
+        out, finished = seen.get(index, ("", False))
+        if finished and "\nCALLED" in "\n" + out:
+            problems[model.name] = ""
+        else:
+            errors = [line for line in out.splitlines() if line.startswith("ERROR")]
+            problems[model.name] = (errors or [f"no result (exit status {status})"])[0]
+    return problems

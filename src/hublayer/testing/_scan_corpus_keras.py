@@ -81,6 +81,19 @@ def _layer_config(tree: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("Expected a KerasLayer in the .keras config. Received: none.")
 
 
+def _lambda_file(file: Path, target: Path) -> None:
+    """A ``.keras`` whose ``Lambda`` layer writes ``target`` (its bytecode sits in the
+    config; Keras runs it only with ``safe_mode=False``)."""
+    import keras
+
+    # A lambda, so Keras stores its bytecode (a named function is stored by name); the
+    # path is a constant of the code itself (Keras restores neither defaults nor globals).
+    source = f"lambda x: (x, open({str(target)!r}, 'w').write('pwned'))[0]"
+    write = eval(source)  # our own literal: the attacker's payload
+    layer = keras.layers.Lambda(write, output_shape=(4,))
+    keras.Sequential([keras.Input((4,)), layer]).save(str(file))
+
+
 def build_keras_tricks(
     folder: Path, secret: Path, victims: Path, want: Callable[[str], bool]
 ) -> list[CorpusModel]:
@@ -125,6 +138,24 @@ def build_keras_tricks(
                 effect="create",
                 victim=victim,
                 loader=loader,
+                secret=secret,
+            )
+        )
+    name = "Lambda--keras_lambda"
+    if want(name):
+        victim = victims / name / "created.txt"
+        _lambda_file(folder / f"{name}.keras", victim)
+        built.append(
+            CorpusModel(
+                name=name,
+                path=folder / f"{name}.keras",
+                harmful=True,
+                op="Lambda",
+                place="keras_lambda",
+                sources=("modelscan",),
+                effect="create",
+                victim=victim,
+                loader="keras_unsafe",
                 secret=secret,
             )
         )

@@ -357,6 +357,13 @@ def _payloads() -> dict[str, Payload]:
         Payload("DecodeProtoV2", (ISSUE,), "leak", "", _decode_proto),
         Payload("GenerateVocabRemapping", (ISSUE,), "leak", "", _vocab_remap),
         Payload("DatasetToTFRecord", (ISSUE,), "create", "out.tfrecord", _write_records),
+        Payload(
+            "CacheDatasetV2",
+            (ISSUE,),
+            "create",
+            "cache.index",
+            lambda t: _join(tf.data.Dataset.from_tensors(tf.constant("x")).cache(t.at("cache"))),
+        ),
     ]
     return {p.op: p for p in table}
 
