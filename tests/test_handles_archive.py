@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import stat
 import tarfile
 import zipfile
@@ -163,7 +162,8 @@ def test_unsafe_download_is_refused_too(file_server: FileServer, sandbox: Path) 
     assert files_outside(sandbox) == []
 
 
-def test_links_that_stay_inside_are_kept(sandbox: Path) -> None:
+def test_links_that_stay_inside_become_copies(sandbox: Path) -> None:
+    """A cache entry holds no link: the model scan refuses links anywhere in a model."""
     archive = sandbox / "cache" / "ok.tar.gz"
     archive.write_bytes(
         make_tar(
@@ -178,8 +178,9 @@ def test_links_that_stay_inside_are_kept(sandbox: Path) -> None:
     )
     path = Path(hublayer.resolve(str(archive)))
     assert (path / "assets" / "index").read_bytes() == b"idx"
-    assert os.readlink(path / "assets" / "index") == "../variables/variables.index"
+    assert not (path / "assets" / "index").is_symlink()
     assert (path / "copy.index").read_bytes() == b"idx"
+    assert (path / "copy.index").stat().st_nlink == 1
     assert [c.ok for c in cache.verify()] == [True]
 
 

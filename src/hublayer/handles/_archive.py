@@ -189,10 +189,11 @@ class _Writer:
         parent = posixpath.dirname(rel)
         if parent:
             self.directory(parent)
-        try:
-            os.link(self.dest / target, self.dest / rel, follow_symlinks=False)
-        except FileExistsError:
-            raise self.refuse(rel, "appears twice") from None
+        if (self.dest / rel).exists() or (self.dest / rel).is_symlink():
+            raise self.refuse(rel, "appears twice")
+        # A copy, not a link: the model scan refuses a file with two names (a hard link
+        # is how an asset becomes someone's secret file), and a cache entry holds none.
+        shutil.copyfile(self.dest / target, self.dest / rel, follow_symlinks=False)
         self.files[rel] = (size, digest)
 
     def check_links(self) -> None:
@@ -202,6 +203,14 @@ class _Writer:
             real = os.path.realpath(self.dest / rel)
             if real != root and not real.startswith(root + os.sep):
                 raise self.refuse(rel, "is a symlink that resolves outside through other links")
+        # A link to a file becomes a copy of it, for the same reason as hard links; a link
+        # to a folder stays (copying could recurse), and the model scan refuses it.
+        for rel in self.links:
+            path = self.dest / rel
+            if path.is_file():
+                real = os.path.realpath(path)
+                path.unlink()
+                shutil.copyfile(real, path)
 
 
 def _open_tar(reader: Readable) -> tarfile.TarFile:
