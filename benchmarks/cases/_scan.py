@@ -1,11 +1,10 @@
 """Case 9, the safety scan (#12): what each scanner catches, and what the scan costs.
 
-``scan_detect``: the 24 unsafe models of ``hublayer.testing.unsafe_model`` (write, read,
-list and print to a file, each in ``__call__`` without a signature, a signature only, a
-``while_loop`` body, a ``tf.cond`` branch, a tf.data ``map`` function and a function
-called from a function) and a clean set, scanned by ``hublayer.scan`` and by
-TensorFlow's ``saved_model_cli scan`` (one process per model, as a user runs it).
-protectai ``modelscan`` is measured when it is installed.
+``scan_detect``: a held-out corpus (``hublayer.testing.scan_corpus``) of harmful models
+built from published op lists (TensorAbuse, protectai modelscan, ``saved_model_cli``), in
+hiding places and tricks, each proven harmful under plain TensorFlow in this run, and
+every clean model we can build; scanned by ``hublayer.scan``, by ``saved_model_cli scan``
+and by ``modelscan`` (one process per model, as a user runs them). See ``_scan_peers.py``.
 
 ``scan_cost``: on the MobileNetV2-sized factory model, the scan against the load it
 guards (goal: under 5 %), a load with the scan against one without, and the scan check
@@ -14,20 +13,15 @@ and the resolve of a cached entry whose report sits in its manifest (goal: under
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._data import cached, factory_model
-from benchmarks._harness import CaseResult, CaseSpec, InProcess, NotYet, Plan, Ratio, require
+from benchmarks._data import factory_model
+from benchmarks._harness import CaseResult, CaseSpec, InProcess, Plan, Ratio, require
 from benchmarks._suites import Suite
 
 __all__ = ["CASES"]
@@ -43,161 +37,130 @@ CHECK_CACHED = "scan check of a cached entry (manifest note)"
 RESOLVE_CACHED = "hublayer.resolve (cached entry with its scan note)"
 
 
-def _models() -> tuple[dict[str, Path], dict[str, Path]]:
-    """(unsafe models by ``family/place``, clean models by name), built once and cached."""
-    testing = require("hublayer.testing", "unsafe_model", "UNSAFE_FAMILIES", "UNSAFE_PLACES")
-    sources = [inspect.getsourcefile(testing.unsafe_model) or ""]
-    digest = hashlib.sha256(b"".join(Path(s).read_bytes() for s in sources if s)).hexdigest()
-
-    def build(folder: Path) -> None:
-        for family in testing.UNSAFE_FAMILIES:
-            for place in testing.UNSAFE_PLACES:
-                target = folder / "victim" / f"{family}-{place}.txt"
-                testing.unsafe_model(
-                    folder / "unsafe" / f"{family}-{place}", family, place, target=target
-                )
-        clean = folder / "clean"
-        testing.image_feature_vector(clean / "image_feature_vector", image_size=32, dim=8)
-        testing.text_embedding(clean / "text_embedding", dim=8)
-        testing.bert_encoder(clean / "bert_encoder", hidden_size=8)
-        testing.tf1_saved_model(clean / "tf1_saved_model", dim=8)
-        testing.signature_model(clean / "keras_export", style="export")
-
-    root = cached("scan-models", {"source": digest[:10], "version": 1}, build)
-    unsafe = {p.name.replace("-", "/", 1): p for p in sorted((root / "unsafe").iterdir())}
-    clean = {p.name: p for p in sorted((root / "clean").iterdir())}
-    return unsafe, clean
+def _env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
-def _tally(
-    flags: dict[str, bool], unsafe: dict[str, Path], clean: dict[str, Path]
-) -> dict[str, Any]:
-    caught = [name for name in unsafe if flags[name]]
-    false = [name for name in clean if flags[name]]
-    return {
-        "rate": len(caught) / len(unsafe),
-        "detected": len(caught),
-        "unsafe": len(unsafe),
-        "missed": sorted(set(unsafe) - set(caught)),
-        "false_positives": len(false),
-        "false_positive_names": false,
-    }
-
-
-def _ours(unsafe: dict[str, Path], clean: dict[str, Path]) -> Callable[[], Any]:
+def _ours(corpus: Any) -> Callable[[], Any]:
     models = require("hublayer.models", "scan")
+    peers = require("benchmarks.cases._scan_peers", "tally")
+    every = [*corpus.harmful, *corpus.clean]
 
     def run() -> dict[str, Any]:
-        flags = {name: not models.scan(path).safe for name, path in {**unsafe, **clean}.items()}
-        return _tally(flags, unsafe, clean)
+        flags = {m.name: bool(models.scan(m.path).high) for m in every}
+        return peers.tally(flags, corpus.harmful, corpus.clean)
 
     return run
 
 
-#: saved_model_cli's own scan (``saved_model_cli scan --dir D`` without flags runs exactly
-#: this), over every model in one process, so TensorFlow starts once, not once per model.
-_SMC_SCRIPT = """
-import contextlib, io, json, sys
-from tensorflow.python.tools import saved_model_cli, saved_model_utils
-for folder in sys.argv[1:]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        for meta_graph_def in saved_model_utils.read_saved_model(folder).meta_graphs:
-            saved_model_cli.scan_meta_graph_def(meta_graph_def, saved_model_cli._OP_DENYLIST)
-    print(json.dumps([folder, out.getvalue()]))
-"""
-_SMC_CLEAN = "does not contain the default denylisted ops"
-
-
-def _saved_model_cli(unsafe: dict[str, Path], clean: dict[str, Path]) -> Callable[[], Any]:
-    tool = Path(sys.executable).with_name("saved_model_cli")
-    if not tool.is_file():
-        raise NotYet(f"saved_model_cli is not installed next to {sys.executable}")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    models = {**unsafe, **clean}
-    # The command itself, once, on a model it does flag: its exit status.
-    flagged = next(path for name, path in unsafe.items() if name.endswith("/signature"))
-    command = subprocess.run(
-        [str(tool), "scan", "--dir", str(flagged)], capture_output=True, text=True, env=env
-    )
+def _peer(corpus: Any, which: str) -> Callable[[], Any]:
+    peers = require("benchmarks.cases._scan_peers", "saved_model_cli_flags", "modelscan_flags")
+    flagger = peers.saved_model_cli_flags if which == SMC else peers.modelscan_flags
+    if which == MODELSCAN:
+        peers.modelscan_tool()  # installs it once, untimed (NotYet when it cannot)
+    every = [*corpus.harmful, *corpus.clean]
 
     def run() -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-c", _SMC_SCRIPT, *map(str, models.values())],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-        said = dict(json.loads(line) for line in done.stdout.splitlines() if line.startswith("["))
-        flags = {name: _SMC_CLEAN not in said[str(path)] for name, path in models.items()}
-        status = {"exit_status_when_flagging": command.returncode}
-        return {**_tally(flags, unsafe, clean), **status}
+        found = flagger(every, _env())
+        flags = found.pop("flags")
+        return {**peers.tally(flags, corpus.harmful, corpus.clean), **found}
 
     return run
 
 
-def _modelscan(unsafe: dict[str, Path], clean: dict[str, Path]) -> Callable[[], Any]:
-    tool = shutil.which("modelscan") or str(Path(sys.executable).with_name("modelscan"))
-    if not Path(tool).is_file():
-        raise NotYet("modelscan is not installed in this environment (pip install modelscan)")
-
-    def run() -> dict[str, Any]:
-        flags = {}
-        for name, path in {**unsafe, **clean}.items():
-            done = subprocess.run([tool, "-p", str(path)], capture_output=True, text=True)
-            flags[name] = "No issues found" not in done.stdout
-        return _tally(flags, unsafe, clean)
-
-    return run
+def _extras(result: CaseResult, name: str) -> dict[str, Any] | None:
+    contender = result.contender(name)
+    if contender is None or not contender.samples:
+        return None
+    extras = contender.extras or contender.samples[-1].extras
+    return extras if "detected" in extras else None
 
 
 def _detection_note(result: CaseResult) -> str | None:
     parts = []
     for name in (OURS, SMC, MODELSCAN):
-        contender = result.contender(name)
-        if contender is None or not contender.samples:
-            continue
-        extras = contender.extras or contender.samples[-1].extras
-        if "detected" not in extras:
+        extras = _extras(result, name)
+        if extras is None:
             continue
         missed = ", ".join(extras["missed"]) or "none"
+        false = ", ".join(extras["false_positive_names"]) or "none"
         line = (
-            f"{name}: caught {extras['detected']} of {extras['unsafe']} unsafe models "
-            f"(missed: {missed}); false positives on the clean set: "
-            f"{extras['false_positives']}"
+            f"{name}: caught {extras['detected']} of {extras['harmful']} proven-harmful models "
+            f"(missed: {missed}); false positives: {extras['false_positives']} of "
+            f"{extras['clean']} clean models ({false})"
         )
-        if "exit_status_when_flagging" in extras:
-            line += f"; the command exits {extras['exit_status_when_flagging']} on a model it flags"
+        if extras.get("errors"):
+            line += f"; exited non-zero (counted as found) on: {', '.join(extras['errors'])}"
+        if "exit_when_flagging" in extras:
+            line += f"; exit status on a model it flags: {extras['exit_when_flagging']}"
+        if "exit_statuses" in extras:
+            line += f"; exit statuses: {extras['exit_statuses']}"
         parts.append(line)
     return ". ".join(parts) + "." if parts else None
 
 
+def _breakdown_note(key: str, title: str) -> Callable[[CaseResult], str | None]:
+    def note(result: CaseResult) -> str | None:
+        rows = []
+        for name in (OURS, SMC, MODELSCAN):
+            extras = _extras(result, name)
+            if extras is not None:
+                shares = ", ".join(f"{group} {share}" for group, share in extras[key].items())
+                rows.append(f"{name}: {shares}")
+        return f"Detected by {title}: " + "; ".join(rows) + "." if rows else None
+
+    return note
+
+
 def detect(suite: Suite) -> Plan:
-    unsafe, clean = _models()
+    peers = require("benchmarks.cases._scan_peers", "load_corpus")
+    corpus = peers.load_corpus()
+    dropped = "; ".join(f"{n} ({why})" for n, why in corpus.dropped.items()) or "none"
+    broken = "; ".join(f"{n} ({why})" for n, why in corpus.broken.items()) or "none"
+    ops_module = require("hublayer.testing._scan_corpus_ops", "NOT_BUILT")
+    not_built = "; ".join(f"{op} ({why})" for op, why in ops_module.NOT_BUILT.items())
     return Plan(
         [
-            InProcess(OURS, lambda: _ours(unsafe, clean)),
-            InProcess(SMC, lambda: _saved_model_cli(unsafe, clean), role="peer"),
-            InProcess(MODELSCAN, lambda: _modelscan(unsafe, clean), role="peer"),
+            InProcess(OURS, lambda: _ours(corpus)),
+            InProcess(SMC, lambda: _peer(corpus, SMC), role="peer"),
+            InProcess(MODELSCAN, lambda: _peer(corpus, MODELSCAN), role="peer"),
         ],
         [
             Ratio(OURS, "", "metric", ">= 1.0", metric="rate"),
             Ratio(OURS, "", "metric", "<= 0", metric="false_positives"),
             Ratio(SMC, "", "metric", "", metric="rate"),
+            Ratio(SMC, "", "metric", "", metric="false_positives"),
             Ratio(MODELSCAN, "", "metric", "", metric="rate"),
+            Ratio(MODELSCAN, "", "metric", "", metric="false_positives"),
         ],
         warmup=0,
         reps=1,
         min_reps=1,
         notes=[
-            "Detection rate over the unsafe models of hublayer.testing.unsafe_model (write, "
-            "read, list, print to a file, each in __call__ without a signature, a signature "
-            "only, a while_loop body, a tf.cond branch, a tf.data map function and a nested "
-            "function), and false positives over five clean testing models. saved_model_cli's "
-            "scan runs over all models in one process (the function `saved_model_cli scan "
-            "--dir` calls), so its time includes starting TensorFlow once.",
+            "A held-out corpus (hublayer.testing.scan_corpus), built from published lists "
+            "rather than ours: the ops of TensorAbuse (ZJU-SEC, TensorDetect/settings.py), "
+            "protectai modelscan's unsafe_tf_operators and Lambda, saved_model_cli's "
+            "_OP_DENYLIST, and the file-touching ops the issue adds, each in several hiding "
+            "places (__call__ only, a signature only, a while body, a cond branch, a tf.data "
+            "map function, a nested function), plus tricks (the path in tensor_content, in a "
+            "variable, behind a TF1 asset, computed from the model's own asset, in the "
+            "checkpoint restore function, behind api_implements, links out of the folder, "
+            ".keras archives). Every harmful model counted was proven harmful in this run, "
+            "in fresh processes under plain TensorFlow or Keras (a file outside the model "
+            "appeared, was replaced or deleted; a secret written after the build reached "
+            "the output; or the process died). Clean: every clean model we can build, with "
+            "the zoo's EfficientNet-Lite0 and the all-MiniLM-L6-v2 export, each run under "
+            "plain TF first. Peers run as users run them, one process per model: "
+            "`saved_model_cli scan --dir X` (no --tag_set, so every meta graph is scanned; "
+            "found when it prints denylisted ops or exits non-zero; not run on .keras "
+            "files, which are no SavedModel folders) and `modelscan -p X` 0.8.8 (found on "
+            "exit status 1, issues, or 2, scan errors).",
+            f"Harmful models dropped, not proven: {dropped}. Clean models dropped, did not "
+            f"run under plain TF: {broken}.",
+            f"Listed ops not built: {not_built}.",
             _detection_note,
+            _breakdown_note("by_source", "source list (detected/proven)"),
+            _breakdown_note("by_place", "hiding place or trick (detected/proven)"),
         ],
     )
 
@@ -275,9 +238,9 @@ def cost(suite: Suite) -> Plan:
 CASES = (
     CaseSpec(
         "scan_detect",
-        "Unsafe-op detection: hublayer.scan vs saved_model_cli",
+        "Unsafe-op detection on a held-out corpus: hublayer.scan vs saved_model_cli, modelscan",
         detect,
-        timeout_s=(900.0, 1800.0),
+        timeout_s=(2400.0, 2400.0),
         issue="#12",
     ),
     CaseSpec("scan_cost", "Scan cost against the load it guards; cached check", cost, issue="#12"),
