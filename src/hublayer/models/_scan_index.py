@@ -224,6 +224,8 @@ def index_meta_graph(meta: Any, label: str) -> _MetaGraph:
             continue
         bound = list(concrete.bound_inputs)
         first = len(concrete_context.args) - len(bound)
+        if first < 0:  # more captures than arguments: nothing is known of any of them
+            bound, first = [], len(concrete_context.args)
         for i in range(len(concrete_context.args)):
             source = _OTHER
             if i >= first:

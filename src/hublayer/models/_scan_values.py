@@ -165,14 +165,14 @@ class _Tracer:
         top = context is index.graph
         if top:
             site = site or name
+            if name in index.signature_inputs:  # whoever calls the signature chooses it
+                return _unknown(f"the signature input {name!r}")
             if name in index.asset_nodes and (
                 node.op == "Placeholder" or site not in index.signature_nodes
             ):
                 return [Value("asset")]
             if name == index.saver_filename and site in index.checkpoint_sites:
                 return [Value("saver")]
-            if name in index.signature_inputs:
-                return _unknown(f"the signature input {name!r}")
         inputs = _data_inputs(node)
         op = node.op
         if op == "Const":
