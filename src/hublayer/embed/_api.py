@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hublayer import config, records
 from hublayer._ray import check_engine
+from hublayer._specs import RANGE_ASSUMED, TensorInfo, input_specs_of, with_range
 from hublayer.embed._job import Job
 from hublayer.embed._output import EMBEDDING, Format, output_paths
-from hublayer.errors import Fix, OutputExistsError, SchemaError
+from hublayer.embed._record import EmbedRecord
+from hublayer.errors import SchemaError
 
 __all__ = ["EmbedResult", "embed"]
 
 logger = logging.getLogger("hublayer")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 _INPUTS_DIR = "_inputs"
-_MANIFEST = ".hublayer-embed.json"  # the model and settings the outputs were made with
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ class EmbedResult:
         workers: model workers (1 for the local engine).
         preprocessing: how each model input is made from the records (size, dtype and
             the value range used).
+        skipped: bad records left out of the shards written in this run (with
+            ``on_error="skip"``); the count of each shard is in the output folder's
+            ``.hublayer-embed.json``.
+        assumed: what the run assumed rather than knew (e.g. an image value range from
+            TF Hub's convention), one sentence each; also logged as WARNING.
     """
 
     rows: int
@@ -50,6 +55,8 @@ class EmbedResult:
     engine: str
     workers: int
     preprocessing: str
+    skipped: int = 0
+    assumed: tuple[str, ...] = ()
 
     @property
     def rows_per_second(self) -> float:
@@ -57,9 +64,10 @@ class EmbedResult:
         return self.rows / self.seconds if self.rows and self.seconds > 0 else 0.0
 
     def __str__(self) -> str:
+        skipped = f", {self.skipped:,} bad record(s) skipped" if self.skipped else ""
         return (
             f"{self.rows:,} rows in {self.shards_done} shard(s) "
-            f"({self.shards_skipped} already complete) in {self.seconds:.1f} s, "
+            f"({self.shards_skipped} already complete{skipped}) in {self.seconds:.1f} s, "
             f"{self.rows_per_second:,.0f} rows/s ({self.engine}, {self.workers} worker(s))"
         )
 
@@ -130,6 +138,8 @@ def _identity(
     output_key: str | None,
     keep: tuple[str, ...],
     format: str,
+    input_range: tuple[float, float] | None,
+    image: Any,
 ) -> dict[str, Any]:
     """What the outputs in a folder depend on: the model (its files' sizes and times)
     and the settings. A rerun skips complete shards only when this is unchanged."""
@@ -146,39 +156,36 @@ def _identity(
         "output_key": output_key,
         "keep": list(keep),
         "format": format,
+        "input_range": None if input_range is None else list(input_range),
+        "image": None if image is None else repr(image),
     }
 
 
-def _claim(out: Path, identity: dict[str, Any]) -> None:
-    """Record ``identity`` in ``out``, or refuse a folder made with another one.
+def _model_inputs(layer: Any, input_range: Any) -> tuple[TensorInfo, ...]:
+    """The model's input specs, with ``input_range`` given to its image input.
 
     Raises:
-        OutputExistsError: ``out`` holds outputs of another model or other settings.
+        ValueError: ``input_range`` is no ``(low, high)``, or the model has no image input.
     """
-    manifest = out / _MANIFEST
-    if manifest.exists():
-        try:
-            before = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            before = None
-        if before != identity:
-            changed = sorted(
-                k for k in identity if not isinstance(before, dict) or before.get(k) != identity[k]
+    specs = input_specs_of(layer)
+    if input_range is None:
+        return specs
+    if not any(spec.is_image for spec in specs):
+        with_range(specs[0], input_range)  # raises: names the input that is no image
+    return tuple(with_range(s, input_range) if s.is_image else s for s in specs)
+
+
+def _assumptions(parser: records.ExampleParser) -> tuple[str, ...]:
+    notes = []
+    for item in parser.plan.inputs:
+        if getattr(item, "range_source", None) == RANGE_ASSUMED:
+            low, high = item.value_range  # type: ignore[union-attr]
+            notes.append(
+                f"embed: scaling the images of {item.feature!r} to [{low:g}, {high:g}], "
+                f"{RANGE_ASSUMED}; pass input_range=(low, high) (--input-range low,high) "
+                "if the model expects another range."
             )
-            raise OutputExistsError(
-                f"Expected {str(out)!r} to hold embeddings of this model and these settings, "
-                "so that complete shards can be kept. Received: a folder written with another "
-                f"{', '.join(changed) or 'manifest'} (see {manifest.name}).",
-                path=str(out),
-                fix=Fix(
-                    "Pass another out_dir, or delete that folder to embed again.",
-                    "Pass another --out, or delete that folder to embed again.",
-                ),
-            )
-        return
-    temp = out / f".{_MANIFEST}.{os.getpid()}.tmp"
-    temp.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
-    os.replace(temp, manifest)
+    return tuple(notes)
 
 
 def _progress(total: int | None, enabled: bool | None) -> Any:
@@ -211,6 +218,9 @@ def embed(
     num_workers: int | None = None,
     address: str | None = None,
     progress: bool | None = None,
+    on_error: str = "raise",
+    input_range: tuple[float, float] | None = None,
+    image: records.ImageOptions | Mapping[str, Any] | str | int | None = None,
 ) -> EmbedResult:
     """Embed every record of a dataset with a pretrained model, shard by shard.
 
@@ -232,23 +242,38 @@ def embed(
         address: the Ray cluster to join; None starts a local Ray (or uses the one
             already started in this process).
         progress: draw a progress bar (default: ``$HUBLAYER_PROGRESS``, else on a TTY).
+        on_error: ``"raise"`` (the default): the first bad record (truncated, a wrong
+            CRC, or a value of another kind than the schema says in a feature the model
+            or ``keep`` reads) fails its shard with :class:`RecordError` naming the
+            file, offset (and feature); ``"skip"``: bad records are left out and
+            counted, in ``EmbedResult.skipped`` and per shard in ``.hublayer-embed.json``.
+        input_range: ``(low, high)`` the model's images take, such as ``(-1, 1)``, as
+            for ``train.fit_classifier``. By default the range the model declares, else
+            TF Hub's convention ``(0, 1)``, which is assumed: a WARNING says so.
+        image: how images decode, as for ``records.dataset`` (an ``ImageOptions``, a
+            dict of its fields, a feature name or a size).
 
     Returns:
         An :class:`EmbedResult`. Each row of an output holds the kept features and
         ``embedding``, the model output flattened to a float list. Inputs are made as
         ``records.dataset(..., for_model=)`` makes them, so the embeddings equal what
         ``KerasLayer`` gives on the same examples; ``EmbedResult.preprocessing`` (also
-        logged) says the size, dtype and value range used.
+        logged) says the size, dtype and value range used. Every shard holds its input's
+        records less those skipped (checked before it is written), and a shard finished
+        before is kept as it is, never replaced.
 
     Raises:
-        RecordError: a missing input, or a corrupt record (naming the file and offset);
+        RecordError: a missing input, or a bad record (naming the file, offset and, for a
+            value of the wrong kind, the feature), or a shard whose rows do not add up;
             the output of that shard is not written, and shards finished before stay.
         SpecMismatchError: the records cannot feed the model.
         SchemaError: an unknown kept feature, or two inputs with the same file name.
         OutputExistsError: ``out_dir`` holds outputs made with another model or other
-            settings (recorded in its ``.hublayer-embed.json``), which a rerun would mix.
+            settings (recorded in its ``.hublayer-embed.json``), which a rerun would mix;
+            or a finished shard whose rows differ from its recorded count.
         MissingExtraError: ``engine="ray"`` without Ray installed.
-        ValueError: a bad ``engine``, ``format``, ``batch_size`` or ``num_workers``.
+        ValueError: a bad ``engine``, ``format``, ``batch_size``, ``num_workers``,
+            ``on_error`` or ``input_range``.
 
     Example:
         >>> import hublayer
@@ -260,6 +285,10 @@ def embed(
     """
     check_engine(engine)
     kept = _check(batch_size, keep, format, num_workers)
+    if on_error not in ("raise", "skip"):
+        raise ValueError(
+            f'Expected on_error to be "raise" or "skip". Received: on_error={on_error!r}.'
+        )
     if engine == "ray":
         from hublayer._ray import require_ray
 
@@ -277,8 +306,6 @@ def embed(
     from hublayer.handles import resolve
 
     model_path = str(resolve(os.fspath(model)))
-    _claim(out, _identity(model_path, signature, output_key, kept, format))
-    pending = [(s, t) for s, t in zip(sources, targets, strict=True) if not t.exists()]
     job = Job(
         model_path=model_path,
         signature=signature,
@@ -287,11 +314,28 @@ def embed(
         keep=kept,
         batch_size=batch_size,
         format=format,
-        pending=pending,
+        pending=[],
+        image=image,
+        on_error=on_error,
     )
-    preprocessing = records.parser(schema, for_model=job.layer()).describe()
+    job.for_model = _model_inputs(job.layer(), input_range)
+    parser = job.parser()  # a data/model mismatch raises here, before any output
+    given = job.for_model if input_range is not None else None
+    given_range = next((s.value_range for s in given or () if s.value_range), None)
+    identity = _identity(model_path, signature, output_key, kept, format, given_range, image)
+    record = EmbedRecord.claim(out, identity)
+    job.record = record
+    job.pending = [
+        (s, t) for s, t in zip(sources, targets, strict=True) if not record.finished(t, s)
+    ]
+    pending = job.pending
+    preprocessing = parser.describe()
     logger.info("embed: model inputs made from the records as:\n%s", preprocessing)
+    assumed = _assumptions(parser)
+    for note in assumed:
+        logger.warning("%s", note)
     workers = 1
+    skipped = 0
     total = schema.total_records or schema.estimated_records
     bar = _progress(total, progress)
     try:
@@ -300,11 +344,11 @@ def embed(
         elif engine == "local":
             from hublayer.embed._local import run_local
 
-            rows = run_local(job, bar)
+            rows, skipped = run_local(job, bar)
         else:
             from hublayer.embed._ray_engine import run_ray
 
-            rows, workers = run_ray(job, bar, num_workers=num_workers, address=address)
+            rows, skipped, workers = run_ray(job, bar, num_workers=num_workers, address=address)
     finally:
         bar.close()
     return EmbedResult(
@@ -316,4 +360,6 @@ def embed(
         engine=engine,
         workers=workers,
         preprocessing=preprocessing,
+        skipped=skipped,
+        assumed=assumed,
     )

@@ -7,8 +7,10 @@
     data/train-00001-of-00002.tfrecord.gz ─▶ out/train-00001-of-00002.tfrecord
                                              (format="parquet": ...-00002.parquet)
 
-Each output is written to a temp name in ``out_dir`` and renamed when its input shard is
-done, so an output that exists is complete, and a run started again skips it. Rows hold
+Each output is written to a temp name in ``out_dir`` and moved into place when its input
+shard is done and its rows are counted: as many as the input's records less those
+skipped, else nothing is written. An output that exists is complete and is never
+replaced (the move refuses an existing name); a run started again skips it. Rows hold
 the kept features as they were, plus ``embedding`` (a float list).
 
 Example:
@@ -20,14 +22,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
 from hublayer import records
-from hublayer.errors import SchemaError
+from hublayer.errors import Fix, OutputExistsError, RecordError, SchemaError
 
 __all__ = ["EMBEDDING", "Format", "ShardOutput", "output_paths"]
 
@@ -63,6 +65,20 @@ def output_paths(inputs: Sequence[str], out_dir: Path, format: Format) -> list[P
         seen[target] = path
         outputs.append(target)
     return outputs
+
+
+def _move_new(temp: Path, path: Path) -> None:
+    """Move ``temp`` to ``path``, which must not exist (FileExistsError if it does)."""
+    try:
+        os.link(temp, path)  # atomic, and fails on an existing name
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(temp, path)
+        return
+    temp.unlink()
 
 
 def _row(kept: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -117,10 +133,42 @@ class ShardOutput:
             self._parquet = pq.ParquetWriter(self._temp, table.schema)
         self._parquet.write_table(table)
 
-    def commit(self) -> Path:
-        """Finish the file and rename it to its final name."""
+    def commit(
+        self,
+        expected: int | None = None,
+        *,
+        source: str = "",
+        skipped: int = 0,
+        before_move: Callable[[], None] | None = None,
+    ) -> Path:
+        """Finish the file and move it to its final name.
+
+        Args:
+            expected: the rows the shard must hold (its input's records less those
+                skipped); None skips the check.
+            source: the input shard, for the error.
+            skipped: records of the input skipped, for the error.
+            before_move: called once the rows are counted, before the file is moved
+                (``embed`` records the shard's counts there).
+
+        Raises:
+            RecordError: the shard holds another number of rows; nothing is written.
+            OutputExistsError: a file already has the final name; it is kept.
+        """
         if self._done:
             return self.path
+        if expected is not None and self.rows != expected:
+            self.abort()
+            raise RecordError(
+                f"Expected {expected} rows in the output shard {self.path.name!r}: the "
+                f"records of {source!r} less {skipped} skipped. Received: {self.rows} rows. "
+                "Rows were lost between reading and writing; the shard was not written "
+                "(the other shards are kept). Run embed again; report it if it repeats.",
+                file=source,
+                expected=expected,
+                received=self.rows,
+                shard=str(self.path),
+            )
         self._done = True
         if self.format == "tfrecord":
             self._writer.close()
@@ -132,7 +180,24 @@ class ShardOutput:
                 pq.write_table(pa.table({EMBEDDING: pa.array([], pa.float32())}), self._temp)
             else:
                 self._parquet.close()
-        os.replace(self._temp, self.path)
+        if before_move is not None:
+            try:
+                before_move()
+            except BaseException:
+                self._temp.unlink(missing_ok=True)
+                raise
+        try:
+            _move_new(self._temp, self.path)
+        except FileExistsError:
+            self._temp.unlink(missing_ok=True)
+            raise OutputExistsError(
+                f"Expected no file at {str(self.path)!r} when its shard was finished. "
+                "Received: a file there, written meanwhile by another run; it is kept.",
+                path=str(self.path),
+                fix=Fix(
+                    "Run one embed per out_dir at a time.", "Run one embed per --out at a time."
+                ),
+            ) from None
         return self.path
 
     def abort(self) -> None:

@@ -7,9 +7,13 @@
       ─▶ driver: rows routed to their shard's ShardOutput, in order           once per actor
 
 The order of rows is kept (``preserve_order``), so the rows of one input shard arrive
-together: when the next shard's rows start, the previous output is complete and is
-renamed into place. An interrupted run keeps every shard finished before it stopped.
-The actors run :func:`records.parser`, the same preprocessing as ``records.dataset``.
+together: when the next shard's rows start, the previous output is complete. It is
+moved into place once its rows equal its input's records less those skipped, as the
+read tasks reported them to a :class:`records.SkippedRecords` (so the counts reach the
+driver whatever ``log_to_driver`` says). An interrupted run keeps every shard finished
+before it stopped. The read tasks check the kind of every feature the model or the kept
+columns read; the actors run :func:`records.parser`, the same preprocessing as
+``records.dataset``.
 
 Example:
     >>> run_ray(job, bar, num_workers=2, address=None)  # doctest: +SKIP
@@ -26,7 +30,7 @@ from hublayer import records
 from hublayer._ray import require_ray, start_ray
 from hublayer.embed._job import Job
 from hublayer.embed._output import EMBEDDING, ShardOutput
-from hublayer.errors import HublayerError
+from hublayer.errors import HublayerError, RecordError
 
 __all__ = ["run_ray"]
 
@@ -43,7 +47,7 @@ class _Embedder:
         self.tf = tf
         self.job = job
         layer = job.layer()
-        self.parse = records.parser(job.schema, for_model=layer)
+        self.parse = job.parser()
 
         def call(inputs: Any) -> Any:
             return layer(inputs, training=False)
@@ -78,8 +82,29 @@ def _unwrap(error: BaseException) -> BaseException:
     return error
 
 
-def run_ray(job: Job, bar: Any, *, num_workers: int | None, address: str | None) -> tuple[int, int]:
-    """Embed every pending shard of ``job`` on Ray; returns (rows written, workers)."""
+_REPORT_WAIT = 120.0  # seconds a finished read task may take to report its counts
+
+
+def _finish(job: Job, skipped: records.SkippedRecords, out: ShardOutput, source: str) -> int:
+    """Commit one shard against the counts its read tasks reported; returns its skips."""
+    counts = skipped.file_counts(source, wait=_REPORT_WAIT)
+    if counts is None:
+        out.abort()
+        raise RecordError(
+            f"Expected the read tasks of {source!r} to report how many records they "
+            f"read. Received: no complete report in {_REPORT_WAIT:g} s; the shard "
+            f"{out.path.name!r} was not written. Run embed again.",
+            file=source,
+        )
+    met, bad = counts
+    job.finish(out, source, met, bad)
+    return bad
+
+
+def run_ray(
+    job: Job, bar: Any, *, num_workers: int | None, address: str | None
+) -> tuple[int, int, int]:
+    """Embed every pending shard of ``job`` on Ray; returns (rows, records skipped, workers)."""
     ray = start_ray(address)
     data = require_ray("engine='ray'", "ray.data")
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
@@ -88,12 +113,16 @@ def run_ray(job: Job, bar: Any, *, num_workers: int | None, address: str | None)
     # share is a scheduling label only; TensorFlow in an actor uses the cores it finds.
     actor_cpus = min(1.0, max(cpus - 1.0, 0.5) / workers)
     targets = {str(source): target for source, target in job.pending}
+    skipped = records.SkippedRecords()
     dataset = records.ray_dataset(
         [source for source, _ in job.pending],
         job.schema,
         columns=list(job.keep),
+        on_error="skip" if job.on_error == "skip" else "raise",
         raw_column=_RAW,
         file_column=_FILE,
+        check_columns=list(job.checked(job.parser())),
+        skipped=skipped,
     )
     dataset.context.execution_options.preserve_order = True
     embedded = dataset.map_batches(
@@ -104,7 +133,7 @@ def run_ray(job: Job, bar: Any, *, num_workers: int | None, address: str | None)
         batch_format="numpy",
         num_cpus=actor_cpus,
     )
-    rows = 0
+    rows = bad = 0
     finished: set[str] = set()
     current: ShardOutput | None = None
     current_file = ""
@@ -115,7 +144,7 @@ def run_ray(job: Job, bar: Any, *, num_workers: int | None, address: str | None)
             for file, start, stop in _runs(files):
                 if file != current_file:
                     if current is not None:
-                        current.commit()
+                        bad += _finish(job, skipped, current, current_file)
                         finished.add(current_file)
                     current, current_file = ShardOutput(targets[file], job.format), file
                 assert current is not None
@@ -124,7 +153,7 @@ def run_ray(job: Job, bar: Any, *, num_workers: int | None, address: str | None)
                 rows += stop - start
                 bar.update(stop - start)
         if current is not None:
-            current.commit()
+            bad += _finish(job, skipped, current, current_file)
             finished.add(current_file)
     except BaseException as error:
         if current is not None:
@@ -133,7 +162,7 @@ def run_ray(job: Job, bar: Any, *, num_workers: int | None, address: str | None)
         if cause is not error:
             raise cause.with_traceback(None) from None
         raise
-    for source, target in job.pending:  # shards with no records at all
+    for source, target in job.pending:  # shards with no rows: empty, or every record skipped
         if str(source) not in finished:
-            ShardOutput(Path(target), job.format).commit()
-    return rows, workers
+            bad += _finish(job, skipped, ShardOutput(Path(target), job.format), str(source))
+    return rows, bad, workers

@@ -10,7 +10,8 @@
   specs for ``tf.io.parse_example``.
 - Pipelines (``dataset``, ``ImageOptions``): ``(features, label)`` batches for
   ``model.fit``, matched to a model's input spec, following tf.data's best practice.
-- Ray (``ray_dataset``): the files as a Ray Data dataset, read by the reader above.
+- Ray (``ray_dataset``, ``SkippedRecords``): the files as a Ray Data dataset, read by
+  the reader above; the counts of records it skipped, on the driver.
 - Converters (``convert_images``, ``convert_image_splits``, ``convert_csv``,
   ``convert_parquet``, ``write_arrays``): image folders, tables and arrays to shards;
   class names in a ``LabelMap`` beside the shards (``find_label_map`` reads it back).
@@ -40,6 +41,7 @@ from hublayer.records._options import ImageOptions
 from hublayer.records._parser import ExampleParser, parser
 from hublayer.records._pipeline import dataset
 from hublayer.records._ray import ray_dataset
+from hublayer.records._ray_skips import SkippedRecords
 from hublayer.records._reader import Reader, read_records
 from hublayer.records._schema import FeatureStats, ImageStats, Schema
 from hublayer.records._writer import Writer
@@ -53,6 +55,7 @@ __all__ = [
     "LabelMap",
     "Reader",
     "Schema",
+    "SkippedRecords",
     "WriteSummary",
     "Writer",
     "convert_csv",

@@ -15,7 +15,10 @@ so it reads 12 bytes per record::
 Every record's data CRC is checked in the task. Examples are decoded into columns with
 the :class:`Schema`: a fixed-length feature becomes one numpy array of shape
 ``[rows, *shape]``, a bytes feature of one value a column of ``bytes``, anything else a
-column holding one array per row.
+column holding one array per row. A value of another kind than the schema's (a float
+list where it says int64) is a bad record, as TensorFlow's parser has it: it raises
+:class:`RecordError` naming the file, offset and feature, or is skipped and counted.
+What a piece read and skipped is left in a :class:`PieceCounts` for the driver.
 
 Example:
     >>> pieces = pieces_of(["a.tfrecord"], target_bytes=64 << 20)  # doctest: +SKIP
@@ -50,7 +53,7 @@ from hublayer.records._proto import Example
 from hublayer.records._reader import Reader
 from hublayer.records._schema import Schema
 
-__all__ = ["Column", "Piece", "columns_of", "pieces_of", "read_piece"]
+__all__ = ["Column", "Piece", "PieceCounts", "columns_of", "pieces_of", "read_piece"]
 
 logger = logging.getLogger("hublayer.records")
 
@@ -79,6 +82,15 @@ class Piece:
     end: int | None = None
     first: int = 0  # record number of the first record
     rows: int | None = None  # known from the offset index, else None
+    last: bool = True  # whether the piece ends its file
+
+
+@dataclass
+class PieceCounts:
+    """What reading one piece met: records framed in it, and how many were skipped."""
+
+    records: int = 0  # every record of the piece, good or bad
+    skipped: int = 0  # bad records (CRC, garbage run, kind) left out of the rows
 
 
 def columns_of(schema: Schema, names: Sequence[str] | None = None) -> tuple[Column, ...]:
@@ -147,7 +159,7 @@ def _split(path: str, size: int, target: int) -> list[Piece]:
             return whole
     ends = [*cuts[1:], (size, index)]
     return [
-        Piece(path, "", end - start, start, end, first, last - first)
+        Piece(path, "", end - start, start, end, first, last - first, end == size)
         for (start, first), (end, last) in zip(cuts, ends, strict=True)
     ]
 
@@ -174,8 +186,10 @@ def pieces_of(paths: Sequence[str | os.PathLike[str]], *, target_bytes: int) -> 
     return pieces
 
 
-def _range_records(piece: Piece, on_error: OnError, skipped: list[int]) -> Iterator[bytes]:
-    """The records of a byte range of a plain file, each CRC checked."""
+def _range_records(
+    piece: Piece, on_error: OnError, counts: PieceCounts
+) -> Iterator[tuple[int, int, bytes]]:
+    """``(index, offset, record)`` of a byte range of a plain file, each CRC checked."""
     assert piece.end is not None
     try:
         file = open(piece.path, "rb")  # noqa: SIM115 - closed below
@@ -202,66 +216,113 @@ def _range_records(piece: Piece, on_error: OnError, skipped: list[int]) -> Itera
                 bad = _header_error(piece.path, "data whose CRC does not match", index, pos)
                 if on_error == "raise":
                     raise bad
-                skipped[0] += 1
-                if skipped[0] == 1:
+                counts.records += 1
+                counts.skipped += 1
+                if counts.skipped == 1:
                     logger.warning("%s", bad)
             else:
-                yield data
+                counts.records += 1
+                yield index, pos, data
             pos = data_end + FOOTER_SIZE
             index += 1
 
 
-def _records(piece: Piece, on_error: OnError, skipped: list[int]) -> Iterator[bytes]:
+def _records(
+    piece: Piece, on_error: OnError, counts: PieceCounts
+) -> Iterator[tuple[int, int, bytes]]:
+    """``(index, offset, record)`` of a piece; offsets are in the uncompressed stream."""
     if piece.end is not None:
-        yield from _range_records(piece, on_error, skipped)
+        yield from _range_records(piece, on_error, counts)
         return
     with Reader(piece.path, compression=piece.compression, on_error=on_error) as reader:
-        yield from reader
-        skipped[0] += reader.skipped
+        for data in reader:
+            counts.records += 1
+            index = reader.count + reader.skipped - 1
+            yield index, reader.offset - len(data) - HEADER_SIZE - FOOTER_SIZE, data
+        counts.records += reader.skipped
+        counts.skipped += reader.skipped
         if reader.errors:
             logger.warning("%s", reader.errors[0])
 
 
-class _Builder:
-    """Collects decoded values per column and turns them into numpy arrays."""
+def _kind_error(path: str, column: Column, found: str, index: int, offset: int) -> RecordError:
+    return RecordError(
+        f"Expected feature {column.name!r} to hold {column.kind} values, as the schema "
+        f"says. Received: a {found.replace('_list', '')} list in record {index} at byte "
+        f"offset {offset} of {path!r}. TensorFlow's parser refuses this record too: fix "
+        'the record, read with on_error="skip" to skip such records, or pass a schema '
+        "from records.inspect(files, sample=None).",
+        file=path,
+        index=index,
+        offset=offset,
+        feature=column.name,
+    )
 
-    def __init__(self, path: str, columns: Sequence[Column]) -> None:
+
+class _Builder:
+    """Collects decoded values per column and turns them into numpy arrays.
+
+    ``checks`` are features whose kind is checked in every record but not kept.
+    """
+
+    def __init__(self, path: str, columns: Sequence[Column], checks: Sequence[Column] = ()) -> None:
         self.path = path
         self.columns = columns
         self.lists = [_LIST[c.kind] for c in columns]
+        self.checks = [(c, _LIST[c.kind]) for c in checks]
         self.values: list[list[Any]] = [[] for _ in columns]
         self.rows = 0
 
-    def add(self, record: bytes, index: int) -> None:
+    def add(self, record: bytes, index: int, offset: int) -> None:
+        """Add one record's values, or raise (before adding any of them).
+
+        Raises:
+            RecordError: the record is no Example, or a value's kind is not the schema's.
+            SchemaError: a fixed-length feature with another length.
+        """
         try:
             features = Example.FromString(record).features.feature
         except Exception as error:
             raise RecordError(
-                f"Expected a serialized tf.train.Example in record {index} of "
-                f"{self.path!r}. Received: {len(record)} bytes that do not parse ({error}).",
+                f"Expected a serialized tf.train.Example in record {index} at byte offset "
+                f"{offset} of {self.path!r}. Received: {len(record)} bytes that do not "
+                f"parse ({error}).",
                 file=self.path,
                 index=index,
+                offset=offset,
             ) from None
-        for column, kind_list, sink in zip(self.columns, self.lists, self.values, strict=True):
+        for column, kind_list in self.checks:
             if column.name in features:
-                values = getattr(features[column.name], kind_list).value
+                found = features[column.name].WhichOneof("kind")
+                if found is not None and found != kind_list:
+                    raise _kind_error(self.path, column, found, index, offset)
+        row: list[Any] = []
+        for column, kind_list in zip(self.columns, self.lists, strict=True):
+            if column.name in features:
+                feature = features[column.name]
+                found = feature.WhichOneof("kind")
+                if found is not None and found != kind_list:
+                    raise _kind_error(self.path, column, found, index, offset)
+                values = getattr(feature, kind_list).value
             else:
                 values = ()
             shape = column.shape
-            if shape is None:
+            if shape is not None:
+                want = 1 if not shape else shape[0]
+                if len(values) != want:
+                    raise SchemaError(
+                        f"Expected feature {column.name!r} to hold {want} {column.kind} "
+                        f"value(s) in every record, as the schema says. Received: "
+                        f"{len(values)} in record {index} of {self.path!r}. Pass a schema "
+                        "from records.inspect(files, sample=None), or leave the feature out "
+                        "with columns=.",
+                        feature=column.name,
+                    )
+            row.append(values)
+        for column, values, sink in zip(self.columns, row, self.values, strict=True):
+            if column.shape is None:
                 sink.append(values)
-                continue
-            want = 1 if not shape else shape[0]
-            if len(values) != want:
-                raise SchemaError(
-                    f"Expected feature {column.name!r} to hold {want} {column.kind} value(s) "
-                    f"in every record, as the schema says. Received: {len(values)} in record "
-                    f"{index} of {self.path!r}. Pass a schema from "
-                    "records.inspect(files, sample=None), or leave the feature out with "
-                    "columns=.",
-                    feature=column.name,
-                )
-            if want == 1 and not shape:
+            elif not column.shape:
                 sink.append(values[0])
             else:
                 sink.extend(values)
@@ -301,6 +362,8 @@ def read_piece(
     raw_column: str | None = None,
     file_column: str | None = None,
     block_rows: int = BLOCK_ROWS,
+    checks: Sequence[Column] = (),
+    counts: PieceCounts | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield column batches of up to ``block_rows`` rows from one piece.
 
@@ -308,19 +371,23 @@ def read_piece(
         piece: from :func:`pieces_of`.
         columns: from :func:`columns_of`.
         on_error: ``"raise"`` at the first bad record, or ``"skip"`` it (a warning names
-            the first one and the count).
+            the first one and the count). A bad record is one that is truncated, fails
+            its CRC, does not parse, or holds a value of another kind than its column's.
         raw_column: also yield each serialized record in this column.
         file_column: also yield the piece's file path in this column.
         block_rows: rows per batch.
+        checks: more columns whose kind is checked in every record, but not yielded.
+        counts: filled in as the piece is read: records met, and records skipped.
 
     Raises:
-        RecordError: a corrupt record (with ``file``, ``index`` and ``offset``).
+        RecordError: a corrupt record (with ``file``, ``index`` and ``offset``), or a
+            value of another kind than the schema's (with ``feature`` too).
         SchemaError: a fixed-length feature with another length in some record.
     """
-    builder = _Builder(piece.path, columns)
+    builder = _Builder(piece.path, columns, checks)
     raw: list[bytes] = []
-    skipped = [0]
-    index = piece.first
+    counts = PieceCounts() if counts is None else counts
+    first_bad: RecordError | None = None
 
     def take() -> dict[str, np.ndarray]:
         rows = builder.rows
@@ -334,14 +401,22 @@ def read_piece(
             batch[file_column] = np.full(rows, piece.path, dtype=object)
         return batch
 
-    for record in _records(piece, on_error, skipped):
-        builder.add(record, index)
-        index += 1
+    for index, offset, record in _records(piece, on_error, counts):
+        try:
+            builder.add(record, index, offset)
+        except RecordError as error:
+            if on_error == "raise":
+                raise
+            counts.skipped += 1
+            if first_bad is None:
+                first_bad = error
+                logger.warning("%s", error)
+            continue
         if raw_column is not None:
             raw.append(record)
         if builder.rows >= block_rows:
             yield take()
     if builder.rows:
         yield take()
-    if skipped[0]:
-        logger.warning("Skipped %d bad record(s) in %s.", skipped[0], piece.path)
+    if counts.skipped:
+        logger.warning("Skipped %d bad record(s) in %s.", counts.skipped, piece.path)

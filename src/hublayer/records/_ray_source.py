@@ -20,7 +20,8 @@ from ray.data.block import BlockAccessor, BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from hublayer.records._framing import OnError
-from hublayer.records._ray_read import Column, Piece, pieces_of, read_piece
+from hublayer.records._ray_read import Column, Piece, PieceCounts, pieces_of, read_piece
+from hublayer.records._ray_skips import SkippedRecords
 
 __all__ = ["TFRecordSource"]
 
@@ -34,11 +35,24 @@ def _read(
     on_error: OnError,
     raw_column: str | None,
     file_column: str | None,
+    checks: tuple[Column, ...],
+    skipped: SkippedRecords | None,
 ) -> Iterable[Any]:
+    counts = PieceCounts()
     for batch in read_piece(
-        piece, columns, on_error=on_error, raw_column=raw_column, file_column=file_column
+        piece,
+        columns,
+        on_error=on_error,
+        raw_column=raw_column,
+        file_column=file_column,
+        checks=checks,
+        counts=counts,
     ):
         yield BlockAccessor.batch_to_block(batch)
+    if skipped is not None:  # before the task ends, so the driver sees it by then
+        skipped.report(
+            piece.path, piece.start, piece.end, piece.last, counts.records, counts.skipped
+        )
 
 
 class TFRecordSource(Datasource):  # type: ignore[misc]
@@ -52,6 +66,8 @@ class TFRecordSource(Datasource):  # type: ignore[misc]
         on_error: OnError = "raise",
         raw_column: str | None = None,
         file_column: str | None = None,
+        checks: tuple[Column, ...] = (),
+        skipped: SkippedRecords | None = None,
     ) -> None:
         super().__init__()
         self.paths = list(paths)
@@ -59,6 +75,8 @@ class TFRecordSource(Datasource):  # type: ignore[misc]
         self.on_error = on_error
         self.raw_column = raw_column
         self.file_column = file_column
+        self.checks = checks
+        self.skipped = skipped
         self._bytes = sum(os.path.getsize(p) for p in self.paths)
 
     def get_name(self) -> str:
@@ -88,7 +106,14 @@ class TFRecordSource(Datasource):  # type: ignore[misc]
                 input_files=(piece.path,),
             )
             read = functools.partial(
-                _read, piece, self.columns, self.on_error, self.raw_column, self.file_column
+                _read,
+                piece,
+                self.columns,
+                self.on_error,
+                self.raw_column,
+                self.file_column,
+                self.checks,
+                self.skipped,
             )
             tasks.append(ReadTask(read, metadata, per_task_row_limit=per_task_row_limit))
         return tasks
