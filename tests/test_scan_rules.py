@@ -227,23 +227,50 @@ def test_a_path_variable_assigned_through_another_handle_is_refused() -> None:
     assert "other handle" in finding.detail
 
 
-def test_a_dataset_reading_the_models_own_asset_is_allowed(tmp_path: Path) -> None:
+def _dataset_model(folder: Path, extra: str | None) -> Path:
+    """A model counting the lines of its two assets through shuffled, interleaved and
+    parallel tf.data readers; ``extra`` adds a path that is not an asset."""
     import tensorflow as tf
 
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("a\nb\nc\n")
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\nb\nc\n")
+    (folder / "b.txt").write_text("d\n")
+    with tf.io.TFRecordWriter(str(folder / "r.tfrecord")) as writer:
+        writer.write(b"x")
 
     class Lines(tf.Module):
         def __init__(self) -> None:
-            self.asset = tf.saved_model.Asset(str(vocab))
+            self.a = tf.saved_model.Asset(str(folder / "a.txt"))
+            self.b = tf.saved_model.Asset(str(folder / "b.txt"))
+            self.r = tf.saved_model.Asset(str(folder / "r.tfrecord"))
 
         @tf.function(input_signature=[])
         def __call__(self) -> Any:
-            return tf.data.TextLineDataset(self.asset).reduce(0, lambda n, _: n + 1)
+            paths = [self.a.asset_path, self.b.asset_path] + ([extra] if extra else [])
+            names = tf.data.Dataset.from_tensor_slices(tf.stack(paths)).shuffle(3).repeat(2)
+            lines = names.interleave(tf.data.TextLineDataset, cycle_length=2)
+            records = tf.data.TFRecordDataset(tf.stack([self.r.asset_path]), num_parallel_reads=2)
+            count = lines.concatenate(records).reduce(0, lambda n, _: n + 1)
+            return count + tf.data.TextLineDataset(self.a).reduce(0, lambda n, _: n + 1)
 
-    tf.saved_model.save(Lines(), str(tmp_path / "m"))
-    assert hub.scan(tmp_path / "m").findings == ()
-    assert int(hub.load(tmp_path / "m")()) == 3
+    out = folder / "model"
+    tf.saved_model.save(Lines(), str(out))
+    return out
+
+
+def test_a_dataset_reading_the_models_own_assets_is_allowed(tmp_path: Path) -> None:
+    path = _dataset_model(tmp_path / "own", None)
+    assert hub.scan(path).findings == ()
+    assert int(hub.load(path)()) == 2 * 4 + 1 + 3
+
+
+def test_a_dataset_reading_one_more_path_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("token\n")
+    path = _dataset_model(tmp_path / "evil", str(secret))
+    [finding] = hub.scan(path).high
+    assert finding.op == "TextLineDataset"
+    assert str(secret) in finding.detail
 
 
 def test_two_nodes_of_one_name_are_refused() -> None:

@@ -67,6 +67,25 @@ _SAME_VALUE = frozenset(
     }
 )
 _SHARD_SUFFIX = "-#####-of-#####"
+#: tf.data ops whose elements are elements of their input 0, unchanged (order and count
+#: aside): an element traced through them is an element of that input.
+_SAME_ELEMENTS = frozenset(
+    {
+        "ShuffleDataset",
+        "ShuffleDatasetV2",
+        "ShuffleDatasetV3",
+        "RepeatDataset",
+        "PrefetchDataset",
+        "TakeDataset",
+        "SkipDataset",
+        "ShardDataset",
+        "OptionsDataset",
+        "ModelDataset",
+        "MaxIntraOpParallelismDataset",
+        "PrivateThreadPoolDataset",
+        "AssertCardinalityDataset",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -267,6 +286,8 @@ class _Tracer:
         """The values component ``component`` of the elements of ``dataset`` can take:
         known only for datasets made from tensors (each element is one of their values)."""
         node = context.nodes.get(_node_name(dataset))
+        if node is not None and node.op in _SAME_ELEMENTS and _data_inputs(node):
+            return self.element(context, _data_inputs(node)[0], component, site, depth + 1)
         if node is None or node.op not in ("TensorSliceDataset", "TensorDataset"):
             made = "an argument" if node is None else node.op
             return _unknown(f"an element of a dataset made by {made}")
