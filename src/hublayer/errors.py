@@ -309,8 +309,14 @@ class TrainingError(HublayerError, RuntimeError):
 
 
 class MissingExtraError(HublayerError, ImportError):
-    """An optional dependency is not installed; the message names the extra to install."""
+    """An optional dependency is not installed; the message names the extra to install.
 
-    fields = ("extra", "package")
+    For a model whose ops need an op library (TensorFlow Text), ``ops`` names those ops
+    and ``handle`` the model.
+    """
+
+    fields = ("extra", "package", "handle", "ops")
     extra: str | None
     package: str | None
+    handle: Any
+    ops: Any

@@ -163,6 +163,8 @@ def load_path(
             (a ``ValueError``, as in tensorflow_hub), or ``tags``/``options`` were given
             for a ``.keras`` file (they would be ignored).
         UnsafeModelError: the scan found ops that reach files, the network or Python.
+        MissingExtraError: the model's ops need an op library that is not installed
+            (TensorFlow Text: ``pip install "hublayer[text]"``).
     """
     folder = Path(path)
     shown = os.fspath(handle) if handle is not None else str(folder)
@@ -181,12 +183,17 @@ def load_path(
         from hublayer.models._keras_file import check_keras_file
 
         check_keras_file(keras_file, handle=shown)
+    report = None
     if keras_file is not None or any((folder / n).is_file() for n in _SAVED_MODEL_FILES):
         from hublayer.models._scan import check_safe
 
         # Nothing of the model runs, and TensorFlow does not read it, before this.
-        check_safe(keras_file or folder, safe_mode=safe_mode, handle=shown)
+        report = check_safe(keras_file or folder, safe_mode=safe_mode, handle=shown)
+    from hublayer.models._op_libraries import ops_in_folder, register_for
+
     if keras_file is not None:
+        if report is not None:  # else its KerasLayers register them, loading through here
+            register_for(report, frozenset, handle=shown)
         import keras
 
         # `import hublayer` installed the hook that registers KerasLayer with Keras.
@@ -201,6 +208,7 @@ def load_path(
             handle=shown,
             path=str(folder),
         )
+    register_for(report, lambda: ops_in_folder(folder), handle=shown)  # e.g. tensorflow_text
     import tensorflow as tf
 
     chosen = list(tags) if tags is not None else _default_tags(folder)
@@ -306,7 +314,10 @@ def load_in_place(
         with tf.io.gfile.GFile(f"{base}/{name}", "rb") as f:
             return bytes(f.read())
 
-    check_safe_data(read, name, location=location, safe_mode=safe_mode, handle=shown)
+    report = check_safe_data(read, name, location=location, safe_mode=safe_mode, handle=shown)
+    from hublayer.models._op_libraries import ops_in_data, register_for
+
+    register_for(report, lambda: ops_in_data(read(), name), handle=shown)
     hub_v1 = tf.io.gfile.exists(f"{base}/{_HUB_MODULE_FILE}")
     chosen = list(tags) if tags is not None else ([] if hub_v1 else None)
     loaded = tf.saved_model.load(location, tags=chosen, options=options)
