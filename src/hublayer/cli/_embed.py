@@ -55,6 +55,22 @@ def _keep(value: str | None) -> tuple[str, ...]:
     address="Ray cluster to join (ray://host:10001, auto) [default: a local Ray].",
 )
 @click.option(
+    "--input-range",
+    "input_range",
+    metavar="LOW,HIGH",
+    help="Value range the model's images take, such as -1,1 [default: what the model "
+    "declares, else 0,1, assumed from TF Hub's convention].",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "skip"]),
+    default="raise",
+    show_default=True,
+    help="A bad record (truncated, a wrong CRC, a value of another kind than the schema): "
+    "fail its shard, or skip it and count it (the counts per shard are in the output "
+    "folder's .hublayer-embed.json).",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bar [default: on a terminal]."
 )
 def embed(
@@ -69,6 +85,8 @@ def embed(
     engine: str,
     workers: int | None,
     address: str | None,
+    input_range: str | None,
+    on_error: str,
     progress: bool | None,
 ) -> None:
     """Embed every record of INPUTS with MODEL and write the embeddings to --out.
@@ -81,10 +99,12 @@ def embed(
     Examples:
       hublayer embed models/encoder "data/train-*.tfrecord" --out emb --keep label,id
       hublayer embed models/encoder data/photos --out emb --format parquet
+      hublayer embed models/encoder data/photos --out emb --input-range -1,1
       hublayer embed models/encoder "data/*.tfrecord" --out emb --engine ray --workers 4
       hublayer embed models/encoder "gs-mounted/*.tfrecord" --out emb --engine ray \\
           --address auto
     """
+    from hublayer.cli._train import _input_range
     from hublayer.embed import embed as run_embed
 
     if engine == "local" and (workers is not None or address is not None):
@@ -107,6 +127,8 @@ def embed(
             num_workers=workers,
             address=address,
             progress=progress,
+            on_error=on_error,
+            input_range=_input_range(input_range),
         )
     click.echo(result.preprocessing)
     click.echo(str(result))

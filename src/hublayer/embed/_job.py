@@ -65,7 +65,8 @@ class Job:
     def checked(self, parser: records.ExampleParser) -> dict[str, str]:
         """Feature -> kind, for every feature the model or the kept columns read."""
         names = [item.feature for item in parser.plan.inputs] + list(self.keep)
-        return {n: k for n in dict.fromkeys(names) if (k := self.schema[n].kind) is not None}
+        kinds = {n: self.schema[n].kind for n in dict.fromkeys(names)}
+        return {n: k for n, k in kinds.items() if k in ("bytes", "float", "int64")}
 
     def finish(self, out: ShardOutput, source: str, records_met: int, skipped: int) -> None:
         """Commit ``out`` if it holds ``records_met - skipped`` rows, recording its counts.
