@@ -31,6 +31,8 @@ BUILTIN_OF = {
     "MissingExtraError": ImportError,
     "InvalidModelError": ValueError,
     "UnsafeModelError": PermissionError,
+    "IntegrityError": ValueError,
+    "LockFileError": ValueError,
 }
 
 

@@ -27,7 +27,7 @@ from hublayer._version import __version__
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hublayer import cache, config, embed, errors, records, testing, train, zoo
     from hublayer.errors import HublayerError
-    from hublayer.handles import resolve
+    from hublayer.handles import pin, resolve
     from hublayer.layers import KerasLayer
     from hublayer.models import export_saved_model, inspect, load, scan
 
@@ -42,6 +42,7 @@ __all__ = [
     "export_saved_model",
     "inspect",
     "load",
+    "pin",
     "records",
     "resolve",
     "scan",
@@ -61,6 +62,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "export_saved_model": ("hublayer.models", "export_saved_model"),
     "inspect": ("hublayer.models", "inspect"),
     "load": ("hublayer.models", "load"),
+    "pin": ("hublayer.handles", "pin"),
     "records": ("hublayer.records", None),
     "resolve": ("hublayer.handles", "resolve"),
     "scan": ("hublayer.models", "scan"),

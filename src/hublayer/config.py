@@ -19,6 +19,8 @@ Variables (default in brackets):
 - ``HUBLAYER_LOCK_TIMEOUT``: seconds to wait for another process's download [3600]
 - ``HUBLAYER_PROGRESS``: 1/0 forces progress bars on or off [bars on a terminal, else lines]
 - ``HUBLAYER_SAFE_MODE``: 0 loads models without scanning them for unsafe ops [1]
+- ``HUBLAYER_LOCKFILE``: the lock file that pins handles [``./hublayer.lock`` if present]
+- ``HUBLAYER_LOCKED``: 1 refuses a handle that is neither pinned nor in the lock file [0]
 
 Example:
     >>> import os
@@ -39,12 +41,15 @@ from urllib.parse import unquote, urlsplit
 __all__ = [
     "ENV_VARS",
     "LOAD_FORMATS",
+    "LOCKFILE_NAME",
     "cache_dir",
     "disable_cert_validation",
     "download_retries",
     "download_timeout",
     "kaggle_endpoint",
     "lock_timeout",
+    "lockfile",
+    "locked",
     "max_unpack_bytes",
     "model_load_format",
     "offline",
@@ -69,7 +74,12 @@ ENV_VARS: tuple[str, ...] = (
     "TFHUB_MODEL_LOAD_FORMAT",
     "TFHUB_DISABLE_CERT_VALIDATION",
     "HUBLAYER_SAFE_MODE",
+    "HUBLAYER_LOCKFILE",
+    "HUBLAYER_LOCKED",
 )
+
+#: The lock file looked for in the working folder when ``HUBLAYER_LOCKFILE`` is unset.
+LOCKFILE_NAME = "hublayer.lock"
 
 #: The values ``TFHUB_MODEL_LOAD_FORMAT`` accepts, as tensorflow_hub spells them.
 LOAD_FORMATS: tuple[str, ...] = ("AUTO", "COMPRESSED", "UNCOMPRESSED")
@@ -286,3 +296,27 @@ def safe_mode(explicit: bool | None = None) -> bool:
         return bool(explicit)
     flag = _flag("HUBLAYER_SAFE_MODE")
     return True if flag is None else flag
+
+
+def lockfile(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The lock file that pins unpinned handles, or None when there is none.
+
+    ``explicit``, else ``$HUBLAYER_LOCKFILE`` (also written ``file:///abs/file``; it need
+    not exist: reading it then says so), else ``./hublayer.lock`` when that file exists.
+    """
+    if explicit is not None:
+        return _local_folder(explicit, "the lock file")
+    value = _env("HUBLAYER_LOCKFILE")
+    if value is not None:
+        return _local_folder(value, "HUBLAYER_LOCKFILE")
+    return Path(LOCKFILE_NAME) if os.path.isfile(LOCKFILE_NAME) else None
+
+
+def locked(explicit: bool | None = None) -> bool:
+    """Strict mode: refuse a handle that has no pin and no lock file entry.
+
+    ``explicit``, else ``$HUBLAYER_LOCKED`` (1/true), else False.
+    """
+    if explicit is not None:
+        return bool(explicit)
+    return bool(_flag("HUBLAYER_LOCKED"))

@@ -9,11 +9,13 @@ Hierarchy::
 
     HublayerError (Exception)
     ├── HandleError (ValueError)             a handle string that fits no accepted form
+    │   └── LockFileError                    a lock file that cannot be read (syntax, version)
     ├── NotCachedError (FileNotFoundError)   offline, and the entry is not in the cache
     ├── ModelNotFoundError (FileNotFoundError)  a path holds no loadable model
     ├── InvalidModelError (ValueError)       a folder, or a server's answer, that is no model
     ├── DownloadError (ConnectionError)      HTTP or transport failure, with url and status
     ├── CorruptEntryError (OSError)          a cache entry fails its manifest check
+    ├── IntegrityError (ValueError)          content that differs from its pin (sha256 digest)
     ├── UnsafeArchiveError (ValueError)      an archive member would escape its entry
     ├── UnsafeModelError (PermissionError)  a model whose ops reach files, network or Python
     ├── CacheLockError (TimeoutError)        another process held the entry's lock too long
@@ -52,7 +54,9 @@ __all__ = [
     "HublayerError",
     "ImageDecodeError",
     "InsufficientSpaceError",
+    "IntegrityError",
     "InvalidModelError",
+    "LockFileError",
     "MissingExtraError",
     "ModelNotFoundError",
     "NotCachedError",
@@ -136,8 +140,21 @@ def _rebuild(cls: type[HublayerError], message: str, state: dict[str, Any]) -> H
 class HandleError(HublayerError, ValueError):
     """A handle string fits none of the accepted forms, or more than one."""
 
-    fields = ("handle",)
+    fields: tuple[str, ...] = ("handle",)
     handle: Any
+
+
+class LockFileError(HandleError):
+    """A lock file (``hublayer.lock``) that cannot be read: not TOML or JSON, an unknown
+    ``version``, a malformed entry, or two entries for one handle; or, with
+    ``HUBLAYER_LOCKED=1``, a handle it does not list.
+
+    A :class:`HandleError`: its entries are the handles (and pins) a program uses.
+    """
+
+    fields = ("handle", "path")
+    handle: Any
+    path: Any
 
 
 class NotCachedError(HublayerError, FileNotFoundError):
@@ -187,6 +204,22 @@ class CorruptEntryError(HublayerError, OSError):
     handle: Any
     path: Any
     problems: Any
+
+
+class IntegrityError(HublayerError, ValueError):
+    """A model's content differs from the digest it was pinned to; nothing was loaded.
+
+    ``expected`` and ``received`` are both ``sha256:<64 hex>`` content digests (see
+    :func:`hublayer.handles.content_digest`); ``pinned_by`` says where the expected one
+    came from (the handle, a lock file, or a ``.keras`` file's record).
+    """
+
+    fields = ("handle", "path", "expected", "received", "pinned_by")
+    handle: Any
+    path: Any
+    expected: str | None
+    received: str | None
+    pinned_by: str | None
 
 
 class UnsafeArchiveError(HublayerError, ValueError):

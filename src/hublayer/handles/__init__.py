@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from hublayer._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hublayer.handles._digest import content_digest
     from hublayer.handles._handles import (
         Handle,
         HfHandle,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StoreHandle,
         TfhubHandle,
     )
+    from hublayer.handles._lockfile import read_lock_file
     from hublayer.handles._maintenance import (
         CacheEntry,
         EntryCheck,
@@ -36,6 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from hublayer.handles._notes import read_entry_note, write_entry_note
     from hublayer.handles._parse import SCHEMES, Scheme, parse_handle
+    from hublayer.handles._parse_pin import split_pin
+    from hublayer.handles._pin import pin, write_lock_file
     from hublayer.handles._resolve import resolve
 
 __all__ = [
@@ -51,14 +55,19 @@ __all__ = [
     "StoreHandle",
     "TfhubHandle",
     "build_entry",
+    "content_digest",
     "list_entries",
     "parse_handle",
+    "pin",
     "prune",
     "read_entry_note",
+    "read_lock_file",
     "remove",
     "resolve",
+    "split_pin",
     "verify",
     "write_entry_note",
+    "write_lock_file",
 ]
 
 # name -> private module that defines it. Names load on first use, so a process that
@@ -76,14 +85,19 @@ _LAZY: dict[str, str] = {
     "StoreHandle": "._handles",
     "TfhubHandle": "._handles",
     "build_entry": "._maintenance",
+    "content_digest": "._digest",
     "list_entries": "._maintenance",
     "parse_handle": "._parse",
+    "pin": "._pin",
     "prune": "._maintenance",
     "read_entry_note": "._notes",
+    "read_lock_file": "._lockfile",
     "remove": "._maintenance",
     "resolve": "._resolve",
+    "split_pin": "._parse_pin",
     "verify": "._maintenance",
     "write_entry_note": "._notes",
+    "write_lock_file": "._pin",
 }
 
 

@@ -82,6 +82,8 @@ class EntryCheck:
 
     entry: CacheEntry
     problems: tuple[str, ...]
+    #: The content digest the re-hash confirmed (``"sha256:<hex>"``); empty when damaged.
+    digest: str = ""
 
     @property
     def ok(self) -> bool:
@@ -142,7 +144,8 @@ def list_entries(*, cache_dir: PathLike | None = None) -> list[CacheEntry]:
 def verify(*targets: str, cache_dir: PathLike | None = None) -> list[EntryCheck]:
     """Re-hash entries against their manifests; a damaged entry is marked incomplete.
 
-    Every file is read back and its sha256 compared with the manifest. An entry that
+    Every file is read back and its sha256 compared with the manifest, so the entry's
+    content digest (what a pin checks) is confirmed too. An entry that
     fails loses its completion marker, so the next ``resolve`` fetches it again (or,
     offline, says how to repair it).
 
@@ -172,7 +175,7 @@ def verify(*targets: str, cache_dir: PathLike | None = None) -> list[EntryCheck]
             problems = tuple(check_hashes(entry.path, manifest))
             if problems:
                 store.invalidate(key)
-            checks.append(EntryCheck(entry, problems))
+            checks.append(EntryCheck(entry, problems, "" if problems else manifest.digest))
     return checks
 
 

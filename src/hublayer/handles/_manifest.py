@@ -2,13 +2,19 @@
 
 A manifest is one JSON file, written last and atomically (temp file, then rename), so
 its presence means the entry is complete. It lists every file with its relative path,
-size and sha256, and every symlink with its target::
+size and sha256, every symlink with its target, and the entry's content digest (see
+:mod:`hublayer.handles._digest`; a pinned handle is checked against it)::
 
     {"format": 1, "key": "kaggle/google/bert/tensorflow2/en/3",
      "handle": "kaggle://google/bert/tensorFlow2/en/3", "created": 1716400000.0,
      "main": null, "source": {"url": "...", "etag": "..."},
      "files": [["saved_model.pb", 51234, "9f86d0..."], ...],
-     "links": [["assets/vocab.txt", "../vocab.txt"]]}
+     "links": [["assets/vocab.txt", "../vocab.txt"]],
+     "digest": "sha256:4c1f..."}
+
+Without links, the digest follows from ``files`` alone, and that is the one a pin is
+compared with; a recorded digest that disagrees with the file list is a problem
+:func:`check_hashes` (``cache verify``) reports.
 
 :func:`check_sizes` is the cheap test every resolve runs (one ``stat`` per file, no
 hashing); :func:`check_hashes` re-reads every byte, for ``verify``.
@@ -24,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -32,25 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hublayer.handles._digest import HASH_CHUNK, content_digest, digest_records, sha256_file
+
 __all__ = ["HASH_CHUNK", "FileRecord", "Manifest", "check_hashes", "check_sizes", "sha256_file"]
 
 FORMAT = 1
-#: Read and write size for hashing and copying (large, for throughput).
-HASH_CHUNK = 1 << 20
 
 #: (relative posix path, size in bytes, sha256 hex)
 FileRecord = tuple[str, int, str]
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file, read in large chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buffer = bytearray(HASH_CHUNK)
-        view = memoryview(buffer)
-        while n := f.readinto(buffer):
-            digest.update(view[:n])
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,6 +61,11 @@ class Manifest:
     #: Results computed once per entry by layers above (``{"scan": {...}}``), bound to
     #: the files they read; see :mod:`hublayer.handles._notes`.
     notes: dict[str, Any] = field(default_factory=dict)
+    #: The entry's content digest, ``"sha256:<hex>"``; empty when unknown (a manifest
+    #: written before digests, of an entry with links: the files are hashed then).
+    digest: str = ""
+    #: The digest as the manifest file recorded it, when it differs from ``digest``.
+    recorded_digest: str = field(default="", compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -110,7 +109,17 @@ class Manifest:
                     hit = known.get(rel)
                     digest = hit[1] if hit is not None and hit[0] == size else sha256_file(path)
                     files.append((rel, size, digest))
-        return cls(key, handle, tuple(sorted(files)), tuple(sorted(links)), main, source or {})
+        # Links count as what they point to, which the file list does not say: read them.
+        content = content_digest(root) if links else digest_records(files)
+        return cls(
+            key,
+            handle,
+            tuple(sorted(files)),
+            tuple(sorted(links)),
+            main,
+            source or {},
+            digest=content,
+        )
 
     def to_json(self) -> str:
         """The manifest as JSON text."""
@@ -125,6 +134,7 @@ class Manifest:
                 "files": [list(r) for r in self.files],
                 "links": [list(r) for r in self.links],
                 **({"notes": self.notes} if self.notes else {}),
+                **({"digest": self.digest} if self.digest else {}),
             },
             indent=0,
         )
@@ -135,11 +145,17 @@ class Manifest:
         data = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"unknown manifest format {data.get('format')!r}")
+        files = tuple((str(p), int(s), str(h)) for p, s, h in data["files"])
+        links = tuple((str(p), str(t)) for p, t in data["links"])
+        recorded = str(data.get("digest") or "")
+        digest = digest_records(files) if not links else recorded
         return cls(
             key=str(data["key"]),
             handle=str(data["handle"]),
-            files=tuple((str(p), int(s), str(h)) for p, s, h in data["files"]),
-            links=tuple((str(p), str(t)) for p, t in data["links"]),
+            files=files,
+            links=links,
+            digest=digest,
+            recorded_digest=recorded if recorded != digest else "",
             main=data.get("main"),
             source=dict(data.get("source") or {}),
             created=float(data["created"]),
@@ -178,6 +194,11 @@ def check_sizes(root: str | Path, manifest: Manifest) -> list[str]:
 def check_hashes(root: Path, manifest: Manifest) -> list[str]:
     """Problems found by re-hashing every file (and checking links); empty when fine."""
     problems = check_sizes(root, manifest)
+    if manifest.recorded_digest:
+        problems.append(
+            f"manifest: records the digest {manifest.recorded_digest}, its files give "
+            f"{manifest.digest}"
+        )
     broken = {p.split(":", 1)[0] for p in problems}
     for rel, _size, digest in manifest.files:
         if rel not in broken and sha256_file(root / rel) != digest:
@@ -186,4 +207,9 @@ def check_hashes(root: Path, manifest: Manifest) -> list[str]:
         path = root / rel
         if rel not in broken and (not path.is_symlink() or os.readlink(path) != target):
             problems.append(f"{rel}: link changed")
+    if not problems and manifest.links and manifest.digest:
+        # Links count as what they point to, which only a new read can tell.
+        actual = content_digest(root)
+        if actual != manifest.digest:
+            problems.append(f"content digest {actual}, recorded {manifest.digest}")
     return problems

@@ -5,17 +5,32 @@ handle (memoized), ``stat``s the manifest (parsed again only when it changed) an
 listed file: no lock, no hashing, no network (about 25 µs for a 4-file entry).
 Everything else happens under the entry's cross-process lock, so of N processes asking
 at once exactly one downloads and the others then use its result.
+
+A pin (``HANDLE@sha256:…``, or the handle's entry in the lock file) is checked against
+the content digest: on the fast path the one the manifest records (no re-hash); for a
+download, the one computed from the hashes taken while unpacking, before the entry is
+committed; for a folder used in place, by hashing it. A mismatch raises
+:class:`~hublayer.errors.IntegrityError` and leaves no complete entry of that content.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hublayer import config
-from hublayer.errors import CorruptEntryError, DownloadError, NotCachedError
+from hublayer.errors import (
+    CorruptEntryError,
+    DownloadError,
+    Fix,
+    IntegrityError,
+    LockFileError,
+    NotCachedError,
+)
 from hublayer.handles._cache import Cache, Lookup
+from hublayer.handles._digest import content_digest
 from hublayer.handles._handles import (
     Handle,
     HfHandle,
@@ -25,14 +40,16 @@ from hublayer.handles._handles import (
     StoreHandle,
     TfhubHandle,
 )
+from hublayer.handles._lockfile import active_lock
 from hublayer.handles._manifest import Manifest
 from hublayer.handles._parse import parse_handle
+from hublayer.handles._parse_pin import split_pin
 from hublayer.handles._resolvers import LocalResolver, UrlResolver
 from hublayer.handles._stage import Resolver, Session, Stage, log
 from hublayer.handles._stores import HfResolver, StoreResolver
 from hublayer.handles._uncompressed import gcs_location, reads_in_place
 
-__all__ = ["resolve"]
+__all__ = ["Expected", "Resolved", "resolve", "resolve_pinned"]
 
 _URL = UrlResolver()
 
@@ -77,16 +94,75 @@ def _offline_error(handle: Handle, hit: Lookup, cache: Cache) -> Exception:
     )
 
 
-def _build(handle: Handle, key: str, session: Session, resolver: Resolver[Any]) -> Path:
-    """Fetch ``handle`` into entry ``key``; the caller holds ``key``'s lock."""
+@dataclass(frozen=True)
+class Expected:
+    """The content digest a resolve must find, and what pinned it (for messages)."""
+
+    digest: str
+    pinned_by: str
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What :func:`resolve_pinned` found: the path, the handle (a Kaggle handle with the
+    version it got) and the content digest (empty when it was not needed)."""
+
+    path: str
+    handle: Handle | str
+    digest: str
+
+
+def _mismatch(
+    handle: object,
+    expected: Expected,
+    received: str,
+    where: str,
+    path: object,
+    kept: str = "",
+) -> IntegrityError:
+    return IntegrityError(
+        f"Expected {handle} to have the content digest {expected.digest} "
+        f"({expected.pinned_by}). Received: {received} ({where}). Nothing was loaded{kept}.",
+        fix=Fix(
+            "If the new content is the one you want, pin it again: hublayer.pin(handle) "
+            "gives its pinned form, and hublayer.handles.write_lock_file(handle, "
+            "update=True) rewrites its lock file entry.",
+            f"If the new content is the one you want, pin it again: `hublayer pin {handle}` "
+            f"prints its pinned form, and `hublayer lock --update {handle}` rewrites its "
+            "lock file entry.",
+        ),
+        handle=str(handle),
+        path=str(path),
+        expected=expected.digest,
+        received=received,
+        pinned_by=expected.pinned_by,
+    )
+
+
+def _hit_digest(hit: Lookup, cache: Cache) -> str:
+    """A complete entry's content digest: recorded, or (an old manifest) hashed."""
+    if hit.manifest is not None and hit.manifest.digest:
+        return hit.manifest.digest
+    return content_digest(cache.entry_dir(hit.key))
+
+
+def _build(
+    handle: Handle, key: str, session: Session, resolver: Resolver[Any], expected: Expected | None
+) -> tuple[Path, str]:
+    """Fetch ``handle`` into entry ``key``; the caller holds ``key``'s lock.
+
+    Returns:
+        The path and the content digest, checked against ``expected`` before the entry
+        was committed.
+    """
     cache = session.cache
     cache.clear_stale(key)
     with cache.staging(key) as path:
         stage = Stage(session, key, path, str(handle))
         try:
             existing = resolver.fetch(handle, stage)
-            if existing is not None:
-                return existing
+            if existing is not None:  # a complete entry found on the way (same digest)
+                return existing, stage.reused_digest or content_digest(existing)
             manifest = Manifest.scan(
                 path,
                 key=stage.key,
@@ -95,15 +171,27 @@ def _build(handle: Handle, key: str, session: Session, resolver: Resolver[Any]) 
                 main=stage.main,
                 source=stage.source,
             )
+            if expected is not None and manifest.digest != expected.digest:
+                where = stage.source.get("final_url") or stage.source.get("url") or "downloaded"
+                raise _mismatch(
+                    handle,
+                    expected,
+                    manifest.digest,
+                    f"downloaded from {where}",
+                    handle,
+                    ", and the download was not kept",
+                )
             result = cache.commit(stage.key, path, manifest)
             if stage.alias_of is not None:
                 cache.write_alias(stage.alias_of, stage.key)
-            return result
+            return result, manifest.digest
         finally:
             stage.release()
 
 
-def _cached_by_key(handle: str | Handle, cache_dir: str | os.PathLike[str] | None) -> str | None:
+def _cached_by_key(
+    handle: str | Handle, cache_dir: str | os.PathLike[str] | None
+) -> tuple[str, Lookup, Cache] | None:
     """The entry named by what ``hublayer cache ls`` prints: ``built:KEY`` (an entry
     built locally, e.g. by the zoo), or a bare cache key that is no local path.
 
@@ -122,7 +210,7 @@ def _cached_by_key(handle: str | Handle, cache_dir: str | os.PathLike[str] | Non
     except (ValueError, OSError):
         hit = None
     if hit is not None and hit.path is not None:
-        return str(hit.path)
+        return str(hit.path), hit, cache
     if built:
         raise NotCachedError(
             f"Expected a complete cache entry {key!r} for handle={handle!r} (a `built:` "
@@ -150,6 +238,12 @@ def resolve(
     ``hf://`` (extra ``[hf]``); see :func:`hublayer.handles.parse_handle`. Local folders
     are used in place; everything else is cached (see :mod:`hublayer.cache`).
 
+    Any of them may be pinned, ``HANDLE@sha256:<64 hex>``: the content must have that
+    digest (:func:`hublayer.handles.content_digest`), or :class:`IntegrityError` is
+    raised and nothing is loaded. An unpinned handle listed in the lock file
+    (``$HUBLAYER_LOCKFILE``, else ``./hublayer.lock``) is checked against its entry there.
+    A pinned handle is always copied into the cache, whatever ``load_format``.
+
     Args:
         handle: the model handle.
         cache_dir: the cache folder; defaults to ``config.cache_dir()``
@@ -167,7 +261,12 @@ def resolve(
         with ``UNCOMPRESSED``, the ``gs://`` folder for those handles.
 
     Raises:
-        HandleError: the handle fits no accepted form, or more than one.
+        HandleError: the handle fits no accepted form, or more than one, or its pin is
+            malformed (not ``@sha256:`` and 64 hex digits).
+        IntegrityError: the content differs from the pin (or the lock file entry); both
+            digests are in the message, and no cache entry of that content is left.
+        LockFileError: the lock file is unreadable, or ``$HUBLAYER_LOCKED=1`` and the
+            handle is neither pinned nor listed.
         NotCachedError: offline, and the handle is not cached.
         CorruptEntryError: offline, and the cached entry is damaged.
         ModelNotFoundError: a local path does not exist or is not a readable archive.
@@ -183,32 +282,120 @@ def resolve(
         >>> hublayer.resolve(folder) == folder
         True
     """
-    cached = None if force_download else _cached_by_key(handle, cache_dir)
+    return resolve_pinned(
+        handle,
+        cache_dir=cache_dir,
+        offline=offline,
+        force_download=force_download,
+        load_format=load_format,
+    ).path
+
+
+def _expected_for(text: str, pin: str | None, key: Handle | str, use_lock: bool) -> Expected | None:
+    """The digest ``text`` must have: its pin, else its lock file entry (or None)."""
+    if pin is not None:
+        return Expected(pin, "pinned in the handle")
+    if not use_lock:
+        return None
+    lock = active_lock()
+    found = None if lock is None else lock.digest_for(key)
+    if lock is not None and found is not None:
+        return Expected(found[1], f"the entry {found[0]!r} of the lock file {lock.path}")
+    if config.locked():
+        where = "no lock file is in force" if lock is None else f"{lock.path} does not list it"
+        raise LockFileError(
+            f"Expected a pinned handle (HANDLE@sha256:<64 hex>) or one the lock file lists "
+            f"(HUBLAYER_LOCKED=1 is strict mode). Received: handle={text!r}, and {where}.",
+            fix=Fix(
+                "Pin it: hublayer.pin(handle) gives the pinned form; or add it to the lock "
+                "file with hublayer.handles.write_lock_file(handle), or unset HUBLAYER_LOCKED.",
+                f"Pin it (`hublayer pin {text}`), add it to the lock file (`hublayer lock "
+                f"{text}`), or unset HUBLAYER_LOCKED.",
+            ),
+            handle=text,
+            path=None if lock is None else str(lock.path),
+        )
+    return None
+
+
+def _checked(
+    handle: object, expected: Expected | None, digest: str, where: str, path: object
+) -> str:
+    if expected is not None and digest != expected.digest:
+        raise _mismatch(handle, expected, digest, where, path)
+    return digest
+
+
+def resolve_pinned(
+    handle: str | Handle,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    offline: bool | None = None,
+    force_download: bool = False,
+    load_format: str | None = None,
+    use_lock: bool = True,
+    want_digest: bool = False,
+) -> Resolved:
+    """:func:`resolve`, returning the handle it resolved and the content digest too.
+
+    Args:
+        use_lock: check unpinned handles against the lock file (and strict mode).
+        want_digest: compute the digest even without a pin (a folder used in place is
+            hashed then); else ``Resolved.digest`` may be empty.
+    """
+    text: str | Handle = handle
+    pin = None
+    if isinstance(handle, str):
+        text, pin = split_pin(handle)
+    cached = None if force_download else _cached_by_key(text, cache_dir)
     if cached is not None:  # a key or `built:` handle, as `hublayer cache ls` prints them
-        return cached
-    parsed = parse_handle(handle)
+        path, hit, cache = cached
+        assert isinstance(text, str)  # _cached_by_key answers strings only
+        expected = _expected_for(text, pin, text.strip(), use_lock)
+        digest = _hit_digest(hit, cache) if expected or want_digest else ""
+        _checked(text, expected, digest, f"the cache entry {hit.key}", path)
+        return Resolved(path, text, digest)
+    parsed = parse_handle(text)
+    expected = _expected_for(str(text), pin, parsed, use_lock)
     resolver = _resolver(parsed)
     is_offline = config.offline(offline)
     in_place = (
         not is_offline
+        and expected is None
+        and not want_digest
         and reads_in_place(parsed)
         and config.model_load_format(load_format) == "UNCOMPRESSED"
     )
-    session = Session(cache=Cache.at(cache_dir), offline=is_offline, force=force_download)
+    session = Session(
+        cache=Cache.at(cache_dir),
+        offline=is_offline,
+        force=force_download,
+        expected=None if expected is None else expected.digest,
+    )
     try:
         parsed, where = resolver.locate(parsed, session)
         if in_place:
-            return gcs_location(parsed, session.client())
+            return Resolved(gcs_location(parsed, session.client()), parsed, "")
         if isinstance(where, Path):
-            return str(where)
+            digest = content_digest(where) if expected or want_digest else ""
+            _checked(parsed, expected, digest, f"the files at {where}", where)
+            return Resolved(str(where), parsed, digest)
         cache = session.cache
         if not force_download:
             hit = cache.lookup(where)
             if hit.path is not None:
-                return str(hit.path)
-            if is_offline:
+                digest = _hit_digest(hit, cache) if expected or want_digest else ""
+                if expected is None or digest == expected.digest:
+                    return Resolved(str(hit.path), parsed, digest)
+                if is_offline:
+                    raise _mismatch(parsed, expected, digest, "the cached copy", hit.path)
+                log.warning(
+                    "Cache entry %s holds other content (%s) than %s pins (%s); fetching "
+                    "it again.", hit.key, digest, parsed, expected.digest
+                )  # fmt: skip
+            elif is_offline:
                 raise _offline_error(parsed, hit, cache)
-            if hit.problems:
+            elif hit.problems:
                 log.warning(
                     "Cache entry %s is damaged (%s); fetching it again.", hit.key, hit.problems
                 )
@@ -221,8 +408,11 @@ def resolve(
         with cache.lock(where) as lock:
             if lock.took_over is not None:
                 log.warning("Took over the lock of %s from %s.", where, lock.took_over.describe())
-            if not force_download and (hit := cache.lookup(where)).path is not None:
-                return str(hit.path)
-            return str(_build(parsed, where, session, resolver))
+            hit = cache.lookup(where)
+            if session.reusable(hit):
+                digest = _hit_digest(hit, cache) if expected or want_digest else ""
+                return Resolved(str(hit.path), parsed, digest)
+            built, digest = _build(parsed, where, session, resolver, expected)
+            return Resolved(str(built), parsed, digest)
     finally:
         session.close()

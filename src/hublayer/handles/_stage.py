@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hublayer import config
-from hublayer.handles._cache import Cache
+from hublayer.handles._cache import Cache, Lookup
 from hublayer.handles._lock import EntryLock
 
 if TYPE_CHECKING:  # httpx is imported only when something is downloaded
@@ -37,6 +37,8 @@ class Session:
     cache: Cache
     offline: bool
     force: bool
+    #: The content digest the result must have (a pin), or None.
+    expected: str | None = None
     _client: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -48,6 +50,13 @@ class Session:
     def limit(self) -> int:
         """The most bytes one archive may unpack to."""
         return config.max_unpack_bytes()
+
+    def reusable(self, hit: Lookup) -> bool:
+        """Whether a complete entry found on the way may be used as is (not forced, and
+        with the pinned content when there is a pin)."""
+        if self.force or hit.path is None or hit.manifest is None:
+            return False
+        return self.expected is None or hit.manifest.digest == self.expected
 
     def client(self) -> httpx.Client:
         """The HTTP client, created on first use."""
@@ -80,6 +89,8 @@ class Stage:
     source: dict[str, Any] = field(default_factory=dict)
     #: The spelling key the stage started with, when a redirect moved it.
     alias_of: str | None = None
+    #: The content digest of the complete entry :meth:`rekey` found, when it found one.
+    reused_digest: str = ""
     _locks: list[EntryLock] = field(default_factory=list, repr=False)
 
     def rekey(self, key: str) -> Path | None:
@@ -93,19 +104,16 @@ class Stage:
         if key == self.key:
             return None
         cache = self.session.cache
-        if not self.session.force:
+        hit = cache.lookup(key)
+        if not self.session.reusable(hit):
+            lock = cache.lock(key)
+            lock.acquire()
+            self._locks.append(lock)
             hit = cache.lookup(key)
-            if hit.path is not None:
-                cache.write_alias(self.key, key)
-                return hit.path
-        lock = cache.lock(key)
-        lock.acquire()
-        self._locks.append(lock)
-        if not self.session.force:
-            hit = cache.lookup(key)
-            if hit.path is not None:
-                cache.write_alias(self.key, key)
-                return hit.path
+        if self.session.reusable(hit) and hit.manifest is not None:
+            cache.write_alias(self.key, key)
+            self.reused_digest = hit.manifest.digest
+            return hit.path
         cache.clear_stale(key)
         log.info("%s is %s; caching it under that key", self.handle, key)
         self.alias_of = self.alias_of or self.key
