@@ -20,6 +20,7 @@ import pytest
 import hublayer
 from hublayer import records, testing
 from hublayer.cli import main
+from hublayer.embed import embed
 from hublayer.embed._job import Job
 from hublayer.embed._output import ShardOutput
 from hublayer.embed._record import EmbedRecord
@@ -93,7 +94,9 @@ def test_a_value_of_another_kind_is_a_bad_record_in_the_read_task(tmp_path: Path
     error = caught.value
     assert (error.file, error.index, error.offset) == (str(bad), 3, _offset(bad, 3))
     assert error.feature == "tags"  # type: ignore[attr-defined]
-    assert "'tags'" in str(error) and "float" in str(error) and str(bad) in str(error)
+    assert "'tags'" in str(error)
+    assert "float" in str(error)
+    assert str(bad) in str(error)
 
     counts = PieceCounts()
     rows = list(read_piece(piece, columns, on_error="skip", counts=counts))
@@ -121,11 +124,13 @@ def test_ray_dataset_raises_or_skips_and_counts_on_the_driver(
     ds = records.ray_dataset([good, bad], schema, on_error="skip", skipped=skipped)
     rows = ds.take_all()
     assert len(rows) == 2 * PER_SHARD - 2
-    assert all(r["tags"].dtype == np.int64 and len(r["tags"]) == 2 for r in rows)
+    assert all(r["tags"].dtype == np.int64 for r in rows)
+    assert all(len(r["tags"]) == 2 for r in rows)
     assert skipped.total == 2  # Ray started with log_to_driver=False
     assert skipped.by_file() == {str(good): 0, str(bad): 2}
     assert skipped.file_counts(str(bad)) == (PER_SHARD, 2)
-    assert ds.count() == 2 * PER_SHARD - 2 and skipped.total == 2  # read again: not doubled
+    assert ds.count() == 2 * PER_SHARD - 2
+    assert skipped.total == 2  # read again: not doubled
 
 
 @pytest.mark.slow
@@ -148,11 +153,12 @@ def test_embed_skips_count_per_shard_and_agree(
     if engine == "ray":
         options["num_workers"] = 1
     with pytest.raises(RecordError) as caught:
-        hublayer.embed(model, files, out, **options)
-    assert str(files[1]) in str(caught.value) and "'tags'" in str(caught.value)
+        embed(model, files, out, **options)
+    assert str(files[1]) in str(caught.value)
+    assert "'tags'" in str(caught.value)
     assert not (out / files[1].name).exists()
 
-    result = hublayer.embed(model, files, out, on_error="skip", **options)
+    result = embed(model, files, out, on_error="skip", **options)
     assert result.skipped == 2
     assert result.rows + PER_SHARD * result.shards_skipped == 2 * PER_SHARD + big - 2
     record = json.loads((out / ".hublayer-embed.json").read_text())
@@ -167,7 +173,8 @@ def test_embed_skips_count_per_shard_and_agree(
     ids = [
         bytes(records.decode_example(r)["id"][0]) for r in records.read_records(out / files[1].name)
     ]
-    assert b"row-2090" not in ids and len(ids) == big - 2
+    assert b"row-2090" not in ids
+    assert len(ids) == big - 2
 
 
 def test_a_short_shard_is_not_committed(tmp_path: Path) -> None:
@@ -180,7 +187,8 @@ def test_a_short_shard_is_not_committed(tmp_path: Path) -> None:
     with pytest.raises(RecordError) as caught:
         job.finish(out, "data/a.tfrecord", records_met=4, skipped=1)
     message = str(caught.value)
-    assert "'a.tfrecord'" in message and "Expected 3 rows" in message
+    assert "'a.tfrecord'" in message
+    assert "Expected 3 rows" in message
     assert "Received: 2 rows" in message
     assert not (tmp_path / "a.tfrecord").exists()
     assert not list(tmp_path.glob(".*.tmp"))
@@ -229,22 +237,24 @@ def test_input_range_changes_the_embedding_and_the_assumption_is_visible(
         )
 
     with caplog.at_level(logging.WARNING, logger="hublayer"):
-        default = hublayer.embed(model, files, tmp_path / "o1")
+        default = embed(model, files, tmp_path / "o1")
     assert any(
         r.levelno == logging.WARNING and "assumed: TF Hub convention" in r.getMessage()
         for r in caplog.records
     )
-    assert default.assumed and "input_range=" in default.assumed[0]
+    assert default.assumed
+    assert "input_range=" in default.assumed[0]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hublayer"):
-        given = hublayer.embed(model, files, tmp_path / "o2", input_range=(-1, 1))
-    assert not given.assumed and "values in [-1, 1]" in given.preprocessing
+        given = embed(model, files, tmp_path / "o2", input_range=(-1, 1))
+    assert not given.assumed
+    assert "values in [-1, 1]" in given.preprocessing
     assert not any("assumed" in r.getMessage() for r in caplog.records)
     np.testing.assert_allclose(embedded(tmp_path / "o1"), direct((0, 1)), atol=1e-5)
     np.testing.assert_allclose(embedded(tmp_path / "o2"), direct((-1, 1)), atol=1e-5)
     assert not np.allclose(embedded(tmp_path / "o1"), embedded(tmp_path / "o2"))
     with pytest.raises(OutputExistsError, match="input_range"):  # not mixed into o1
-        hublayer.embed(model, files, tmp_path / "o1", input_range=(-1, 1))
+        embed(model, files, tmp_path / "o1", input_range=(-1, 1))
 
     status = main(["embed", model, str(files[0]), "--out", str(tmp_path / "o3")])
     assert status == 0
@@ -253,5 +263,6 @@ def test_input_range_changes_the_embedding_and_the_assumption_is_visible(
         ["embed", model, str(files[0]), "--out", str(tmp_path / "o4"), "--input-range", "-1,1"]
     )
     captured = capsys.readouterr()
-    assert status == 0 and "values in [-1, 1]" in captured.out
+    assert status == 0
+    assert "values in [-1, 1]" in captured.out
     assert "assumed" not in captured.err
