@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("hublayer.cli._train", "evaluate", "Evaluate a trained classifier on TFRecords."),
     "fetch": ("hublayer.cli._fetch", "fetch", "Download a model handle into the cache."),
     "inspect": ("hublayer.cli._inspect", "inspect", "Describe a model: signatures, specs, sizes."),
+    "lock": ("hublayer.cli._pin", "lock", "Pin handles to their content in a lock file."),
+    "pin": ("hublayer.cli._pin", "pin", "Print handles pinned to their content (@sha256:...)."),
     "predict": ("hublayer.cli._train", "predict", "Predict with a trained classifier."),
     "records": ("hublayer.cli._records", "records", "Inspect and convert TFRecord files."),
     "scan": ("hublayer.cli._scan", "scan", "Check a model for unsafe ops without running it."),

@@ -66,7 +66,7 @@ def check_digest(value: str, *, handle: str, where: str = "the pin") -> str:
 def _pin_at(text: str) -> int:
     """Where the pin's ``@`` is in ``text``, or -1 when it has none."""
     at = text.rfind("@")
-    if at <= 0:
+    if at < 0:
         return -1
     tail = text[at + 1 :]
     if "/" in tail or not _ALGORITHM.match(tail) or ":" not in tail:

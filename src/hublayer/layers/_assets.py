@@ -4,8 +4,14 @@ Keras 3 gives every layer a folder in the archive (``save_assets`` / ``load_asse
 A ``KerasLayer`` writes there::
 
     assets/<path of the layer>/
-    ├── hublayer.json        {"embedded": true, "handle": "..."}  always written
+    ├── hublayer.json        {"embedded": true, "handle": "...", "digest": "sha256:..."}
     └── saved_model/         a byte copy of the resolved model folder (when embedded)
+
+``digest`` is the copy's content digest (:func:`hublayer.handles.content_digest`).
+:func:`take_embedded` checks the copy against it, and against the pin of a pinned
+handle, before anything of it loads: a changed copy raises ``IntegrityError`` even when
+it would scan clean. (A file whose record was rewritten along with its copy is another
+file; pin the handle, and keep ``.keras`` files where only you can write.)
 
 The copy holds the *original* files; fine-tuned values live in the archive's weights file
 like any layer's, and are applied after the copy is loaded. Keras deletes its extracted
@@ -17,6 +23,7 @@ the copy into a folder the layer owns, removed when the layer is garbage-collect
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -47,13 +54,17 @@ class OwnedFolder:
 
 
 def write_assets(assets_dir: str, *, source: Path | None, handle: str | None) -> None:
-    """Write the marker, and a copy of ``source`` unless it is ``None`` (embedding off)."""
+    """Write a copy of ``source`` unless it is ``None`` (embedding off), and the marker
+    with the copy's content digest."""
+    from hublayer.handles import content_digest
+
     folder = Path(assets_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    marker = {"embedded": source is not None, "handle": handle}
-    (folder / MARKER_FILENAME).write_text(json.dumps(marker))
+    marker: dict[str, Any] = {"embedded": source is not None, "handle": handle}
     if source is not None:
         shutil.copytree(source, folder / EMBEDDED_DIRNAME, dirs_exist_ok=True)
+        marker["digest"] = content_digest(folder / EMBEDDED_DIRNAME)
+    (folder / MARKER_FILENAME).write_text(json.dumps(marker))
 
 
 def read_marker(assets_dir: str | None) -> dict[str, Any] | None:
@@ -67,11 +78,53 @@ def read_marker(assets_dir: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def take_embedded(assets_dir: str | None) -> OwnedFolder | None:
-    """Move the embedded model out of Keras's temporary folder, or ``None`` if absent."""
+def _expected(marker: dict[str, Any] | None, handle: Any) -> list[tuple[str, str]]:
+    """``(digest, what pinned it)`` pairs the embedded copy must match."""
+    from hublayer.handles import split_pin
+
+    found: list[tuple[str, str]] = []
+    if marker is not None and marker.get("digest") is not None:
+        found.append((str(marker["digest"]), "recorded in the .keras file when it was saved"))
+    for name in (marker or {}).get("handle"), handle:
+        if isinstance(name, str | os.PathLike):
+            pin = split_pin(os.fspath(name))[1]
+            if pin is not None:
+                found.append((pin, f"pinned in the layer's handle {os.fspath(name)!r}"))
+    return found
+
+
+def take_embedded(assets_dir: str | None, handle: Any = None) -> OwnedFolder | None:
+    """Move the embedded model out of Keras's temporary folder, or ``None`` if absent.
+
+    The copy is checked against the digest the marker records, and against the pin of a
+    pinned ``handle`` (the layer's), before anything of it is loaded.
+
+    Raises:
+        IntegrityError: the copy's content differs (it is deleted then).
+    """
     if assets_dir is None:
         return None
     source = Path(assets_dir, EMBEDDED_DIRNAME)
     if not source.is_dir():
         return None
-    return OwnedFolder(source)
+    expected = _expected(read_marker(assets_dir), handle)
+    owned = OwnedFolder(source)
+    if expected:
+        from hublayer.errors import IntegrityError
+        from hublayer.handles import content_digest
+
+        actual = content_digest(owned.path)
+        for digest, pinned_by in expected:
+            if actual != digest:
+                raise IntegrityError(
+                    f"Expected the model embedded for handle={handle!r} to have the content "
+                    f"digest {digest} ({pinned_by}). Received: {actual}: its files were "
+                    "changed inside the .keras file. Nothing of it was loaded. Save the "
+                    "model again from a trusted copy, or load a .keras file you trust.",
+                    handle=None if handle is None else str(handle),
+                    path=str(assets_dir),
+                    expected=digest,
+                    received=actual,
+                    pinned_by=pinned_by,
+                )
+    return owned

@@ -441,7 +441,7 @@ class JaxKerasLayer(KerasLayer):
         if self._loaded is not None:
             return
         with refusing(self):
-            self._owned = _assets.take_embedded(dir_path)
+            self._owned = _assets.take_embedded(dir_path, self._options.handle)
             source = self._owned.path if self._owned is not None else None
             self._adopt(load_model(self._options, source=source))
 

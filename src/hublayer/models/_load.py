@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hublayer import config
 from hublayer.errors import InvalidModelError, ModelNotFoundError
 
 __all__ = ["is_hub_module_v1", "load", "load_in_place", "load_path", "resolve_handle"]
@@ -51,6 +52,8 @@ def _local_folder(handle: Any) -> Path | None:
     """
     text = _as_handle(handle)
     if not isinstance(text, str) or "://" in text or not text.strip():
+        return None
+    if config.lockfile() is not None or config.locked():  # resolve checks the lock file
         return None
     path = Path(text.strip()).expanduser().absolute()
     return path if path.is_dir() else None
