@@ -59,6 +59,7 @@ from hublayer.train._phases import Run, fine_tune, train_head
 from hublayer.train._progress import Mode as ProgressMode
 from hublayer.train._progress import progress_mode
 from hublayer.train._ray import distribution, fit_on_ray, run_engine
+from hublayer.train._ray_features import cluster_embedding, cluster_metrics, features_on_ray
 from hublayer.train._report import write_outputs
 from hublayer.train._summary import columns, metrics_of, score_splits, settings_of
 
@@ -248,6 +249,9 @@ def fit_classifier(
         arguments = {
             k: v for k, v in locals().items() if k not in ("engine", "num_workers", "address")
         }
+        if mode == "feature_extraction":  # the backbone pass on Ray actors, the rest here
+            with features_on_ray(model, num_workers=num_workers, address=address):
+                return fit_classifier(**arguments)
         result: TrainResult = fit_on_ray(arguments, num_workers=num_workers, address=address)
         return result
     started = time.perf_counter()
@@ -368,6 +372,7 @@ def fit_classifier(
         history = columns(store.history)
         metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
         metrics.update(run_engine())  # "engine": "local" or "ray", "workers"
+        metrics.update(cluster_metrics())  # the Ray embedding pass, if any
         used = None if spec.value_range is None else list(spec.value_range)
         origin = spec.range_source or RANGE_ASSUMED
         metrics["run"]["input_range"] = used and {"range": used, "source": origin}
@@ -407,6 +412,9 @@ def _embed_all(
     batch_size: int,
     progress: ProgressMode,
 ) -> dict[str, Embeddings]:
+    on_ray = cluster_embedding()  # engine="ray": the missing splits in one pass on actors
+    if on_ray is not None:
+        return on_ray(backbone, sources, model_fingerprint, embedding_cache, batch_size, progress)
     if embedding_cache is False:
         return {}
     root = (
