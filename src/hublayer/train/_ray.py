@@ -204,13 +204,12 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
         )
     from hublayer.errors import TrainingError
 
-    if arguments.get("mode", "feature_extraction") != "feature_extraction":
-        raise TrainingError(
-            'Expected mode="feature_extraction" with engine="ray". Received: '
-            f"mode={arguments.get('mode')!r}. Fine-tuning the backbone on several workers "
-            'is not supported yet; run it with engine="local" (--engine local).',
-            stage="ray",
-        )
+    worker: Any = _worker
+    fine_tuning = arguments.get("mode") == "fine_tune"
+    if fine_tuning:  # every step under strategy.run, see _ray_finetune
+        from hublayer.train._ray_finetune import default_workers, fine_tune_worker
+
+        worker = fine_tune_worker
     ray = start_ray(address)
     require_ray("engine='ray'", "ray.train")
     tensorflow_train = require_ray("engine='ray'", "ray.train.tensorflow")
@@ -220,7 +219,10 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
     from hublayer.train._fit import TrainResult
 
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    workers = num_workers or max(int(cpus), 1)
+    if fine_tuning:  # each worker holds the model: not one per CPU
+        workers = num_workers or default_workers(ray.cluster_resources())
+    else:
+        workers = num_workers or max(int(cpus), 1)
     arguments = dict(arguments)
     model = arguments["model"]
     if isinstance(model, str | os.PathLike):  # every worker loads the same local folder
@@ -236,7 +238,7 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
     arguments["out_dir"] = str(out_dir)
     storage = tempfile.mkdtemp(prefix="hublayer-ray-train-")  # Ray Train's own files
     trainer = tensorflow_train.TensorflowTrainer(
-        _worker,
+        worker,
         train_loop_config={"arguments": arguments},
         scaling_config=_scaling(workers, cpus),
         run_config=_run_config(Path(storage)),
@@ -246,7 +248,7 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
     except Exception as error:  # Ray wraps the worker's error
         raise TrainingError(
             f"Expected the training run on {workers} Ray worker(s) to finish. Received: "
-            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
+            f"{type(error).__name__}: {_last_line(error)}. "
             "See the worker log above; the same run with engine='local' shows the error "
             "directly.",
             stage="ray",
@@ -276,6 +278,12 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _last_line(error: BaseException) -> str:
+    """The worker's own error: Ray puts it on the last line of its message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _scaling(workers: int, cpus: float) -> Any:
