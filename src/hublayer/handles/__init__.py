@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from hublayer._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from hublayer.handles._digest import content_digest
+    from hublayer.handles._digest import content_digest, digest_records
     from hublayer.handles._handles import (
         Handle,
         HfHandle,
@@ -56,6 +56,7 @@ __all__ = [
     "TfhubHandle",
     "build_entry",
     "content_digest",
+    "digest_records",
     "list_entries",
     "parse_handle",
     "pin",
@@ -86,6 +87,7 @@ _LAZY: dict[str, str] = {
     "TfhubHandle": "._handles",
     "build_entry": "._maintenance",
     "content_digest": "._digest",
+    "digest_records": "._digest",
     "list_entries": "._maintenance",
     "parse_handle": "._parse",
     "pin": "._pin",

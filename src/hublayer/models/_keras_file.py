@@ -55,10 +55,62 @@ def keras_file_problem(path: str | os.PathLike[str]) -> str | None:
 
 def check_keras_file(path: str | os.PathLike[str], *, handle: str | None = None) -> None:
     """Raise :class:`InvalidModelError` naming the problem when ``path`` is not a sound
-    ``.keras`` archive."""
+    ``.keras`` archive, and :class:`IntegrityError` when a model a ``KerasLayer`` embeds
+    in it differs from the content digest its ``hublayer.json`` records."""
     problem = keras_file_problem(path)
     if problem is not None:
         raise _invalid(path, problem, handle)
+    _check_embedded(path, handle)
+
+
+_MARKER = "/hublayer.json"  # beside each embedded copy, "<layer's assets>/saved_model/"
+
+
+def _check_embedded(path: str | os.PathLike[str], handle: str | None) -> None:
+    """Hash each embedded model inside the zip (nothing extracted) against its record.
+
+    Checked here, before Keras loads anything: plain ``keras.saving.load_model`` checks
+    too (the layer's ``load_assets``), but Keras turns that error into a ValueError.
+    """
+    import hashlib
+    import json
+
+    from hublayer.errors import IntegrityError
+    from hublayer.handles import digest_records
+
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        for marker in (n for n in names if n.endswith(_MARKER)):
+            try:
+                recorded = json.loads(archive.read(marker)).get("digest")
+            except (ValueError, AttributeError):
+                recorded = None
+            if not isinstance(recorded, str):
+                continue  # written before digests, or embedding off
+            prefix = marker[: -len(_MARKER)] + "/saved_model/"
+            records = []
+            for info in archive.infolist():
+                if info.filename.startswith(prefix) and not info.is_dir():
+                    digest = hashlib.sha256()
+                    with archive.open(info) as member:
+                        while chunk := member.read(1 << 20):
+                            digest.update(chunk)
+                    rel = info.filename[len(prefix) :]
+                    records.append((rel, info.file_size, digest.hexdigest()))
+            actual = digest_records(records)
+            if actual != recorded:
+                raise IntegrityError(
+                    f"Expected the model embedded at {prefix!r} of {os.fspath(path)!r} to "
+                    f"have the content digest {recorded} (recorded in the .keras file when "
+                    f"it was saved). Received: {actual}: its files were changed inside the "
+                    ".keras file. Nothing of it was loaded. Save the model again from a "
+                    "trusted copy, or load a .keras file you trust.",
+                    handle=handle,
+                    path=os.fspath(path),
+                    expected=recorded,
+                    received=actual,
+                    pinned_by="recorded in the .keras file when it was saved",
+                )
 
 
 def load_keras_file(path: str | os.PathLike[str], *, handle: str | None = None) -> Any:
