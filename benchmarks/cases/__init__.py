@@ -4,7 +4,7 @@
 ``download``, ``construct`` (``_cache.py``); 5. ``images``, ``tabular``, ``framing``,
 ``inspect`` (``_records.py``); 6. ``train`` (``_train.py``); 7. ``jax`` (``_jax.py``);
 8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``); 10. ``scan_detect``,
-``scan_cost`` (``_scan.py``).
+``scan_cost`` (``_scan.py``); 11. ``train_ray`` (``_train_ray.py``).
 
 Importing this package is light: TensorFlow is imported by a case when it runs.
 """
@@ -12,7 +12,17 @@ Importing this package is light: TensorFlow is imported by a case when it runs.
 from __future__ import annotations
 
 from benchmarks._harness import CaseSpec
-from benchmarks.cases import _cache, _demo, _jax, _layers, _records, _scale, _scan, _train
+from benchmarks.cases import (
+    _cache,
+    _demo,
+    _jax,
+    _layers,
+    _records,
+    _scale,
+    _scan,
+    _train,
+    _train_ray,
+)
 
 __all__ = ["CASES"]
 
@@ -24,5 +34,6 @@ CASES: tuple[CaseSpec, ...] = (
     *_jax.CASES,
     *_demo.CASES,
     *_scale.CASES,
+    *_train_ray.CASES,
     *_scan.CASES,
 )
