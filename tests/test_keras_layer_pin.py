@@ -51,7 +51,7 @@ def test_pinned_handles_load_through_every_entry_point(served: str) -> None:
     assert hub.inspect(pinned).path == hub.resolve(served)
     wrong = served + "@sha256:" + "0" * 64
     for entry_point in (hub.KerasLayer, hub.load, hub.inspect):
-        with pytest.raises(IntegrityError, match="0{64}"):
+        with pytest.raises(IntegrityError, match=r"0{64}"):
             entry_point(wrong)
 
 
@@ -93,5 +93,5 @@ def test_an_unpinned_handle_is_checked_against_the_recorded_digest(tmp_path: Pat
     model.save(saved)
     shutil.rmtree(folder)
     assert keras.saving.load_model(saved).predict(_images(), verbose=0).shape[0] == 2
-    with pytest.raises(IntegrityError, match="recorded in the .keras file"):
+    with pytest.raises(IntegrityError, match=r"recorded in the \.keras file"):
         hub.load(_tampered(saved, tmp_path / "tampered.keras"))
