@@ -14,7 +14,7 @@ import pytest
 
 from hublayer import testing, train
 from hublayer.cli import main
-from hublayer.errors import MissingExtraError, TrainingError
+from hublayer.errors import MissingExtraError
 
 pytest.importorskip("tensorflow")
 
@@ -78,15 +78,14 @@ def test_without_ray_the_error_names_the_extra(
         train.fit_classifier(data["model"], data["train"], engine="ray", out_dir=tmp_path)
     with pytest.raises(ValueError, match='engine to be "local" or "ray"'):
         train.fit_classifier(data["model"], data["train"], engine="dask")
-    with pytest.raises(TrainingError, match='mode="feature_extraction" with engine="ray"'):
-        train.fit_classifier(data["model"], data["train"], engine="ray", mode="fine_tune")
+    with pytest.raises(MissingExtraError, match=r'pip install "hublayer\[ray\]"'):
+        train.fit_classifier(
+            data["model"], data["train"], engine="ray", mode="fine_tune", out_dir=tmp_path
+        )
 
 
-def test_cli_refuses_fine_tuning_on_ray(
-    data: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = ["--model", data["model"], "--train", data["train"], "--out", str(tmp_path)]
-    status = main(["train", *args, "--mode", "fine_tune", "--engine", "ray", "--workers", "2"])
-    assert status == 1
-    assert "--engine local" in capsys.readouterr().err
-    assert not (tmp_path / "metrics.json").exists()
+def test_cli_help_says_the_default_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "one per 2 CPUs" in shown
+    assert "fine_tune trains on Ray Train workers" in shown

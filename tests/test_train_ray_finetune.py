@@ -151,3 +151,13 @@ def test_an_interrupted_two_worker_run_resumes_where_it_stopped(
     assert local.history["epoch"] == [1, 2, 3]
     for mine, theirs in zip(_weights(local), _weights(resumed), strict=True):
         np.testing.assert_allclose(theirs, mine, atol=1e-5, rtol=0)
+
+
+def test_the_default_worker_count_leaves_each_worker_room_for_the_model() -> None:
+    from hublayer.train._ray_finetune import default_workers
+
+    gib = 2**30
+    assert default_workers({"CPU": 2.0, "memory": 64 * gib}) == 1
+    assert default_workers({"CPU": 16.0, "memory": 64 * gib}) == 8  # not one per CPU
+    assert default_workers({"CPU": 64.0, "memory": 16 * gib}) == 4  # 4 GiB each
+    assert default_workers({"CPU": 1.0}) == 1

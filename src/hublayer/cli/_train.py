@@ -157,8 +157,10 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
 )
 @click.option("--restart", is_flag=True, help="Ignore a checkpoint in --out and start over.")
 @ray_options(
-    engine='ray: Ray Train workers (pip install "hublayer[ray]"); feature_extraction only.',
-    workers="Ray Train workers with --engine ray [default: the cluster's CPUs].",
+    engine="ray: feature_extraction embeds on Ray Data actors; fine_tune trains on Ray "
+    'Train workers, each global batch split among them (pip install "hublayer[ray]").',
+    workers="Ray workers with --engine ray [default for fine_tune: one per 2 CPUs, at "
+    "most one per 4 GiB of memory: each worker holds the model].",
     address="Ray cluster to join with --engine ray [default: a local Ray].",
 )
 @click.option(

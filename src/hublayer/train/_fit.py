@@ -220,12 +220,16 @@ def fit_classifier(
             default the range the model declares, else TF Hub's convention ``(0, 1)``,
             which is assumed: check the model's documentation. The range used is in
             ``metrics["run"]["input_range"]``.
-        engine: ``"local"`` (this process) or ``"ray"``: the feature-extraction recipe
-            on Ray Train's ``TensorflowTrainer``, each ``fit`` under
-            ``MultiWorkerMirroredStrategy`` (batches sharded among the workers); needs
-            ``pip install "hublayer[ray]"`` and an ``out_dir`` every worker reaches (a
-            temp folder when None). ``mode="fine_tune"`` raises ``TrainingError`` on Ray.
-        num_workers: Ray Train workers (default: the cluster's CPUs).
+        engine: ``"local"`` (this process) or ``"ray"``. Feature extraction on Ray
+            embeds on Ray Data actors. Fine-tuning on Ray runs on Ray Train's
+            ``TensorflowTrainer`` under ``MultiWorkerMirroredStrategy``: each global batch
+            of ``batch_size`` is split among the workers, gradients summed, so N workers
+            reach the weights one worker would; rank 0 writes ``out_dir`` (a folder every
+            worker reaches; a temp folder when None) and ``metrics["distributed"]`` counts
+            the examples each worker computed. Needs ``pip install "hublayer[ray]"``.
+        num_workers: Ray workers. Default for fine-tuning: one per 2 CPUs of the cluster,
+            at most one per 4 GiB of its memory, at least 1 (each worker holds the model
+            twice, with its gradients and optimizer state).
         address: the Ray cluster to join; None starts a local Ray.
 
     Returns:

@@ -250,8 +250,7 @@ class DistributedFit:
             part = tf.cast(tf.shape(labels)[0], tf.float32)
             return entropy, hits, part
 
-        @tf.function
-        def train_step(features: Any, labels: Any) -> Any:
+        def train(features: Any, labels: Any) -> Any:
             mine, own, count = rows(features, labels)
 
             def replica(x: Any, y: Any) -> Any:
@@ -276,8 +275,7 @@ class DistributedFit:
 
             return strategy.run(replica, args=(mine, own))
 
-        @tf.function
-        def test_step(features: Any, labels: Any) -> Any:
+        def test(features: Any, labels: Any) -> Any:
             mine, own, count = rows(features, labels)
 
             def replica(x: Any, y: Any) -> Any:
@@ -297,7 +295,7 @@ class DistributedFit:
 
             return strategy.run(replica, args=(mine, own))
 
-        return train_step, test_step
+        return tf.function(train), tf.function(test)
 
 
 def _cardinality(dataset: Any) -> int | None:
