@@ -221,7 +221,10 @@ def fit_classifier(
             which is assumed: check the model's documentation. The range used is in
             ``metrics["run"]["input_range"]``.
         engine: ``"local"`` (this process) or ``"ray"``. Feature extraction on Ray
-            embeds on Ray Data actors. Fine-tuning on Ray runs on Ray Train's
+            embeds on Ray Data actors, each record once, into the embedding cache a
+            local run uses; the head trains once and each split is scored once, here,
+            and the outputs are a local run's (``metrics["cluster"]`` adds the records
+            and seconds of each actor). Fine-tuning on Ray runs on Ray Train's
             ``TensorflowTrainer`` under ``MultiWorkerMirroredStrategy``: each global batch
             of ``batch_size`` is split among the workers, gradients summed, so N workers
             reach the weights one worker would; rank 0 writes ``out_dir`` (a folder every
@@ -229,7 +232,9 @@ def fit_classifier(
             the examples each worker computed. Needs ``pip install "hublayer[ray]"``.
         num_workers: Ray workers. Default for fine-tuning: one per 2 CPUs of the cluster,
             at most one per 4 GiB of its memory, at least 1 (each worker holds the model
-            twice, with its gradients and optimizer state).
+            twice, with its gradients and optimizer state). Default for feature
+            extraction: one embedding actor per 2 CPUs, at most one per 2 GiB of memory,
+            at least 1 (each actor holds the model).
         address: the Ray cluster to join; None starts a local Ray.
 
     Returns:
