@@ -160,7 +160,8 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
     engine="ray: feature_extraction embeds on Ray Data actors; fine_tune trains on Ray "
     'Train workers, each global batch split among them (pip install "hublayer[ray]").',
     workers="Ray workers with --engine ray [default for fine_tune: one per 2 CPUs, at "
-    "most one per 4 GiB of memory: each worker holds the model].",
+    "most one per 4 GiB of memory; for feature_extraction: one embedding actor per 2 CPUs, "
+    "at most one per 2 GiB: each worker holds the model].",
     address="Ray cluster to join with --engine ray [default: a local Ray].",
 )
 @click.option(
