@@ -190,7 +190,7 @@ CASES: tuple[CaseSpec, ...] = (
         "train_ray",
         "Feature extraction on Ray (2 actors) against engine=local, MobileNetV2-sized, 224 px",
         train_ray,
-        timeout_s=(1500.0, 3600.0),
+        timeout_s=(2400.0, 3600.0),
         issue="#19",
     ),
 )
