@@ -1,7 +1,8 @@
 """Every case, in the order of the issue and of the table.
 
 1. ``forward``, 2. ``finetune``, 3. ``load`` (``_layers.py``); 4. ``resolve``,
-``download``, ``construct`` (``_cache.py``); 5. ``images``, ``tabular``, ``framing``,
+``download``, ``construct`` (``_cache.py``), ``pin``, ``pin_download`` (``_pin.py``);
+5. ``images``, ``tabular``, ``framing``,
 ``inspect`` (``_records.py``); 6. ``train`` (``_train.py``); 7. ``jax`` (``_jax.py``);
 8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``); 10. ``scan_detect``,
 ``scan_cost`` (``_scan.py``); 11. ``train_ray`` (``_train_ray.py``).
@@ -17,6 +18,7 @@ from benchmarks.cases import (
     _demo,
     _jax,
     _layers,
+    _pin,
     _records,
     _scale,
     _scan,
@@ -29,6 +31,7 @@ __all__ = ["CASES"]
 CASES: tuple[CaseSpec, ...] = (
     *_layers.CASES,
     *_cache.CASES,
+    *_pin.CASES,
     *_records.CASES,
     *_train.CASES,
     *_jax.CASES,
