@@ -4,9 +4,10 @@ How a layer gets its model::
 
     KerasLayer(handle)            __init__ -> build() -> load_model(): resolve, load, wrap
     keras.models.load_model(...)  from_config (nothing loaded)
-                                  -> build_from_config: placeholder variables from the
-                                     saved build config (so compile() and the optimizer
-                                     see them)
+                                  -> build_from_config: the op libraries the model needs
+                                     (TensorFlow Text), then placeholder variables from
+                                     the saved build config (so compile() and the
+                                     optimizer see them)
                                   -> load_own_variables: saved values kept aside
                                   -> load_assets: load the embedded copy (or resolve the
                                      handle) into the placeholders, then apply the values
@@ -30,6 +31,7 @@ import numpy as np
 
 from hublayer.layers import _assets, _regularization, _shapes, _variables
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
+from hublayer.models import library_ops, require_op_libraries
 
 __all__ = ["ModelLayer", "refused", "refusing"]
 
@@ -212,19 +214,32 @@ class ModelLayer(keras.layers.Layer):
         if isinstance(loaded.obj, keras.Layer):
             return {"keras_model": keras.saving.serialize_keras_object(loaded.obj)}
         output_spec = _shapes.spec_to_config(loaded.output_spec)
+        # Ops of op libraries (TensorFlow Text): a reload registers them first.
+        ops = {"library_ops": found} if (found := library_ops(loaded.source)) else {}
         if any(slot.index < 0 for slot in loaded.slots):
             # Variables the loader creates out of sight (TF1 graphs): the layer cannot make
             # placeholders for them, so it adds them when the files arrive. Such models
             # are inference-only, so no optimizer needs them earlier.
-            return {"output_spec": output_spec}
+            return {"output_spec": output_spec, **ops}
         return {
             "variables": [slot.to_config() for slot in loaded.slots],
             "output_spec": output_spec,
+            **ops,
         }
 
     def build_from_config(self, config: dict[str, Any]) -> None:
-        """Create placeholder variables from :meth:`get_build_config` (or load, without one)."""
-        self._build_spec = dict(config) if config else None
+        """Create placeholder variables from :meth:`get_build_config` (or load, without one).
+
+        Raises:
+            MissingExtraError: the model's ops need an op library that is not installed
+                (raised here, as Keras would turn it into a ValueError in load_assets).
+        """
+        config = dict(config or {})
+        listed = config.pop("library_ops", None)
+        ops = [op for op in listed if isinstance(op, str)] if isinstance(listed, list) else []
+        # Only libraries hublayer knows are imported, whatever op names a file lists.
+        require_op_libraries(ops, handle=self._options.handle_name)
+        self._build_spec = config or None
         if self._build_spec is not None and set(self._build_spec) == {"output_spec"}:
             # Not built yet on purpose: the variables are added when the model loads.
             spec = _shapes.spec_from_config(self._build_spec["output_spec"])

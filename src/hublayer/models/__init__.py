@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hublayer.models._load import load
     from hublayer.models._load import load_path as load_path
     from hublayer.models._load import resolve_handle as resolve_handle
+    from hublayer.models._op_libraries import library_ops as library_ops
+    from hublayer.models._op_libraries import require_op_libraries as require_op_libraries
     from hublayer.models._scan import scan
     from hublayer.models._scan_report import Finding, ScanReport
 
@@ -58,7 +60,9 @@ _LAZY: dict[str, str] = {
     # For `hublayer.layers` (the floor above), not part of the public API.
     "declare_ranges": "._inspect",
     "is_hub_module_v1": "._load",
+    "library_ops": "._op_libraries",
     "load_path": "._load",
+    "require_op_libraries": "._op_libraries",
     "resolve_handle": "._load",
 }
 

@@ -17,7 +17,12 @@ and ``scan_ops.tsv`` names the library of each, so the loader imports what is ne
 
 Every load goes through there: ``hub.load``, ``hub.KerasLayer``, ``hub.inspect``,
 ``embed``, the training recipes, and ``keras.models.load_model`` of a ``.keras`` file
-holding a ``KerasLayer`` (the layer loads its embedded copy through ``load_path``).
+holding a ``KerasLayer`` (the layer loads its embedded copy through ``load_path``). Keras
+turns any error raised while it loads assets into a ``ValueError``, so a ``KerasLayer``
+also writes :func:`library_ops` into its build config, and ``build_from_config`` calls
+:func:`require_op_libraries` with them first: a reload without the extra raises
+:class:`MissingExtraError` itself. The op names are looked up in ``scan_ops.tsv``, and only
+the modules in :data:`LIBRARIES` are ever imported, whatever a file lists.
 
 Example:
     >>> require_op_libraries({"Conv2D": 3, "Relu": 3})
@@ -42,7 +47,15 @@ from hublayer.errors import Fix, MissingExtraError
 from hublayer.models._scan_ops import libraries_of
 from hublayer.models._scan_report import ScanReport
 
-__all__ = ["LIBRARIES", "OpLibrary", "ops_in_data", "ops_in_folder", "require_op_libraries"]
+__all__ = [
+    "LIBRARIES",
+    "OpLibrary",
+    "library_ops",
+    "ops_in_data",
+    "ops_in_folder",
+    "register_for",
+    "require_op_libraries",
+]
 
 _log = logging.getLogger("hublayer.models")
 
@@ -185,6 +198,19 @@ def ops_in_folder(folder: str | os.PathLike[str]) -> frozenset[str]:
         if file.is_file():
             return ops_in_data(file.read_bytes(), name)
     return frozenset()
+
+
+def library_ops(folder: str | os.PathLike[str] | None) -> list[str]:
+    """The ops of the SavedModel in ``folder`` that an op library registers, sorted.
+
+    A ``KerasLayer`` writes them into its build config, so that a ``.keras`` reload
+    registers the library (or raises :class:`MissingExtraError`) before Keras loads
+    any asset: Keras turns an error raised while loading assets into a ``ValueError``.
+    """
+    if folder is None:
+        return []
+    found = libraries_of(sorted(ops_in_folder(folder)))
+    return sorted(op for library, ops in found.items() if library in LIBRARIES for op in ops)
 
 
 def register_for(
