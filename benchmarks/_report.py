@@ -16,7 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fmt_seconds", "merge_results", "ratio_text", "render_markdown", "write_results"]
+__all__ = [
+    "collect_results",
+    "fmt_seconds",
+    "merge_results",
+    "ratio_text",
+    "render_markdown",
+    "write_results",
+]
 
 HERE = Path(__file__).resolve().parent
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -226,7 +233,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"- Python {env['python']}, TensorFlow {v['tensorflow']}, Keras {v['keras']}, "
         f"tf-keras {v['tf-keras']}, tensorflow-hub {v['tensorflow-hub']}, "
         f"tfrecord {v['tfrecord']}, NumPy {v['numpy']}, hublayer {v['hublayer']}",
-        f"- Raw data: [{doc['file']}]({doc['file']})",
+        "- Raw data: "
+        + ", ".join(f"[{name}]({name})" for name in doc.get("files") or [doc["file"]]),
         "",
         _INTRO,
         "## Summary",
@@ -254,6 +262,11 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     for case in doc["cases"]:
         lines += ["", f"## {case['name']}: {case['title']}", ""]
         meta = f"Suite `{case.get('suite', '')}`, measured {case.get('started', '')}"
+        machine = case.get("machine") or {}
+        if machine.get("cpu_model") and machine != {
+            k: env.get(k) for k in ("date", "host", "cpu_model", "cpus")
+        }:
+            meta += f" on {machine.get('cpus')} CPUs of {machine['cpu_model']}"
         meta += f", case wall time {fmt_seconds(case.get('wall_s', 0.0))}"
         if case.get("commit"):
             meta += f", commit `{case['commit']}`" + (" (dirty)" if case.get("dirty") else "")
@@ -344,5 +357,54 @@ def write_results(
     rank = {name: i for i, name in enumerate(order)}
     doc["cases"].sort(key=lambda c: rank.get(c["name"], len(rank)))
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    markdown.write_text(render_markdown(doc))
+    every = collect_results(results_dir)
+    every["cases"].sort(key=lambda c: rank.get(c["name"], len(rank)))
+    every["files"] = [_relative(results_dir / name, markdown) for name in every["files"]]
+    every["file"] = doc["file"]
+    markdown.write_text(render_markdown(every))
     return path
+
+
+def _relative(path: Path, markdown: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(markdown.resolve().parent))
+    except ValueError:
+        return str(path)
+
+
+def collect_results(results_dir: Path) -> dict[str, Any]:
+    """Every ``<date>-<host>.json`` in ``results_dir`` as one document: for each case the
+    newest file's result, with that file's machine (date, CPU model, CPUs) kept on it.
+
+    A partial run on a later day then replaces only its own cases in RESULTS.md; the
+    others keep their figures and say which machine and day measured them.
+    """
+    cases: dict[str, dict[str, Any]] = {}
+    runs: list[dict[str, Any]] = []
+    files: list[str] = []
+    environment: dict[str, Any] = {}
+    latest: list[dict[str, Any]] = []
+    for path in sorted(results_dir.glob("*.json")):  # names start with the date
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError:
+            continue
+        env = doc.get("environment", {})
+        for case in doc.get("cases", []):
+            kept = dict(case)
+            kept["machine"] = {k: env.get(k) for k in ("date", "host", "cpu_model", "cpus")}
+            cases.pop(kept["name"], None)
+            cases[kept["name"]] = kept
+        runs.extend(doc.get("runs", []))
+        files.append(path.name)
+        environment = env or environment
+        latest = doc.get("runs", [])
+    commands = {c.get("command") for c in cases.values()}
+    runs = [r for r in runs if r.get("command") in commands or r in latest]
+    unique: dict[tuple[Any, Any], dict[str, Any]] = {(r["command"], r["started"]): r for r in runs}
+    return {
+        "environment": environment,
+        "runs": sorted(unique.values(), key=lambda r: str(r.get("started"))),
+        "cases": list(cases.values()),
+        "files": files,
+    }

@@ -612,6 +612,26 @@ def test_a_partial_rerun_keeps_the_other_cases(tmp_path: Path) -> None:
     assert row in md.read_text()
 
 
+def test_a_later_day_replaces_only_its_cases_and_names_each_machine(tmp_path: Path) -> None:
+    """RESULTS.md is drawn from every day's file: a partial run on another machine keeps
+    the earlier cases, each with the CPU that measured it."""
+    old_env = {**environment(), "date": "2026-01-01T00:00:00", "cpu_model": "Old CPU"}
+    new_env = {**environment(), "date": "2026-02-01T00:00:00", "cpu_model": "New CPU"}
+    md, order = tmp_path / "RESULTS.md", ["forward", "finetune"]
+    first = [_case_json("forward", 0.5), _case_json("finetune", 2.0)]
+    _report.write_results(old_env, first, order, results_dir=tmp_path, markdown=md)
+    _report.write_results(
+        new_env, [_case_json("forward", 0.8)], order, results_dir=tmp_path, markdown=md
+    )
+    text = md.read_text()
+    assert f"| forward | time ratio ours vs peer | 0.80{_report.TIMES} " in text
+    assert f"| finetune | time ratio ours vs peer | 2.00{_report.TIMES} " in text
+    assert "New CPU" in text.split("## Summary")[0]
+    assert "on " + str(old_env["cpus"]) + " CPUs of Old CPU" in text.split("## finetune")[1]
+    assert "2026-01-01" in text  # both raw files are linked
+    assert "2026-02-01" in text
+
+
 def test_cli_runs_selected_cases_and_writes_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
