@@ -93,11 +93,30 @@ def _expected(marker: dict[str, Any] | None, handle: Any) -> list[tuple[str, str
     return found
 
 
-def take_embedded(assets_dir: str | None, handle: Any = None) -> OwnedFolder | None:
+def _refused_anyway(folder: Path, safe_mode: bool | None) -> bool:
+    """Whether loading ``folder`` is refused before anything of it runs: it holds no
+    model at all, or the scan (on) finds it unsafe. Such a copy is left to that refusal,
+    which says more than a digest does."""
+    from hublayer import config
+
+    if not any(folder.glob("saved_model.pb*")) and not any(folder.glob("*.keras")):
+        return True
+    if not config.safe_mode(safe_mode):
+        return False
+    from hublayer.models import scan
+
+    return not scan(folder).safe
+
+
+def take_embedded(
+    assets_dir: str | None, handle: Any = None, safe_mode: bool | None = None
+) -> OwnedFolder | None:
     """Move the embedded model out of Keras's temporary folder, or ``None`` if absent.
 
     The copy is checked against the digest the marker records, and against the pin of a
-    pinned ``handle`` (the layer's), before anything of it is loaded.
+    pinned ``handle`` (the layer's), before anything of it is loaded. A changed copy
+    that the loader refuses anyway (no model in it, or unsafe with ``safe_mode`` on) is
+    returned, so that refusal is the one reported.
 
     Raises:
         IntegrityError: the copy's content differs (it is deleted then).
@@ -115,7 +134,7 @@ def take_embedded(assets_dir: str | None, handle: Any = None) -> OwnedFolder | N
 
         actual = content_digest(owned.path)
         for digest, pinned_by in expected:
-            if actual != digest:
+            if actual != digest and not _refused_anyway(owned.path, safe_mode):
                 raise IntegrityError(
                     f"Expected the model embedded for handle={handle!r} to have the content "
                     f"digest {digest} ({pinned_by}). Received: {actual}: its files were "

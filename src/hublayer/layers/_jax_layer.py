@@ -441,7 +441,9 @@ class JaxKerasLayer(KerasLayer):
         if self._loaded is not None:
             return
         with refusing(self):
-            self._owned = _assets.take_embedded(dir_path, self._options.handle)
+            self._owned = _assets.take_embedded(
+                dir_path, self._options.handle, self._options.safe_mode
+            )
             source = self._owned.path if self._owned is not None else None
             self._adopt(load_model(self._options, source=source))
 

@@ -266,7 +266,9 @@ class ModelLayer(keras.layers.Layer):
         if self._pending is None:
             return
         with refusing(self):
-            self._owned = _assets.take_embedded(dir_path, self._options.handle)
+            self._owned = _assets.take_embedded(
+                dir_path, self._options.handle, self._options.safe_mode
+            )
             source = self._owned.path if self._owned is not None else None
             self._set_loaded(load_model(self._options, source=source, pending=self._pending))
 

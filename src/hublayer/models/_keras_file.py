@@ -18,7 +18,7 @@ from typing import Any
 
 from hublayer.errors import Fix, InvalidModelError
 
-__all__ = ["check_keras_file", "keras_file_problem", "load_keras_file"]
+__all__ = ["check_embedded", "check_keras_file", "keras_file_problem", "load_keras_file"]
 
 _NEEDED = ("config.json", "metadata.json")
 
@@ -55,22 +55,25 @@ def keras_file_problem(path: str | os.PathLike[str]) -> str | None:
 
 def check_keras_file(path: str | os.PathLike[str], *, handle: str | None = None) -> None:
     """Raise :class:`InvalidModelError` naming the problem when ``path`` is not a sound
-    ``.keras`` archive, and :class:`IntegrityError` when a model a ``KerasLayer`` embeds
-    in it differs from the content digest its ``hublayer.json`` records."""
+    ``.keras`` archive."""
     problem = keras_file_problem(path)
     if problem is not None:
         raise _invalid(path, problem, handle)
-    _check_embedded(path, handle)
 
 
 _MARKER = "/hublayer.json"  # beside each embedded copy, "<layer's assets>/saved_model/"
 
 
-def _check_embedded(path: str | os.PathLike[str], handle: str | None) -> None:
-    """Hash each embedded model inside the zip (nothing extracted) against its record.
+def check_embedded(path: str | os.PathLike[str], *, handle: str | None = None) -> None:
+    """Hash each model a ``KerasLayer`` embeds in the ``.keras`` file at ``path`` (inside
+    the zip, nothing extracted) against the content digest its ``hublayer.json`` records.
 
-    Checked here, before Keras loads anything: plain ``keras.saving.load_model`` checks
-    too (the layer's ``load_assets``), but Keras turns that error into a ValueError.
+    Run before Keras loads anything (after the scan, whose refusal comes first): plain
+    ``keras.saving.load_model`` checks too (the layer's ``load_assets``), but Keras turns
+    that error into a ValueError.
+
+    Raises:
+        IntegrityError: an embedded copy changed.
     """
     import hashlib
     import json
@@ -122,6 +125,7 @@ def load_keras_file(path: str | os.PathLike[str], *, handle: str | None = None) 
             and the problem).
     """
     check_keras_file(path, handle=handle)
+    check_embedded(path, handle=handle)
     import keras
 
     try:

@@ -192,6 +192,10 @@ def load_path(
 
         # Nothing of the model runs, and TensorFlow does not read it, before this.
         report = check_safe(keras_file or folder, safe_mode=safe_mode, handle=shown)
+    if keras_file is not None:  # the models it embeds, against the digests it records
+        from hublayer.models._keras_file import check_embedded
+
+        check_embedded(keras_file, handle=shown)
     from hublayer.models._op_libraries import ops_in_folder, register_for
 
     if keras_file is not None:
