@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks._env import environment, provenance
 from benchmarks._harness import CaseResult, CaseSpec, run_case
-from benchmarks._report import HERE, fmt_seconds, ratio_text, write_results
+from benchmarks._report import HERE, fmt_seconds, ratio_text, redraw_results, write_results
 from benchmarks._subprocess import ROOT, child_env
 from benchmarks._suites import SUITES
 
@@ -89,6 +89,11 @@ def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
         type=Path,
         default=HERE / "RESULTS.md",
         help="the table to write (default: benchmarks/RESULTS.md)",
+    )
+    parser.add_argument(
+        "--redraw",
+        action="store_true",
+        help="run nothing: draw RESULTS.md again from every results file",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child: run this case in-process
     parser.add_argument("--json-out", help=argparse.SUPPRESS)  # child: write result here
@@ -178,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for spec in cases:
             print(f"{spec.name:12s} {spec.title}")
+        return 0
+    if args.redraw:
+        redraw_results([c.name for c in cases], args.results_dir, args.markdown)
+        print(f"redrew {args.markdown} from {args.results_dir}")
         return 0
     if args.one:  # child process: one case, in this process
         if args.one not in by_name:

@@ -21,6 +21,7 @@ __all__ = [
     "fmt_seconds",
     "merge_results",
     "ratio_text",
+    "redraw_results",
     "render_markdown",
     "write_results",
 ]
@@ -357,12 +358,19 @@ def write_results(
     rank = {name: i for i, name in enumerate(order)}
     doc["cases"].sort(key=lambda c: rank.get(c["name"], len(rank)))
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    redraw_results(order, results_dir, markdown)
+    return path
+
+
+def redraw_results(order: Sequence[str], results_dir: Path, markdown: Path) -> None:
+    """Draw ``markdown`` from every results file in ``results_dir`` (:func:`collect_results`),
+    cases in ``order`` (unknown names last)."""
+    rank = {name: i for i, name in enumerate(order)}
     every = collect_results(results_dir)
     every["cases"].sort(key=lambda c: rank.get(c["name"], len(rank)))
     every["files"] = [_relative(results_dir / name, markdown) for name in every["files"]]
-    every["file"] = doc["file"]
+    every["file"] = every["files"][-1] if every["files"] else ""
     markdown.write_text(render_markdown(every))
-    return path
 
 
 def _relative(path: Path, markdown: Path) -> str:
