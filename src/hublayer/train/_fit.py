@@ -381,7 +381,7 @@ def fit_classifier(
         history = columns(store.history)
         metrics = metrics_of(run, scores, timings, mode=mode, trained_variables=trained_variables)
         metrics.update(run_engine())  # "engine": "local" or "ray", "workers"
-        metrics.update(cluster_metrics())  # the Ray embedding pass, if any
+        metrics.update(cluster_metrics())  # feature extraction on Ray: its actors, their pass
         used = None if spec.value_range is None else list(spec.value_range)
         origin = spec.range_source or RANGE_ASSUMED
         metrics["run"]["input_range"] = used and {"range": used, "source": origin}
