@@ -58,7 +58,7 @@ from hublayer.train._model import HeadLike, assemble, build_head, describe_head
 from hublayer.train._phases import Run, fine_tune, train_head
 from hublayer.train._progress import Mode as ProgressMode
 from hublayer.train._progress import progress_mode
-from hublayer.train._ray import distribution, fit_on_ray, run_engine
+from hublayer.train._ray import fit_on_ray, run_engine
 from hublayer.train._ray_features import cluster_embedding, cluster_metrics, features_on_ray
 from hublayer.train._report import write_outputs
 from hublayer.train._summary import columns, metrics_of, score_splits, settings_of
@@ -316,11 +316,8 @@ def fit_classifier(
     )
     labels = {name: classes.encode(values, split=name) for name, values in raw.items()}
 
-    with distribution():  # the strategy scope on a Ray Train worker, else nothing
-        head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
-        parts = assemble(
-            backbone, spec, head=head_layer, dim=dim, train_batch_norm=train_batch_norm
-        )
+    head_layer = build_head(head, num_classes=len(classes.names), dropout=dropout)
+    parts = assemble(backbone, spec, head=head_layer, dim=dim, train_batch_norm=train_batch_norm)
     run_id = _fingerprint(
         model_fingerprint,
         *(s.fingerprint() for s in sources.values()),

@@ -1,25 +1,25 @@
-"""``fit_classifier(engine="ray")``: the same recipe on Ray Train's ``TensorflowTrainer``.
+"""``fit_classifier(engine="ray", mode="fine_tune")``: the recipe on Ray Train workers.
 
 ::
 
     driver: resolve the model and the embedding cache folder (paths every worker reaches)
       └─ TensorflowTrainer(num_workers=N)        Ray Train sets TF_CONFIG per worker
-           worker k: fit_classifier(engine="local"), each Keras ``fit`` under
-                     MultiWorkerMirroredStrategy (batches sharded among the workers,
-                     gradients summed); the embedding cache entry is computed once (its
-                     file lock) and read by the others; worker 0 writes out_dir, the
-                     others a scratch folder
+           worker k: _ray_finetune.fine_tune_worker: the local recipe, each training
+                     step under strategy.run on a twin of the model loaded in
+                     MultiWorkerMirroredStrategy's scope, each global batch split
+                     among the workers; worker 0 writes out_dir, the others a scratch
+                     folder
     driver: the outputs of worker 0, as a local run returns them
 
-Only ``mode="feature_extraction"`` runs on Ray for now: fine-tuning would put the
-SavedModel's own functions under the strategy.
+Feature extraction on Ray does not come here: its backbone pass runs on Ray Data actors
+and the rest on the driver (``_ray_features``).
 
 ``metrics.json`` records ``"engine": "ray"`` and ``"workers": N`` (``"local"`` and 1 for
 a local run). Ray is imported only when ``engine="ray"`` is asked for.
 
 Example:
     >>> fit_classifier("models/encoder", "data/train-*.tfrecord", out_dir="run",  # doctest: +SKIP
-    ...                engine="ray", num_workers=2)
+    ...                mode="fine_tune", engine="ray", num_workers=2)
 """
 
 from __future__ import annotations
@@ -38,26 +38,11 @@ from typing import Any
 from hublayer import config
 from hublayer._ray import require_ray, start_ray
 
-__all__ = ["distribution", "fit_on_ray", "run_engine"]
+__all__ = ["fit_on_ray", "run_engine"]
 
 _ENGINE: contextvars.ContextVar[tuple[str, int]] = contextvars.ContextVar(
     "hublayer_train_engine", default=("local", 1)
 )
-_STRATEGY: contextvars.ContextVar[Any] = contextvars.ContextVar(
-    "hublayer_train_strategy", default=None
-)
-
-
-@contextmanager
-def distribution() -> Iterator[None]:
-    """The strategy's scope on a Ray Train worker (the model's variables are made in
-    it); nothing in a local run."""
-    strategy = _STRATEGY.get()
-    if strategy is None:
-        yield
-        return
-    with strategy.scope():
-        yield
 
 
 def run_engine() -> dict[str, Any]:
@@ -73,100 +58,6 @@ def _on_ray(workers: int) -> Iterator[None]:
         yield
     finally:
         _ENGINE.reset(token)
-
-
-def _keras_multi_worker_fixes(tf: Any) -> None:
-    """Two fixes Keras 3 (3.15) needs to train under a multi-worker strategy.
-
-    Measured on 2 Ray Train workers: ``fit`` builds the model from a batch reduced with
-    ``strategy.reduce("MEAN", (x, y))``, which MultiWorkerMirroredStrategy refuses
-    ("Attempt to convert a value (PerReplica...) to a Tensor"); and it averages the
-    scalar logs with ``axis=0`` ("Invalid reduction dimension 0 for input with 0
-    dimensions"). The first builds from this worker's part of the batch instead; the
-    second averages the scalars with ``axis=None``. Both only run inside a Ray Train
-    worker process.
-    """
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer
-
-    def local_part(value: Any) -> Any:
-        if isinstance(value, tf.distribute.DistributedValues):
-            return tf.distribute.get_strategy().experimental_local_results(value)[0]
-        return value
-
-    def symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> None:
-        if self._distribute_strategy is None:
-            return
-        if iterator is not None:
-            for _, _, batches in iterator:
-                data_batch = tree.map_structure(local_part, next(batches))
-                break
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    original = trainer.reduce_per_replica
-
-    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
-        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
-            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return original(values, strategy, reduction)
-
-    trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
-    trainer.reduce_per_replica = reduce_per_replica
-
-
-def _worker(loop_config: dict[str, Any]) -> None:
-    """One Ray Train worker: the local recipe, its ``fit`` calls under the strategy.
-
-    Embeddings, scoring and export run as in a local run (the same on every worker,
-    whose weights are kept equal); only training is distributed: each ``fit`` runs
-    under MultiWorkerMirroredStrategy, which shards the batches among the workers and
-    sums their gradients.
-    """
-    import keras
-    import tensorflow as tf
-    from ray import train as ray_train
-
-    from hublayer.train._fit import fit_classifier
-
-    context = ray_train.get_context()
-    rank, size = context.get_world_rank(), context.get_world_size()
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    _keras_multi_worker_fixes(tf)
-    fit = keras.Model.fit
-
-    def distributed_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        # The optimizer was made before the strategy scope: its slots must be made
-        # under it (Keras reads the strategy it keeps from its construction).
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None and hasattr(optimizer, "_distribution_strategy"):
-            optimizer._distribution_strategy = strategy
-        with strategy.scope():
-            return fit(self, *args, **kwargs)
-
-    keras.Model.fit = distributed_fit  # this worker process only
-    arguments = dict(loop_config["arguments"])
-    scratch = tempfile.mkdtemp(prefix=f"hublayer-worker-{rank}-")
-    try:
-        if rank != 0:
-            arguments["out_dir"] = scratch
-        arguments["progress"] = False
-        token = _STRATEGY.set(strategy)
-        try:
-            with _on_ray(size):
-                result = fit_classifier(**arguments)
-        finally:
-            _STRATEGY.reset(token)
-        ray_train.report({"rank": rank, "accuracy": _accuracy(result.metrics)})
-    finally:
-        keras.Model.fit = fit
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _accuracy(metrics: dict[str, Any]) -> float:
-    splits = metrics.get("splits", {})
-    split = splits.get("validation") or splits.get("train") or {}
-    return float(split.get("accuracy", float("nan")))
 
 
 def _history(path: Path) -> dict[str, list[Any]]:
@@ -193,8 +84,7 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
     Raises:
         MissingExtraError: Ray or Ray Train is not installed.
         ValueError: a bad ``num_workers``.
-        TrainingError: ``mode="fine_tune"`` (not supported on Ray yet), or the run
-            failed on a worker (its error is the cause).
+        TrainingError: the run failed on a worker (its error is the cause).
     """
     if num_workers is not None and (
         isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1
@@ -203,13 +93,9 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
             f"Expected num_workers to be a positive int or None. Received: {num_workers!r}."
         )
     from hublayer.errors import TrainingError
+    from hublayer.train._ray_finetune import default_workers, fine_tune_worker
 
-    worker: Any = _worker
-    fine_tuning = arguments.get("mode") == "fine_tune"
-    if fine_tuning:  # every step under strategy.run, see _ray_finetune
-        from hublayer.train._ray_finetune import default_workers, fine_tune_worker
-
-        worker = fine_tune_worker
+    worker: Any = fine_tune_worker  # every step under strategy.run, see _ray_finetune
     ray = start_ray(address)
     require_ray("engine='ray'", "ray.train")
     tensorflow_train = require_ray("engine='ray'", "ray.train.tensorflow")
@@ -219,10 +105,7 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
     from hublayer.train._fit import TrainResult
 
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    if fine_tuning:  # each worker holds the model: not one per CPU
-        workers = num_workers or default_workers(ray.cluster_resources())
-    else:
-        workers = num_workers or max(int(cpus), 1)
+    workers = num_workers or default_workers(ray.cluster_resources())  # not one per CPU
     arguments = dict(arguments)
     model = arguments["model"]
     if isinstance(model, str | os.PathLike):  # every worker loads the same local folder
