@@ -91,8 +91,8 @@ def _detection_note(result: CaseResult) -> str | None:
         )
         if extras.get("errors"):
             line += f"; exited non-zero (counted as found) on: {', '.join(extras['errors'])}"
-        if "exit_when_flagging" in extras:
-            line += f"; exit status on a model it flags: {extras['exit_when_flagging']}"
+        if extras.get("exit_when_flagging") is not None:
+            line += f"; the command exits {extras['exit_when_flagging']} on a model it flags"
         if "exit_statuses" in extras:
             line += f"; exit statuses: {extras['exit_statuses']}"
         parts.append(line)
@@ -150,11 +150,12 @@ def detect(suite: Suite) -> Plan:
             "appeared, was replaced or deleted; a secret written after the build reached "
             "the output; or the process died). Clean: every clean model we can build, with "
             "the zoo's EfficientNet-Lite0 and the all-MiniLM-L6-v2 export, each run under "
-            "plain TF first. Peers run as users run them, one process per model: "
-            "`saved_model_cli scan --dir X` (no --tag_set, so every meta graph is scanned; "
-            "found when it prints denylisted ops or exits non-zero; not run on .keras "
-            "files, which are no SavedModel folders) and `modelscan -p X` 0.8.8 (found on "
-            "exit status 1, issues, or 2, scan errors).",
+            "plain TF first. The peers: saved_model_cli's own scan function (what "
+            "`saved_model_cli scan --dir X` runs without --tag_set: every meta graph) over "
+            "every SavedModel folder in one process, found when it prints denylisted ops "
+            "or fails, not run on .keras files (no SavedModel folders); and `modelscan -p "
+            "FOLDER -r json` 0.8.8 once per folder of models, found when an issue or a scan "
+            "error names a file of the model.",
             f"Harmful models dropped, not proven: {dropped}. Clean models dropped, did not "
             f"run under plain TF: {broken}.",
             f"Listed ops not built: {not_built}.",

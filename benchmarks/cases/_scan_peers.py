@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 MODELSCAN = "modelscan==0.8.8"
-#: Processes at a time for the peers' one-process-per-model runs (the machine has 2 cores).
+#: Processes at a time for the proofs (the machine has 2 cores).
 JOBS = 2
 
 
@@ -156,40 +156,60 @@ def tally(flags: dict[str, bool], harmful: Sequence[Any], clean: Sequence[Any]) 
     }
 
 
-def _each(models: Sequence[Any], run: Callable[[Any], bool]) -> dict[str, bool]:
-    with ThreadPoolExecutor(JOBS) as pool:
-        return dict(zip([m.name for m in models], pool.map(run, models), strict=True))
-
-
 #: What ``saved_model_cli scan`` prints when a meta graph holds a denylisted op.
 SMC_FLAGGED = "contains the following denylisted ops"
+#: ``saved_model_cli scan --dir D`` without flags runs exactly this (saved_model_cli.scan),
+#: here over every folder in one process, so TensorFlow starts once, not once per model.
+_SMC_SCRIPT = """
+import contextlib, io, json, sys
+from tensorflow.python.tools import saved_model_cli, saved_model_utils
+for folder in sys.argv[1:]:
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            for meta_graph_def in saved_model_utils.read_saved_model(folder).meta_graphs:
+                saved_model_cli.scan_meta_graph_def(meta_graph_def, saved_model_cli._OP_DENYLIST)
+        print(json.dumps([folder, out.getvalue(), 0]))
+    except Exception as error:
+        print(json.dumps([folder, repr(error), 1]))
+"""
 
 
 def saved_model_cli_flags(models: Sequence[Any], env: dict[str, str]) -> dict[str, Any]:
-    """``saved_model_cli scan --dir X``, one process per model: found when it reports
-    denylisted ops or exits non-zero. A ``.keras`` file is no SavedModel folder, so
-    the tool is not run on it (not found)."""
+    """What ``saved_model_cli scan --dir X`` says of each SavedModel folder: found when it
+    reports denylisted ops or fails (the command would exit non-zero). Its scan function
+    runs over every folder in one process; the command itself runs once, on a model it
+    flags, for its exit status. A ``.keras`` file is no SavedModel folder, so the tool is
+    not run on it (not found)."""
     tool = Path(sys.executable).with_name("saved_model_cli")
     if not tool.is_file():
         raise NotYet(f"saved_model_cli is not installed next to {sys.executable}")
-    status: dict[str, int] = {}
-
-    def run(model: Any) -> bool:
-        if not model.path.is_dir():
-            return False
-        done = subprocess.run(
-            [str(tool), "scan", "--dir", str(model.path)],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        status[model.name] = done.returncode
-        return SMC_FLAGGED in done.stdout or done.returncode != 0
-
-    flags = _each(models, run)
-    errors = sorted(n for n, code in status.items() if code != 0)
-    flagged_exit = sorted({code for n, code in status.items() if flags[n] and n not in errors})
-    return {"flags": flags, "errors": errors, "exit_when_flagging": flagged_exit}
+    folders = {str(m.path): m.name for m in models if m.path.is_dir()}
+    done = subprocess.run(
+        [sys.executable, "-c", _SMC_SCRIPT, *folders],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    said = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("["):
+            folder, text, failed = json.loads(line)
+            said[folders[folder]] = (text, failed)
+    flags = {m.name: False for m in models}
+    errors = []
+    for name, (text, failed) in said.items():
+        flags[name] = bool(failed) or SMC_FLAGGED in text
+        if failed:
+            errors.append(name)
+    flagged = next((m for m in models if flags[m.name] and m.name not in errors), None)
+    exit_status = None
+    if flagged is not None:
+        exit_status = subprocess.run(
+            [str(tool), "scan", "--dir", str(flagged.path)], capture_output=True, env=env
+        ).returncode
+    return {"flags": flags, "errors": sorted(errors), "exit_when_flagging": exit_status}
 
 
 def modelscan_tool() -> Path:
@@ -231,20 +251,29 @@ def modelscan_tool() -> Path:
 
 
 def modelscan_flags(models: Sequence[Any], env: dict[str, str]) -> dict[str, Any]:
-    """``modelscan -p X``, one process per model: found when it reports an issue (exit
-    status 1) or fails (2); 3 means it found no file it can scan."""
+    """``modelscan -p FOLDER -r json``, once per folder of models (harmful, clean): a
+    model is found when an issue or a scan error names one of its files."""
     tool = modelscan_tool()
-    status: dict[str, int] = {}
-
-    def run(model: Any) -> bool:
-        done = subprocess.run(
-            [str(tool), "-p", str(model.path)], capture_output=True, text=True, env=env
-        )
-        status[model.name] = done.returncode
-        return done.returncode in (1, 2)
-
-    flags = _each(models, run)
-    codes: dict[str, int] = {}
-    for code in status.values():
-        codes[str(code)] = codes.get(str(code), 0) + 1
-    return {"flags": flags, "exit_statuses": codes}
+    by_folder: dict[Path, dict[str, str]] = {}
+    for model in models:
+        by_folder.setdefault(model.path.parent, {})[model.path.name] = model.name
+    flags = {m.name: False for m in models}
+    statuses: dict[str, int] = {}
+    for folder, names in by_folder.items():
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "report.json"
+            done = subprocess.run(
+                [str(tool), "-p", str(folder), "-r", "json", "-o", str(out)],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=scratch,
+            )
+            statuses[folder.name] = done.returncode
+            report = json.loads(out.read_text()) if out.exists() else {}
+        for entry in [*report.get("issues", []), *report.get("errors", [])]:
+            source = str(entry.get("source", ""))
+            top = source.split("/", 1)[0].split(":", 1)[0]
+            if top in names:
+                flags[names[top]] = True
+    return {"flags": flags, "exit_statuses": statuses}

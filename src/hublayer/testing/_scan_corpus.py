@@ -76,6 +76,7 @@ class CorpusModel:
         secret: the secret file the model reads (its other forms sit next to it).
         setup: what the prover prepares before loading (``merge_source``,
             ``variables_outside``), or ``""``.
+        extra: what a setup needs (``checkpoint``: the outside checkpoint's prefix).
     """
 
     name: str
