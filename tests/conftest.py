@@ -52,3 +52,15 @@ def without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(builtins, "__import__", no_ray)
     for name in [m for m in list(sys.modules) if m == "ray" or m.startswith("ray.")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[Any]:
+    """A local Ray of 2 CPUs for one test module (Ray Data and Ray Train), shut down after it;
+    the module is skipped where Ray is not installed."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    pytest.importorskip("ray.train.tensorflow")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

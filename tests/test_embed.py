@@ -6,7 +6,6 @@ TF-written shards of PNG images with ``label`` and ``id``; a small image model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +73,6 @@ def _rows(out: Path) -> dict[bytes, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return testing.image_feature_vector(tmp_path_factory.mktemp("m") / "model", image_size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def _direct(model: str, files: list[Path]) -> dict[bytes, np.ndarray]:

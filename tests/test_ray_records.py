@@ -7,7 +7,6 @@ Ray: byte ranges from the offset index, CRC errors, schema mismatches.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +74,6 @@ def _flip(path: Path, record: int) -> int:
     data[offset + 12 + 3] ^= 0x01
     path.write_bytes(bytes(data))
     return offset
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("compression", ["", "GZIP", "ZLIB"])

@@ -6,7 +6,6 @@ One local Ray (``num_cpus=2``) for the module; small images and the tiny model.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,6 @@ from hublayer.cli import main
 from hublayer.errors import MissingExtraError
 
 pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.train.tensorflow")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ sharing each global batch must reach the weights one worker reaches with the sam
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,6 @@ OPTIONS: dict[str, Any] = {
     "patience": 5,
     "rescore": False,
 }
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.train.tensorflow")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
