@@ -5,7 +5,8 @@
 5. ``images``, ``tabular``, ``framing``,
 ``inspect`` (``_records.py``); 6. ``train`` (``_train.py``); 7. ``jax`` (``_jax.py``);
 8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``); 10. ``scan_detect``,
-``scan_cost`` (``_scan.py``); 11. ``train_ray`` (``_train_ray.py``).
+``scan_cost`` (``_scan.py``); 11. ``train_ray`` (``_train_ray.py``),
+``train_ray_finetune`` (``_train_ray_finetune.py``).
 
 Importing this package is light: TensorFlow is imported by a case when it runs.
 """
@@ -24,6 +25,7 @@ from benchmarks.cases import (
     _scan,
     _train,
     _train_ray,
+    _train_ray_finetune,
 )
 
 __all__ = ["CASES"]
@@ -38,5 +40,6 @@ CASES: tuple[CaseSpec, ...] = (
     *_demo.CASES,
     *_scale.CASES,
     *_train_ray.CASES,
+    *_train_ray_finetune.CASES,
     *_scan.CASES,
 )
