@@ -6,7 +6,7 @@
 ``inspect`` (``_records.py``); 6. ``train`` (``_train.py``); 7. ``jax`` (``_jax.py``);
 8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``); 10. ``scan_detect``,
 ``scan_cost`` (``_scan.py``); 11. ``train_ray`` (``_train_ray.py``),
-``train_ray_finetune`` (``_train_ray_finetune.py``).
+``train_ray_finetune`` (``_train_ray_finetune.py``), ``embed_ray`` (``_embed_ray.py``).
 
 Importing this package is light: TensorFlow is imported by a case when it runs.
 """
@@ -17,6 +17,7 @@ from benchmarks._harness import CaseSpec
 from benchmarks.cases import (
     _cache,
     _demo,
+    _embed_ray,
     _jax,
     _layers,
     _pin,
@@ -41,5 +42,6 @@ CASES: tuple[CaseSpec, ...] = (
     *_scale.CASES,
     *_train_ray.CASES,
     *_train_ray_finetune.CASES,
+    *_embed_ray.CASES,
     *_scan.CASES,
 )
