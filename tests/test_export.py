@@ -56,7 +56,9 @@ def test_round_trip_through_keras_layer_fine_tunes(tmp_path: Path) -> None:
     np.testing.assert_allclose(layer(x), model(x, training=False), atol=1e-5)
     classifier(x)
     assert len(classifier.losses) == 1  # the exported L2 term
-    classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    classifier.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     kernel = next(w for w in layer.trainable_weights if "conv" in w.path and w.ndim == 4)
     before = kernel.numpy().copy()
     classifier.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
