@@ -14,7 +14,7 @@ from types import ModuleType
 
 from hublayer.errors import MissingExtraError
 
-__all__ = ["ENGINES", "check_engine", "require_ray", "start_ray"]
+__all__ = ["ENGINES", "check_engine", "model_workers", "require_ray", "start_ray"]
 
 ENGINES = ("local", "ray")
 logger = logging.getLogger("hublayer")
@@ -68,3 +68,21 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> Mod
         else:
             ray.init(address=address, log_to_driver=True)
     return ray
+
+
+def model_workers(
+    cpus: float, memory: float | None = None, *, cpus_each: int = 2, memory_each: float = 2 << 30
+) -> int:
+    """The default number of Ray workers that each hold a model (embedding actors, training
+    workers): one per ``cpus_each`` CPUs, at most one per ``memory_each`` bytes of
+    ``memory``, at least 1. Not one per CPU: every worker loads TensorFlow and the model,
+    whose op threads use the cores it finds.
+
+    Example:
+        >>> model_workers(16), model_workers(64, memory=8 * 2**30), model_workers(2)
+        (8, 4, 1)
+    """
+    workers = int(cpus) // cpus_each
+    if memory:
+        workers = min(workers, int(memory // memory_each))
+    return max(workers, 1)

@@ -50,8 +50,8 @@ def _keep(value: str | None) -> tuple[str, ...]:
     show_default=True,
 )
 @ray_options(
-    engine='local: tf.data here; ray: Ray Data and model actors (pip install "hublayer[ray]").',
-    workers="Model actors with --engine ray [default: the cluster's CPUs less one].",
+    engine='local: this machine; ray: Ray Data and model actors (pip install "hublayer[ray]").',
+    workers="Model actors with --engine ray [default: one per 2 CPUs, at most one per 2 GiB].",
     address="Ray cluster to join (ray://host:10001, auto) [default: a local Ray].",
 )
 @click.option(

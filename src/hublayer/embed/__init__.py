@@ -2,9 +2,9 @@
 
 ``hublayer.embed(model, inputs, out_dir)`` (this package is callable) writes one output
 shard per input shard, each atomically, and skips shards that a previous run finished.
-It runs on this machine (``engine="local"``, tf.data) or on Ray (``engine="ray"``: Ray
-Data reads with :func:`hublayer.records.ray_dataset`, a pool of actors each loads the
-model once). The CLI is ``hublayer embed``.
+It runs on this machine (``engine="local"``, hublayer's reader and parser) or on Ray
+(``engine="ray"``: Ray Data reads with :func:`hublayer.records.ray_dataset`, a pool of
+actors each loads the model once). The CLI is ``hublayer embed``.
 
 Example:
     >>> import hublayer

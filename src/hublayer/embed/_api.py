@@ -235,10 +235,10 @@ def embed(
         batch_size: examples per model call.
         keep: features copied from each input record to its output row.
         format: ``"tfrecord"`` (``tf.train.Example`` rows) or ``"parquet"``.
-        engine: ``"local"`` (tf.data on this machine) or ``"ray"`` (Ray Data, model
-            actors; needs ``pip install "hublayer[ray]"``).
-        num_workers: model actors for ``engine="ray"``; default: the cluster's CPUs
-            less one, which the read tasks use.
+        engine: ``"local"`` (hublayer's reader and parser on this machine) or ``"ray"``
+            (Ray Data, model actors; needs ``pip install "hublayer[ray]"``).
+        num_workers: model actors for ``engine="ray"``; default: one per 2 CPUs of the
+            cluster, at most one per 2 GiB of its memory (each actor holds the model).
         address: the Ray cluster to join; None starts a local Ray (or uses the one
             already started in this process).
         progress: draw a progress bar (default: ``$HUBLAYER_PROGRESS``, else on a TTY).

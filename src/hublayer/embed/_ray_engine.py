@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from hublayer import records
-from hublayer._ray import require_ray, start_ray
+from hublayer._ray import model_workers, require_ray, start_ray
 from hublayer.embed._job import Job
 from hublayer.embed._output import EMBEDDING, ShardOutput
 from hublayer.errors import HublayerError, RecordError
@@ -107,8 +107,10 @@ def run_ray(
     """Embed every pending shard of ``job`` on Ray; returns (rows, records skipped, workers)."""
     ray = start_ray(address)
     data = require_ray("engine='ray'", "ray.data")
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    workers = num_workers or max(int(cpus) - 1, 1)
+    resources = ray.cluster_resources()
+    cpus = float(resources.get("CPU", 1.0))
+    # Each actor holds the model: one per 2 CPUs, at most one per 2 GiB, not one per CPU.
+    workers = num_workers or model_workers(cpus, resources.get("memory"))
     # Actors that took every CPU would leave none to the read tasks: a deadlock. The
     # share is a scheduling label only; TensorFlow in an actor uses the cores it finds.
     actor_cpus = min(1.0, max(cpus - 1.0, 0.5) / workers)

@@ -55,7 +55,7 @@ import filelock
 import numpy as np
 
 from hublayer import config
-from hublayer._ray import require_ray, start_ray
+from hublayer._ray import model_workers, require_ray, start_ray
 from hublayer.errors import TrainingError
 from hublayer.train._data import Source
 from hublayer.train._embeddings import Embeddings, _load, _store, entry_key
@@ -74,16 +74,13 @@ ACTOR_CPUS = 2
 def default_workers(cpus: float, memory: float | None = None) -> int:
     """The default number of embedding actors for a cluster of ``cpus`` CPUs and
     ``memory`` bytes: one per :data:`ACTOR_CPUS` CPUs, at most one per
-    :data:`ACTOR_MEMORY` bytes, at least 1.
+    :data:`ACTOR_MEMORY` bytes, at least 1 (:func:`hublayer._ray.model_workers`).
 
     Example:
         >>> default_workers(16), default_workers(64, memory=8 * 2**30), default_workers(2)
         (8, 4, 1)
     """
-    workers = int(cpus) // ACTOR_CPUS
-    if memory:
-        workers = min(workers, int(memory // ACTOR_MEMORY))
-    return max(workers, 1)
+    return model_workers(cpus, memory, cpus_each=ACTOR_CPUS, memory_each=ACTOR_MEMORY)
 
 
 @dataclass

@@ -62,11 +62,14 @@ def default_workers(resources: dict[str, float]) -> int:
     """The default ``num_workers`` for fine-tuning on a cluster with ``resources``
     (``ray.cluster_resources()``): one worker per 2 CPUs, no more than the cluster has
     4 GiB units of memory, at least 1. Not one per CPU: each worker holds the model."""
-    workers = int(resources.get("CPU", 1.0) // CPUS_PER_WORKER)
-    memory = resources.get("memory")
-    if memory:
-        workers = min(workers, int(memory // MEMORY_PER_WORKER))
-    return max(workers, 1)
+    from hublayer._ray import model_workers
+
+    return model_workers(
+        resources.get("CPU", 1.0),
+        resources.get("memory"),
+        cpus_each=CPUS_PER_WORKER,
+        memory_each=MEMORY_PER_WORKER,
+    )
 
 
 def all_reduce_sum(strategy: Any, value: np.ndarray) -> np.ndarray:
