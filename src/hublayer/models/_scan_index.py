@@ -23,7 +23,7 @@ from typing import Any
 from google.protobuf import message
 
 from hublayer.models._scan_proto import AssetFileDef
-from hublayer.models._scan_registry import FUNCTION_ATTRS, TENSORFLOW_OPS
+from hublayer.models._scan_registry import FUNCTION_ATTRS, tensorflow_ops
 from hublayer.models._scan_report import Finding
 from hublayer.models._scan_rules import ASSET_ESCAPE_WHY, HIGH
 
@@ -141,7 +141,7 @@ def _callees(node: Any, functions: dict[str, _Context]) -> list[str]:
     op = node.op
     names = [op] if op in functions else []
     attrs = node.attr
-    if op in TENSORFLOW_OPS:
+    if op in tensorflow_ops():
         for key in FUNCTION_ATTRS.get(op, ()):
             if key in attrs:
                 names.extend(_attr_functions(attrs[key]))

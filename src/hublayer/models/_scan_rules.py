@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from hublayer.models._scan_ops import op_class
-from hublayer.models._scan_registry import TENSORFLOW_OPS, TF_VERSION
+from hublayer.models._scan_registry import TF_VERSION
 
 __all__ = ["HIGH", "MEDIUM", "Check", "Rule", "Severity", "rule_for"]
 
@@ -76,14 +76,11 @@ class Rule:
     severity: Severity = HIGH
 
 
-#: Why an op outside TensorFlow's registry and the vetted op libraries is refused.
+#: Why an op the table does not classify is refused: an op of a custom op library, or
+#: one a TensorFlow newer than the table's added (the table holds every op of its version).
 UNREGISTERED_WHY = (
-    "not a TensorFlow op nor one of a vetted op library: a custom op library runs native "
-    "code the scan cannot see"
-)
-#: Why a registered op the table does not classify is refused.
-UNCLASSIFIED_WHY = (
-    f"an op the scan's table (reviewed for TensorFlow {TF_VERSION}) does not classify yet"
+    f"not an op of TensorFlow {TF_VERSION} nor of a vetted op library: a custom op library "
+    "runs native code the scan cannot see, and a newer op is unknown until it is reviewed"
 )
 #: Why an asset whose path leaves the model's ``assets/`` folder is refused.
 ASSET_ESCAPE_WHY = (
@@ -105,7 +102,7 @@ def rule_for(op: str) -> Rule | None:
     """
     found = op_class(op)
     if found is None:
-        return Rule(UNCLASSIFIED_WHY if op in TENSORFLOW_OPS else UNREGISTERED_WHY)
+        return Rule(UNREGISTERED_WHY)
     if found.kind == "allow":
         return None
     if found.kind == "deny":
