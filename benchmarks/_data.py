@@ -50,6 +50,7 @@ __all__ = [
     "factory_model",
     "image_batch",
     "jpeg_records",
+    "local_ray",
     "tabular_records",
     "tar_gz",
 ]
@@ -299,3 +300,16 @@ def image_batch(batch: int = 32, size: int = 224, *, seed: int = 4) -> np.ndarra
     """A deterministic batch of float32 images in [0, 1], shape ``(batch, size, size, 3)``."""
     rng = np.random.default_rng(seed)
     return rng.random((batch, size, size, 3), dtype=np.float32)
+
+
+def local_ray(*modules: str) -> Any:
+    """Ray on this machine with every core, started once per process (cases call it before
+    their timed runs), with Ray Data's progress bars off; ``modules`` (``"ray.train"``...)
+    must import too, else :class:`~benchmarks._harness.NotYet`."""
+    ray = require("ray")
+    for module in modules:
+        require(module)
+    if not ray.is_initialized():
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        require("ray.data").DataContext.get_current().enable_progress_bars = False
+    return ray

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks._data import factory_model, jpeg_records
+from benchmarks._data import factory_model, jpeg_records, local_ray
 from benchmarks._harness import CaseResult, CaseSpec, InProcess, Plan, Ratio, require
 from benchmarks._suites import Suite
 
@@ -42,14 +42,6 @@ __all__ = ["CASES"]
 LOCAL = "embed, engine=local"
 RAY = "embed, engine=ray, 2 workers"
 WORKERS, BATCH, SIZE, SHARDS, SEED = 2, 64, 224, 10, 7
-
-
-def _ray() -> Any:
-    ray = require("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-        ray.data.DataContext.get_current().enable_progress_bars = False
-    return ray
 
 
 def _timed_embedder(base: type, log_dir: str) -> type:
@@ -140,7 +132,7 @@ def _embed(model: str, files: tuple[str, ...], out: Path, logs: Path | None) -> 
     embed = require("hublayer.embed", "embed").embed
     options: dict[str, Any] = {"engine": "local"}
     if logs is not None:
-        _ray()
+        local_ray()
         options = {"engine": "ray", "num_workers": WORKERS}
 
     def run() -> dict[str, Any]:

@@ -17,14 +17,13 @@ Three comparisons in one run, on a local Ray started by the case (all cores):
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._data import factory_model, jpeg_records, tabular_records
+from benchmarks._data import factory_model, jpeg_records, local_ray, tabular_records
 from benchmarks._harness import CaseResult, CaseSpec, InProcess, Plan, Ratio, require
 from benchmarks._suites import Suite
 
@@ -39,14 +38,6 @@ PLAIN = "embed: plain loop (tf.data -> KerasLayer -> TFRecordWriter)"
 BATCH = 64
 
 
-def _ray() -> Any:
-    ray = require("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-        ray.data.DataContext.get_current().enable_progress_bars = False
-    return ray
-
-
 def _consume(dataset: Any) -> dict[str, Any]:
     rows = 0
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -56,20 +47,20 @@ def _consume(dataset: Any) -> dict[str, Any]:
 
 def _read_ours(files: tuple[str, ...]) -> Callable[[], Any]:
     records = require("hublayer.records", "ray_dataset")
-    _ray()
+    local_ray()
     schema = records.inspect(list(files))
     return lambda: _consume(records.ray_dataset(list(files), schema))
 
 
 def _read_ray(files: tuple[str, ...]) -> Callable[[], Any]:
-    ray = _ray()
+    ray = local_ray()
     return lambda: _consume(ray.data.read_tfrecords(list(files)))
 
 
 def _embed(model: str, files: tuple[str, ...], out: Path, **options: Any) -> Callable[[], Any]:
     embed = require("hublayer.embed", "embed").embed
     if options.get("engine") == "ray":
-        _ray()
+        local_ray()
 
     def run() -> dict[str, Any]:
         result = embed(model, list(files), out, keep=["label"], batch_size=BATCH, **options)

@@ -18,13 +18,12 @@ on 16 cores and on 4 nodes of 16 cores, under stated assumptions (see
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks._data import factory_model, jpeg_records
+from benchmarks._data import factory_model, jpeg_records, local_ray
 from benchmarks._harness import CaseResult, CaseSpec, InProcess, Plan, Ratio, require
 from benchmarks._suites import Suite
 
@@ -35,20 +34,12 @@ RAY = "fit_classifier, engine=ray, 2 actors"
 ACTORS, EPOCHS, BATCH, SIZE, SHARDS, VAL_SHARDS, SEED = 2, 3, 32, 224, 10, 2, 0
 
 
-def _ray() -> Any:
-    ray = require("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-        ray.data.DataContext.get_current().enable_progress_bars = False
-    return ray
-
-
 def _fit(
     model: str, train: Sequence[str], validation: Sequence[str], cache: str, **engine: Any
 ) -> Callable[[], Any]:
     train_api = require("hublayer.train", "fit_classifier")
     if engine.get("engine") == "ray":
-        _ray()
+        local_ray()
 
     def run() -> dict[str, Any]:
         result = train_api.fit_classifier(

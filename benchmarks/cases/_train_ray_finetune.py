@@ -29,13 +29,12 @@ cores) is a goal this case chose. The notes give the per-worker split of the exa
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks._data import factory_model, jpeg_records
+from benchmarks._data import factory_model, jpeg_records, local_ray
 from benchmarks._harness import CaseResult, CaseSpec, InProcess, Plan, Ratio, require
 from benchmarks._suites import Suite
 
@@ -45,14 +44,6 @@ LOCAL = "fit_classifier fine_tune, engine=local"
 RAY = "fit_classifier fine_tune, engine=ray, 2 workers"
 WORKERS, HEAD_EPOCHS, FT_EPOCHS, BATCH, SHARDS, VAL_SHARDS, SEED = 2, 1, 2, 32, 6, 1, 0
 PHASES = ("head", "fine_tune")
-
-
-def _ray() -> Any:
-    ray = require("ray")
-    require("ray.train.tensorflow")
-    if not ray.is_initialized():
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    return ray
 
 
 def _fit(
@@ -65,7 +56,7 @@ def _fit(
 ) -> Callable[[], Any]:
     train_api = require("hublayer.train", "fit_classifier")
     if engine.get("engine") == "ray":
-        _ray()
+        local_ray("ray.train.tensorflow")
 
     def run() -> dict[str, Any]:
         result = train_api.fit_classifier(
