@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from hublayer.cli._notes import notes_shown
+from hublayer.cli._range_option import input_range_option, parse_input_range
 from hublayer.cli._ray_options import ray_options
 
 __all__ = ["embed"]
@@ -54,13 +55,7 @@ def _keep(value: str | None) -> tuple[str, ...]:
     workers="Model actors with --engine ray [default: one per 2 CPUs, at most one per 2 GiB].",
     address="Ray cluster to join (ray://host:10001, auto) [default: a local Ray].",
 )
-@click.option(
-    "--input-range",
-    "input_range",
-    metavar="LOW,HIGH",
-    help="Value range the model's images take, such as -1,1 [default: what the model "
-    "declares, else 0,1, assumed from TF Hub's convention].",
-)
+@input_range_option
 @click.option(
     "--on-error",
     type=click.Choice(["raise", "skip"]),
@@ -104,7 +99,6 @@ def embed(
       hublayer embed models/encoder "gs-mounted/*.tfrecord" --out emb --engine ray \\
           --address auto
     """
-    from hublayer.cli._train import _input_range
     from hublayer.embed import embed as run_embed
 
     if engine == "local" and (workers is not None or address is not None):
@@ -128,7 +122,7 @@ def embed(
             address=address,
             progress=progress,
             on_error=on_error,
-            input_range=_input_range(input_range),
+            input_range=parse_input_range(input_range),
         )
     click.echo(result.preprocessing)
     click.echo(str(result))

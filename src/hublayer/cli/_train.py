@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from hublayer.cli._notes import show_notes
+from hublayer.cli._range_option import input_range_option, parse_input_range
 from hublayer.cli._ray_options import ray_options
 from hublayer.cli._table import table
 
@@ -28,17 +29,6 @@ def _unfreeze(value: str) -> int | str:
         raise click.BadParameter(
             f"expected 'all' or a number of blocks, received {value!r}", param_hint="--unfreeze"
         ) from None
-
-
-def _input_range(value: str | None) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    from hublayer._specs import check_range
-
-    try:
-        return check_range(value, name="--input-range")
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--input-range") from None
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -82,13 +72,7 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
     help="Resize images to this square size [default: the model's input size].",
 )
 @click.option("--text", "text_feature", help="Feature holding the text [default: the only one].")
-@click.option(
-    "--input-range",
-    "input_range",
-    metavar="LOW,HIGH",
-    help="Value range the model's images take, such as -1,1 [default: what the model "
-    "declares, else 0,1, assumed from TF Hub's convention].",
-)
+@input_range_option
 @click.option(
     "--mode",
     type=click.Choice(["feature_extraction", "fine_tune"]),
@@ -243,7 +227,7 @@ def train(
         resume=not restart,
         progress=progress,
         pipeline=pipeline,
-        input_range=_input_range(input_range),
+        input_range=parse_input_range(input_range),
         engine=engine,
         num_workers=workers,
         address=address,
