@@ -11,10 +11,19 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
+from typing import Any
 
-from hublayer.errors import MissingExtraError
+from hublayer.errors import HublayerError, MissingExtraError
 
-__all__ = ["ENGINES", "check_engine", "model_workers", "require_ray", "start_ray"]
+__all__ = [
+    "ENGINES",
+    "check_engine",
+    "file_runs",
+    "hublayer_error",
+    "model_workers",
+    "require_ray",
+    "start_ray",
+]
 
 ENGINES = ("local", "ray")
 logger = logging.getLogger("hublayer")
@@ -86,3 +95,33 @@ def model_workers(
     if memory:
         workers = min(workers, int(memory // memory_each))
     return max(workers, 1)
+
+
+def hublayer_error(error: BaseException) -> BaseException:
+    """The hublayer error inside a Ray task error (its ``cause`` chain), when there is one,
+    else ``error`` itself: what a Ray job re-raises to the caller."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, HublayerError):
+            return seen
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__
+    return error
+
+
+def file_runs(files: Any) -> list[tuple[str, int, int]]:
+    """Contiguous runs of one file name in a batch's file column: ``(file, start, stop)``.
+
+    Example:
+        >>> import numpy as np
+        >>> file_runs(np.array(["a", "a", "b"]))
+        [('a', 0, 2), ('b', 2, 3)]
+    """
+    import numpy as np
+
+    if not len(files):
+        return []
+    change = np.flatnonzero(files[1:] != files[:-1]) + 1
+    starts = [0, *change.tolist()]
+    stops = [*change.tolist(), len(files)]
+    return [(str(files[a]), a, b) for a, b in zip(starts, stops, strict=True)]

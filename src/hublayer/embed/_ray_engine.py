@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from hublayer import records
-from hublayer._ray import model_workers, require_ray, start_ray
+from hublayer._ray import file_runs, hublayer_error, model_workers, require_ray, start_ray
 from hublayer.embed._job import Job
 from hublayer.embed._output import EMBEDDING, ShardOutput
-from hublayer.errors import HublayerError, RecordError
+from hublayer.errors import RecordError
 
 __all__ = ["run_ray"]
 
@@ -59,27 +59,6 @@ class _Embedder:
         embeddings = np.asarray(self.call(self.parse(serialized)), dtype=np.float32)
         batch[EMBEDDING] = embeddings.reshape(len(embeddings), -1)
         return batch
-
-
-def _runs(files: np.ndarray) -> list[tuple[str, int, int]]:
-    """Contiguous runs of one file name: ``(file, start, stop)``."""
-    if not len(files):
-        return []
-    change = np.flatnonzero(files[1:] != files[:-1]) + 1
-    starts = [0, *change.tolist()]
-    stops = [*change.tolist(), len(files)]
-    return [(str(files[a]), a, b) for a, b in zip(starts, stops, strict=True)]
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    """The hublayer error inside a Ray task error, when there is one."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, HublayerError):
-            return seen
-        cause = getattr(seen, "cause", None)
-        seen = cause if isinstance(cause, BaseException) else seen.__cause__
-    return error
 
 
 _REPORT_WAIT = 120.0  # seconds a finished read task may take to report its counts
@@ -143,7 +122,7 @@ def run_ray(
         for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
             files = batch.pop(_FILE)
             embeddings = batch.pop(EMBEDDING)
-            for file, start, stop in _runs(files):
+            for file, start, stop in file_runs(files):
                 if file != current_file:
                     if current is not None:
                         bad += _finish(job, skipped, current, current_file)
@@ -160,7 +139,7 @@ def run_ray(
     except BaseException as error:
         if current is not None:
             current.abort()
-        cause = _unwrap(error)
+        cause = hublayer_error(error)
         if cause is not error:
             raise cause.with_traceback(None) from None
         raise

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from hublayer import records
-from hublayer._ray import require_ray
-from hublayer.errors import HublayerError, TrainingError
+from hublayer._ray import file_runs, hublayer_error, require_ray
+from hublayer.errors import TrainingError
 from hublayer.train._data import Source
 from hublayer.train._progress import Mode, Ticker
 
@@ -41,16 +41,6 @@ _FEATURES = "__hublayer_features"
 _ACTOR = "__hublayer_actor"
 _SECONDS = "__hublayer_seconds"
 _READY = "__hublayer_ready"
-
-
-def _runs(files: np.ndarray) -> list[tuple[str, int, int]]:
-    """Contiguous runs of one file name: ``(file, start, stop)``."""
-    if not len(files):
-        return []
-    change = np.flatnonzero(files[1:] != files[:-1]) + 1
-    starts = [0, *change.tolist()]
-    stops = [*change.tolist(), len(files)]
-    return [(str(files[a]), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
 class _Embedder:
@@ -97,7 +87,7 @@ class _Embedder:
         files = batch[_FILE]
         raw = batch[_RAW]
         outputs = []
-        for file, start, stop in _runs(files):
+        for file, start, stop in file_runs(files):
             parse = self.parsers[self.split_of[file]]
             inputs = parse(self.tf.constant([bytes(r) for r in raw[start:stop]]))
             output = np.asarray(self.forward(inputs), dtype=np.float32)
@@ -111,17 +101,6 @@ class _Embedder:
             _SECONDS: np.full(rows, seconds / max(rows, 1)),
             _READY: np.full(rows, self.ready),
         }
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    """The hublayer error inside a Ray task error, when there is one."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, HublayerError):
-            return seen
-        cause = getattr(seen, "cause", None)
-        seen = cause if isinstance(cause, BaseException) else seen.__cause__
-    return error
 
 
 def run_pass(
@@ -181,7 +160,7 @@ def run_pass(
     try:
         for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
             features = batch[_FEATURES]
-            for file, start, stop in _runs(batch[_FILE]):
+            for file, start, stop in file_runs(batch[_FILE]):
                 by_file.setdefault(file, []).append(features[start:stop])
             for actor in np.unique(batch[_ACTOR]):
                 mine = batch[_ACTOR] == actor
@@ -193,7 +172,7 @@ def run_pass(
                 report["startup_s"][name] = round(max(ready - began, 0.0), 3)
             ticker.update(len(features))
     except BaseException as error:
-        cause = _unwrap(error)
+        cause = hublayer_error(error)
         if cause is not error:
             raise cause.with_traceback(None) from None
         raise
