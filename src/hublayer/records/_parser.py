@@ -19,7 +19,7 @@ from typing import Any
 
 from hublayer.records._match import ImagePlan, Plan, TensorPlan, plan
 from hublayer.records._options import ImageOptions
-from hublayer.records._pipeline import _build
+from hublayer.records._parse import build_parse
 from hublayer.records._schema import Schema
 
 __all__ = ["ExampleParser", "parser"]
@@ -39,8 +39,8 @@ class ExampleParser:
         import tensorflow as tf
 
         self.plan = the_plan
-        single = _build(tf, the_plan, batched=False)
-        batched = _build(tf, the_plan, batched=True)
+        single = build_parse(tf, the_plan, batched=False)
+        batched = build_parse(tf, the_plan, batched=True)
         ragged = any(isinstance(i, TensorPlan) and i.shape is None for i in the_plan.inputs)
 
         def parse(serialized: Any) -> Any:

@@ -15,19 +15,8 @@ Choices measured on 2 cores (TF 2.21; 200k tabular records, 3k JPEGs at 256x256)
   example in all, against 1.5 µs through ``flat_map``; interleave costs about 0.2 µs
   and the shuffle buffer 0.55 µs per example.
 - Batching before ``parse_example`` is 10-20x faster than ``map(parse_single_example)``.
-- For images the decode dominates; it runs per image in a parallel map. Resizing a
-  float32 image costs about 190 µs against 255 µs for uint8 input, so images are cast
-  first: 590-640 µs of CPU per 256 px JPEG resized to 224 (the same values as the
-  tutorials' decode + resize + /255, which takes 720-760 µs). The JPEG decode alone is
-  about 420 µs, mostly entropy decoding, so ``crop="center"`` saves little in the decode
-  itself (``decode_and_crop_jpeg``: about 405 µs) but from 256 to 224 needs no resize:
-  465-540 µs in all.
-- Measured and rejected (no gain beyond noise, or slower): ``dct_method="INTEGER_FAST"``
-  (under 1 %; libjpeg-turbo's SIMD default is as fast), one resize per batch instead of
-  per image (2 % slower), batching uint8 images and converting per batch (same), resizing
-  uint8 (16 % slower), ``parse_example`` per batch then ``map_fn`` (2 %, in the noise),
-  a fixed ``num_parallel_calls=2``, ``max_intra_op_parallelism=1`` and private thread
-  pools of 2 or 3 (same CPU per image).
+- For images the decode dominates; it runs per image in a parallel map (the decode
+  and its measured choices are in :mod:`._parse`).
 - Maps, batching and prefetch use AUTOTUNE; order is free (``deterministic=False``)
   unless a seed is given or shuffling is off.
 - Tabular pipelines run with tf.data's autotuning model off (AUTOTUNE then means one
@@ -59,8 +48,9 @@ from hublayer.errors import SchemaError
 from hublayer.records._files import Files, expand_files, file_size, is_url
 from hublayer.records._framing import detect_compression
 from hublayer.records._inspect import inspect
-from hublayer.records._match import ImagePlan, Plan, TensorPlan, plan
+from hublayer.records._match import TensorPlan, plan
 from hublayer.records._options import ImageOptions
+from hublayer.records._parse import build_parse
 from hublayer.records._reader import Reader
 from hublayer.records._schema import Schema
 
@@ -152,117 +142,6 @@ def _check(batch_size: int, shuffle: bool | int, repeat: bool | int) -> None:
         raise ValueError(
             f"Expected repeat to be True, False or a count >= 1. Received: {repeat!r}."
         )
-
-
-def _parse_spec(tf: Any, p: Plan) -> dict[str, Any]:
-    spec: dict[str, Any] = {}
-    for item in [*p.inputs, *([p.label] if p.label else [])]:
-        if isinstance(item, ImagePlan):
-            spec[item.feature] = tf.io.FixedLenFeature([], tf.string)
-        elif item.shape is None:
-            spec[item.feature] = tf.io.RaggedFeature(item.dtype, row_splits_dtype=tf.int64)
-        else:
-            spec[item.feature] = tf.io.FixedLenFeature(list(item.shape), item.dtype)
-    return spec
-
-
-def _center_window(height: int, width: int, p: ImagePlan) -> tuple[int, int]:
-    """The size of the central crop with the target's aspect ratio (static sizes)."""
-    scale = min(height / p.height, width / p.width) * p.crop_fraction
-    return max(1, min(height, round(p.height * scale))), max(1, min(width, round(p.width * scale)))
-
-
-def _window(tf: Any, hw: Any, p: ImagePlan) -> Any:
-    """``[top, left, height, width]`` of the central crop of an image of size ``hw``."""
-    size = tf.cast(hw, tf.float32)
-    target = tf.constant([p.height, p.width], tf.float32)
-    scale = tf.reduce_min(size / target) * p.crop_fraction
-    crop = tf.cast(tf.clip_by_value(tf.round(target * scale), 1.0, size), tf.int32)
-    return tf.concat([(hw - crop) // 2, crop], 0)
-
-
-def _decode(tf: Any, data: Any, p: ImagePlan) -> Any:
-    """One encoded image to ``[height, width, channels]`` of the plan's dtype and range.
-
-    The window and the resize follow each image's own size, so an image the sampled
-    schema did not see still decodes; when the schema says no resize is needed, a cheap
-    check skips it.
-    """
-    if p.crop == "center" and p.jpeg_only:
-        window = _window(tf, tf.io.extract_jpeg_shape(data)[:2], p)
-        image = tf.io.decode_and_crop_jpeg(data, window, channels=p.channels)
-    else:
-        if p.jpeg_only:
-            image = tf.io.decode_jpeg(data, channels=p.channels)
-        else:
-            image = tf.io.decode_image(data, channels=p.channels, expand_animations=False)
-        if p.crop == "center":
-            window = _window(tf, tf.shape(image)[:2], p)
-            image = tf.slice(image, [window[0], window[1], 0], [window[2], window[3], -1])
-    expected = p.source_size
-    if expected is not None and p.crop == "center":
-        expected = _center_window(*expected, p)
-    target = [p.height, p.width]
-    likely_fits = expected == (p.height, p.width)
-    fits = tf.reduce_all(tf.equal(tf.shape(image)[:2], target)) if likely_fits else None
-
-    def resized() -> Any:
-        return tf.image.resize(tf.cast(image, tf.float32), target)
-
-    if p.dtype == "uint8":
-
-        def resized_uint8() -> Any:
-            return tf.cast(tf.clip_by_value(tf.round(resized()), 0.0, 255.0), tf.uint8)
-
-        image = tf.cond(fits, lambda: image, resized_uint8) if likely_fits else resized_uint8()
-    else:
-        as_float = tf.cast(image, tf.float32) if likely_fits else None
-        image = tf.cond(fits, lambda: as_float, resized) if likely_fits else resized()
-        low, high = p.value_range
-        if (low, high) != (0.0, 255.0):
-            image = image * ((high - low) / 255.0)
-            if low:
-                image = image + low
-        image = tf.cast(image, p.dtype)
-    image.set_shape([p.height, p.width, p.channels])
-    return image
-
-
-def _finish(tf: Any, item: TensorPlan, value: Any, batched: bool) -> Any:
-    if item.cast is not None:
-        value = tf.cast(value, item.cast)
-    if item.reshape is not None:
-        value = tf.reshape(value, [-1, *item.reshape] if batched else list(item.reshape))
-    if item.rank2_text:
-        value = tf.expand_dims(value, -1)
-    return value
-
-
-def _outputs(p: Plan, values: dict[str, Any]) -> Any:
-    features = (
-        values[p.inputs[0].output] if p.single else {i.output: values[i.output] for i in p.inputs}
-    )
-    if p.label is None:
-        return features
-    return features, values["\0label"]
-
-
-def _build(tf: Any, p: Plan, batched: bool) -> Any:
-    spec = _parse_spec(tf, p)
-
-    def parse(serialized: Any) -> Any:
-        parsed = (tf.io.parse_example if batched else tf.io.parse_single_example)(serialized, spec)
-        values: dict[str, Any] = {}
-        for item in p.inputs:
-            if isinstance(item, ImagePlan):
-                values[item.output] = _decode(tf, parsed[item.feature], item)
-            else:
-                values[item.output] = _finish(tf, item, parsed[item.feature], batched)
-        if p.label is not None:
-            values["\0label"] = parsed[p.label.feature]
-        return _outputs(p, values)
-
-    return parse
 
 
 def dataset(
@@ -380,7 +259,7 @@ def dataset(
     full = repeat is True
     if the_plan.images:
         batches = records.map(
-            _build(tf, the_plan, batched=False),
+            build_parse(tf, the_plan, batched=False),
             num_parallel_calls=autotune,
             deterministic=deterministic,
         )
@@ -391,7 +270,7 @@ def dataset(
             batches = batches.batch(batch_size, drop_remainder=full)
     else:
         batches = records.batch(batch_size, drop_remainder=full).map(
-            _build(tf, the_plan, batched=True),
+            build_parse(tf, the_plan, batched=True),
             num_parallel_calls=autotune,
             deterministic=deterministic,
         )
