@@ -11,7 +11,8 @@ Layout:
   cold starts).
 - ``_data.py``: deterministic synthetic data, cached under ``benchmarks/.data/``.
 - ``_suites.py``: sizes of the quick and full suites.
-- ``_report.py``: the JSON file and the Markdown table.
+- ``_results.py`` / ``_verdict.py``: figures, their intervals and verdicts.
+- ``_store.py``: the JSON files; ``_report.py``: the Markdown table drawn from them.
 - ``cases/``: one module per group of cases; ``peers/``: code that runs only in the
   peers' own processes (``tensorflow_hub`` + ``tf_keras``, cold starts).
 """

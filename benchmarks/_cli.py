@@ -29,7 +29,8 @@ from typing import Any
 
 from benchmarks._env import environment, provenance
 from benchmarks._harness import CaseResult, CaseSpec, run_case
-from benchmarks._report import HERE, fmt_seconds, ratio_text, redraw_results, write_results
+from benchmarks._report import fmt_seconds, ratio_text
+from benchmarks._store import HERE, redraw_results, write_results
 from benchmarks._subprocess import ROOT, child_env
 from benchmarks._suites import SUITES
 

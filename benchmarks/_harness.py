@@ -17,8 +17,9 @@ case names its figures):
   bootstrap interval over the paired rounds (``low``, ``high``), the ratio of the
   fastest runs (``min_value``), and a ``verdict``: "met" only when the whole interval
   meets the target, "not met" when none of it does, "within noise" otherwise (see
-  ``_verdict.py``). The summary says "yes" only for "met". Give a case at least 5
-  rounds (``reps``) where it can afford them: 3 pairs make a wide interval.
+  ``_verdict.py``). The summary says "yes" only for "met". A figure from fewer than 5
+  paired rounds gets no verdict ("too few runs: n=K") and a min-max, not a 90 %
+  interval: give a case at least 5 rounds (``reps`` and ``min_reps``) where it wants one.
 - **Nothing measured is typed.** A note that states a figure (cores, an output
   difference, a record count) is a callable ``note(result) -> str | None``, resolved
   after the runs: ``result.contender(name).stats.cores``, ``.stats.cpu``,
@@ -43,12 +44,12 @@ Example:
     >>> plan = Plan(
     ...     [a, b],
     ...     [Ratio("sleep 1 ms", "sleep 2 ms", "time", "<= 1.0")],
-    ...     reps=3,
+    ...     reps=5,
     ...     notes=[lambda r: f"{r.contender('sleep 1 ms').stats.n} runs of each"],
     ... )
     >>> result = run_plan("demo", "two sleeps", plan, log=lambda line: None)
     >>> [c.status for c in result.contenders], result.notes[0]
-    (['ok', 'ok'], '3 runs of each')
+    (['ok', 'ok'], '5 runs of each')
     >>> r = result.ratio("sleep 1 ms", "sleep 2 ms")
     >>> r.low <= r.value <= r.high, r.verdict in ("met", "within noise", "not met")
     (True, True)
@@ -76,7 +77,7 @@ from benchmarks._results import (
     Status,
     compute_ratio,
 )
-from benchmarks._verdict import Verdict, check_target
+from benchmarks._verdict import MIN_PAIRS, Verdict, check_target
 
 __all__ = [
     "CaseResult",
@@ -110,7 +111,8 @@ class Plan:
         ratios: the figures to compute from the medians.
         warmup: untimed runs of each contender before the rounds.
         reps: timed rounds (each contender once per round).
-        min_reps: rounds always run, even when ``budget_s`` is spent.
+        min_reps: rounds always run, even when ``budget_s`` is spent (5 by default: the
+            fewest that earn a verdict, see ``_verdict.MIN_PAIRS``).
         budget_s: stop after the round that passes this many seconds of measuring.
         notes: text for the table (sizes, what "usual style" means). A note may be a
             callable ``note(result) -> str | None``, called with the finished
@@ -123,7 +125,7 @@ class Plan:
     ratios: Sequence[Ratio] = ()
     warmup: int = 1
     reps: int = 5
-    min_reps: int = 3
+    min_reps: int = MIN_PAIRS
     budget_s: float = math.inf
     notes: list[Note] = field(default_factory=list)
     cleanup: list[Callable[[], object]] = field(default_factory=list)

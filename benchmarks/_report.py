@@ -1,8 +1,5 @@
-"""Writes results: ``results/<date>-<host>.json`` and the ``RESULTS.md`` table.
-
-A run that selects some cases (``--case``) updates those cases in the day's JSON file and
-keeps the others, and the table is always drawn from the whole file, so a partial rerun
-never drops figures. Each case keeps the command, suite and time it was measured with.
+"""The ``RESULTS.md`` table, drawn from a results document (``_store.py`` reads and
+writes the JSON files it comes from).
 
 Example:
     >>> fmt_seconds(0.2615), fmt_seconds(12.25)
@@ -11,25 +8,16 @@ Example:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = [
-    "collect_results",
-    "fmt_seconds",
-    "merge_results",
-    "ratio_text",
-    "redraw_results",
-    "render_markdown",
-    "write_results",
-]
+from benchmarks._verdict import MIN_PAIRS, interval_label
 
-HERE = Path(__file__).resolve().parent
+__all__ = ["fmt_seconds", "ratio_text", "render_markdown"]
+
 TIMES = "\N{MULTIPLICATION SIGN}"
 
-_INTRO = """\
+_INTRO = f"""\
 Every figure is measured against a peer in the same run, on the same machine: after a
 warm-up, the contenders of a case run in turn (A B C A B C ...), and each reports the
 median, min and max of its runs. **time ratio** = our median / the peer's median (lower
@@ -37,13 +25,16 @@ is better); **speed-up** = the peer's median / our median (higher is better). Be
 ratio: its **90 % interval**, a bootstrap over the paired rounds (run *i* of each contender
 saw the same minute of the machine), and the ratio of the fastest runs (**min**). A
 target is **met** ("yes" in the summary) only when the whole interval meets it, **not met**
-when none of it does, and **within noise** otherwise. "cores" is CPU time over wall time
-of the process doing the work; "CPU µs/item" is a run's CPU time over its items. The load
-average (1 minute, this run's own work included) and "other processes" (cores that
-other work took while the case ran, its own threads and children left out) show how busy
-the machine was: a case during which other work took more than a tenth of the usable
-cores is marked **busy**. Notes quote only figures computed in the run. Contenders
-whose feature is not built yet are listed as "not yet", with the reason.
+when none of it does, and **within noise** otherwise. A figure from fewer than
+{MIN_PAIRS} paired rounds gets no verdict: it says **too few runs: n=K**, and its
+interval is the **min-max** of its K pairs ("one run" for one), not a 90 % interval.
+"cores" is CPU time over wall time of the process doing the work; "CPU µs/item" is a
+run's CPU time over its items. The load average (1 minute, this run's own work
+included) and "other processes" (cores that other work took while the case ran, its own
+threads and children left out) show how busy the machine was: a case during which other
+work took more than a tenth of the usable cores is marked **busy**. Notes quote only
+figures computed in the run. Contenders whose feature is not built yet are listed as
+"not yet", with the reason.
 """
 
 
@@ -98,9 +89,11 @@ _SUMMARY = {
 
 
 def _verdict(ratio: Mapping[str, Any]) -> str:
-    """The ratio's verdict; results written before verdicts existed fall back on ``met``."""
+    """The ratio's verdict, with the pair count when there were too few; results written
+    before verdicts existed fall back on ``met``."""
     if "verdict" in ratio:
-        return str(ratio["verdict"])
+        shown = str(ratio["verdict"])
+        return f"{shown}: n={ratio.get('pairs', 0)}" if shown == "too few runs" else shown
     return {True: "met by the median alone", False: "not met by the median", None: ""}[
         ratio.get("met")
     ]
@@ -114,14 +107,29 @@ def _shown(value: float | None, kind: str) -> str:
     return fmt_seconds(value) if kind == "seconds" else f"{value:.2f}{TIMES}"
 
 
+def _few(ratio: Mapping[str, Any]) -> bool:
+    """Whether the interval is a min-max of fewer than MIN_PAIRS pairs, not a 90 % one
+    (results written before pair counts existed are taken as 90 %)."""
+    return ratio.get("pairs") is not None and int(ratio["pairs"]) < MIN_PAIRS
+
+
 def ratio_text(ratio: Mapping[str, Any]) -> tuple[str, str, str, str]:
     """Figure, median value, "[low, high]; min m" and the verdict for a summary row.
 
+    Below 5 pairs the spread names what it is ("min-max of 3 pairs: ...", "one run")
+    and the verdict says "too few runs: n=K".
+
     Example:
-        >>> ratio_text({"subject": "a", "peer": "", "kind": "seconds", "value": 0.5,
+        >>> ratio = {"subject": "a", "peer": "", "kind": "seconds", "value": 0.5,
         ...     "low": 0.4, "high": 0.6, "min_value": 0.39, "target": "<= 1",
-        ...     "verdict": "met"})
+        ...     "verdict": "met", "pairs": 5}
+        >>> ratio_text(ratio)
         ('median time of a', '500.0 ms', '400.0 ms to 600.0 ms; min 390.0 ms', '**met**')
+        >>> ratio_text({**ratio, "verdict": "too few runs", "pairs": 3})[2:]
+        ('min-max of 3 pairs: 400.0 ms to 600.0 ms; min 390.0 ms', 'too few runs: n=3')
+        >>> one = {**ratio, "low": 0.5, "high": 0.5, "verdict": "too few runs", "pairs": 1}
+        >>> ratio_text(one)[2:]
+        ('one run', 'too few runs: n=1')
     """
     kind = ratio["kind"]
     if kind == "seconds":
@@ -139,6 +147,9 @@ def ratio_text(ratio: Mapping[str, Any]) -> tuple[str, str, str, str]:
         )
         if ratio.get("min_value") is not None:
             spread += f"; min {_shown(ratio['min_value'], kind)}"
+        if _few(ratio):
+            pairs = int(ratio["pairs"])
+            spread = "one run" if pairs == 1 else f"{interval_label(pairs)}: {spread}"
     shown_verdict = {"met": "**met**", "not met": "**not met**", "": "—"}
     verdict = _verdict(ratio)
     return figure, _shown(ratio.get("value"), kind), spread, shown_verdict.get(verdict, verdict)
@@ -240,7 +251,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         _INTRO,
         "## Summary",
         "",
-        "| issue | case | figure | value | 90 % interval; min-of-runs | target | met |",
+        f"| issue | case | figure | value | 90 % interval (min-max below {MIN_PAIRS} pairs); "
+        "min-of-runs | target | met |",
         "|---|---|---|---:|---:|---|---|",
     ]
     for case in doc["cases"]:
@@ -291,128 +303,11 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             for ratio in case["ratios"]:
                 figure, shown, spread, verdict = ratio_text(ratio)
                 unit = " s" if ratio["kind"] == "seconds" else ""
-                spread = f" (90 % interval {spread})" if spread else ""
+                if spread and not _few(ratio):
+                    spread = f"90 % interval {spread}"
+                spread = f" ({spread})" if spread else ""
                 target = (
                     f"; target {ratio['target']}{unit}: {verdict}" if ratio.get("target") else ""
                 )
                 lines.append(f"- {figure}: **{shown}**{spread}{target}")
     return "\n".join(lines) + "\n"
-
-
-def merge_results(
-    path: Path,
-    environment: Mapping[str, Any],
-    cases: Iterable[Mapping[str, Any]],
-    run: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Read ``path`` if it exists, replace its cases by name with ``cases``, add ``run``.
-
-    Runs whose cases have all been replaced since are dropped from the list.
-    """
-    old: dict[str, Any] = {}
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError:
-            old = {}
-    new = list(cases)
-    names = {c["name"] for c in new}
-    merged = [c for c in old.get("cases", []) if c["name"] not in names] + new
-    kept = {c.get("command") for c in merged}
-    runs = [r for r in old.get("runs", []) if r.get("command") in kept]
-    if run is not None:
-        runs = [r for r in runs if r.get("command") != run.get("command")] + [dict(run)]
-    return {"file": path.name, "environment": dict(environment), "runs": runs, "cases": merged}
-
-
-def write_results(
-    environment: Mapping[str, Any],
-    cases: Sequence[Mapping[str, Any]],
-    order: Sequence[str],
-    *,
-    results_dir: Path = HERE / "results",
-    markdown: Path = HERE / "RESULTS.md",
-    run: Mapping[str, Any] | None = None,
-) -> Path:
-    """Merge ``cases`` into the day's JSON file, then redraw the Markdown table.
-
-    Args:
-        environment: from :func:`benchmarks._env.environment`.
-        cases: case results as JSON-able dicts.
-        order: case names in the order the table shows them.
-        run: the run's ``command``, ``started`` and ``wall_s``, for the header.
-        results_dir: where ``<date>-<host>.json`` goes.
-        markdown: the table to write.
-
-    Returns:
-        The JSON file's path.
-    """
-    results_dir.mkdir(parents=True, exist_ok=True)
-    date = str(environment["date"])[:10]
-    path = results_dir / f"{date}-{environment['host']}.json"
-    doc = merge_results(path, environment, cases, run)
-    try:
-        doc["file"] = str(path.resolve().relative_to(markdown.resolve().parent))
-    except ValueError:
-        doc["file"] = str(path)
-    rank = {name: i for i, name in enumerate(order)}
-    doc["cases"].sort(key=lambda c: rank.get(c["name"], len(rank)))
-    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    redraw_results(order, results_dir, markdown)
-    return path
-
-
-def redraw_results(order: Sequence[str], results_dir: Path, markdown: Path) -> None:
-    """Draw ``markdown`` from every results file in ``results_dir`` (:func:`collect_results`),
-    cases in ``order`` (unknown names last)."""
-    rank = {name: i for i, name in enumerate(order)}
-    every = collect_results(results_dir)
-    every["cases"].sort(key=lambda c: rank.get(c["name"], len(rank)))
-    every["files"] = [_relative(results_dir / name, markdown) for name in every["files"]]
-    every["file"] = every["files"][-1] if every["files"] else ""
-    markdown.write_text(render_markdown(every))
-
-
-def _relative(path: Path, markdown: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(markdown.resolve().parent))
-    except ValueError:
-        return str(path)
-
-
-def collect_results(results_dir: Path) -> dict[str, Any]:
-    """Every ``<date>-<host>.json`` in ``results_dir`` as one document: for each case the
-    newest file's result, with that file's machine (date, CPU model, CPUs) kept on it.
-
-    A partial run on a later day then replaces only its own cases in RESULTS.md; the
-    others keep their figures and say which machine and day measured them.
-    """
-    cases: dict[str, dict[str, Any]] = {}
-    runs: list[dict[str, Any]] = []
-    files: list[str] = []
-    environment: dict[str, Any] = {}
-    latest: list[dict[str, Any]] = []
-    for path in sorted(results_dir.glob("*.json")):  # names start with the date
-        try:
-            doc = json.loads(path.read_text())
-        except ValueError:
-            continue
-        env = doc.get("environment", {})
-        for case in doc.get("cases", []):
-            kept = dict(case)
-            kept["machine"] = {k: env.get(k) for k in ("date", "host", "cpu_model", "cpus")}
-            cases.pop(kept["name"], None)
-            cases[kept["name"]] = kept
-        runs.extend(doc.get("runs", []))
-        files.append(path.name)
-        environment = env or environment
-        latest = doc.get("runs", [])
-    commands = {c.get("command") for c in cases.values()}
-    runs = [r for r in runs if r.get("command") in commands or r in latest]
-    unique: dict[tuple[Any, Any], dict[str, Any]] = {(r["command"], r["started"]): r for r in runs}
-    return {
-        "environment": environment,
-        "runs": sorted(unique.values(), key=lambda r: str(r.get("started"))),
-        "cases": list(cases.values()),
-        "files": files,
-    }

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from benchmarks import _verdict
 from benchmarks._contender import Sample
-from benchmarks._verdict import Verdict, interval, min_ratio, verdict
+from benchmarks._verdict import Verdict, interval, min_ratio, pair_count, verdict
 
 __all__ = [
     "CaseResult",
@@ -29,6 +29,7 @@ __all__ = [
     "Stats",
     "Status",
     "compute_ratio",
+    "recompute_ratios",
 ]
 
 Status = Literal["ok", "not yet", "error", "fails as expected", "skipped"]
@@ -109,9 +110,11 @@ class RatioResult:
     """A computed figure with its interval and verdict (see ``_verdict.py``).
 
     ``value`` is the ratio of the medians, None when either side has no timing;
-    ``low``/``high`` the 90 % bootstrap interval over paired rounds; ``min_value`` the
-    ratio of the fastest runs; ``verdict`` is "met", "not met", "within noise", "n/a"
-    (no value) or "" (no target); ``met`` is True or False only for "met" or "not met".
+    ``low``/``high`` the 90 % bootstrap interval over ``pairs`` paired rounds, or their
+    min-max below 5 pairs (``_verdict.interval_label``); ``min_value`` the ratio of the
+    fastest runs; ``verdict`` is "met", "not met", "within noise", "too few runs" (under 5
+    pairs, whatever the value), "n/a" (no value) or "" (no target); ``met`` is True or
+    False only for "met" or "not met".
     """
 
     subject: str
@@ -176,10 +179,11 @@ def compute_ratio(ratio: Ratio, by_name: dict[str, ContenderResult]) -> RatioRes
     b = [s.seconds for s in theirs.samples] if theirs and not alone else []
     head = (ratio.subject, ratio.peer, ratio.kind, ratio.target)
     if not a or (not alone and not b):
-        v = verdict(None, None, ratio.target)
+        v = verdict(None, None, ratio.target, pairs=0)
         return RatioResult(*head, None, None, v, metric=ratio.metric)
+    pairs = pair_count(a, b, kind)
     low, high = interval(a, b, kind)
-    v = verdict(low, high, ratio.target)
+    v = verdict(low, high, ratio.target, pairs=pairs)
     return RatioResult(
         *head,
         value=_verdict.ratio(a, b, kind),
@@ -188,6 +192,43 @@ def compute_ratio(ratio: Ratio, by_name: dict[str, ContenderResult]) -> RatioRes
         low=low,
         high=high,
         min_value=min_ratio(a, b, kind),
-        pairs=len(a) if alone else min(len(a), len(b)),
+        pairs=pairs,
         metric=ratio.metric,
     )
+
+
+def recompute_ratios(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored case's figures computed again from its runs, by today's rules.
+
+    Results files keep every run's sample, so a change of rule (such as no verdict below
+    5 pairs) reaches RESULTS.md on a redraw without measuring again. A case stored
+    without samples keeps its stored figures.
+
+    Example:
+        >>> case = {"contenders": [{"name": "a", "samples": [{"seconds": 2.0}]}],
+        ...     "ratios": [{"subject": "a", "peer": "", "kind": "seconds", "target": "<= 3",
+        ...         "verdict": "met"}]}
+        >>> [(r["value"], r["verdict"], r["pairs"]) for r in recompute_ratios(case)]
+        [(2.0, 'too few runs', 1)]
+    """
+    stored = case.get("contenders", [])
+    if not any(c.get("samples") for c in stored):
+        return list(case.get("ratios", []))
+    by_name = {
+        c["name"]: ContenderResult(
+            c["name"],
+            c.get("role", ""),
+            c.get("status", "ok"),
+            samples=[Sample(**s) for s in c.get("samples", [])],
+        )
+        for c in stored
+    }
+    return [
+        asdict(
+            compute_ratio(
+                Ratio(r["subject"], r["peer"], r["kind"], r.get("target", ""), r.get("metric", "")),
+                by_name,
+            )
+        )
+        for r in case.get("ratios", [])
+    ]

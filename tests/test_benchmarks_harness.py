@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import _cli, _data, _env, _machine, _report, _verdict
+from benchmarks import _cli, _data, _env, _machine, _report, _store, _verdict
 from benchmarks._env import environment
 from benchmarks._harness import (
     CaseSpec,
@@ -100,8 +100,8 @@ def test_contenders_alternate_after_warmup_and_stop_in_reverse() -> None:
 
 def test_stats_and_ratios_use_medians_of_timed_runs_only() -> None:
     journal: list[str] = []
-    ours = Scripted("ours", [99.0, 1.0, 3.0, 2.0], journal, items=10, nbytes=2_000_000)
-    peer = Scripted("peer", [99.0, 4.0, 4.0, 8.0], journal, role="peer")
+    ours = Scripted("ours", [99.0, 1.0, 3.0, 2.0, 2.0, 2.0], journal, items=10, nbytes=2_000_000)
+    peer = Scripted("peer", [99.0, 4.0, 4.0, 8.0, 4.0, 4.0], journal, role="peer")
     plan = Plan(
         [ours, peer],
         [
@@ -110,11 +110,11 @@ def test_stats_and_ratios_use_medians_of_timed_runs_only() -> None:
             Ratio("ours", "", "seconds", "< 1"),
         ],
         warmup=1,
-        reps=3,
+        reps=5,
     )
     result = _run(plan)
     stats = result.contenders[0].stats
-    assert (stats.median, stats.min, stats.max, stats.n) == (2.0, 1.0, 3.0, 3)
+    assert (stats.median, stats.min, stats.max, stats.n) == (2.0, 1.0, 3.0, 5)
     assert stats.cores == pytest.approx(0.25)  # median of cpu/wall = 0.5 / 2
     time_ratio, speed_up, seconds = result.ratios
     assert (time_ratio.value, time_ratio.met, time_ratio.verdict) == (0.5, True, "met")
@@ -122,7 +122,7 @@ def test_stats_and_ratios_use_medians_of_timed_runs_only() -> None:
     assert (speed_up.value, speed_up.met, speed_up.verdict) == (2.0, None, "within noise")
     assert (seconds.value, seconds.met, seconds.verdict) == (2.0, False, "not met")
     assert speed_up.min_value == 4.0  # fastest peer run over fastest own run
-    assert speed_up.pairs == 3
+    assert speed_up.pairs == 5
 
 
 def test_missing_feature_is_not_yet_and_the_others_still_run() -> None:
@@ -263,18 +263,19 @@ def test_paired_rounds_cancel_noise_that_hits_both_contenders() -> None:
 def test_seconds_ratios_and_missing_sides_get_a_verdict_too() -> None:
     journal: list[str] = []
     plan = Plan(
-        [Scripted("ours", [4.0, 4.2, 3.9], journal)],
+        [Scripted("ours", [4.0, 4.2, 3.9, 4.1, 4.0], journal)],
         [Ratio("ours", "", "seconds", "<= 5"), Ratio("ours", "absent", "time", "<= 1")],
         warmup=0,
-        reps=3,
+        reps=5,
     )
     seconds, missing = _run(plan).ratios
-    assert (seconds.low, seconds.high, seconds.verdict) == (3.9, 4.2, "met")
+    assert 3.9 <= seconds.low <= seconds.high <= 4.2
+    assert seconds.verdict == "met"
     assert (missing.value, missing.verdict, missing.met) == (None, "n/a", None)
 
 
 def test_a_metric_each_run_reports_gets_its_own_verdict() -> None:
-    accuracies = iter([0.96, 0.97, 0.955, 0.2])
+    accuracies = iter([0.96, 0.97, 0.955, 0.96, 0.965, 0.2])
 
     def build() -> Callable[[], dict[str, float]]:
         return lambda: {"test_accuracy": next(accuracies)}
@@ -286,23 +287,77 @@ def test_a_metric_each_run_reports_gets_its_own_verdict() -> None:
             Ratio("demo", "", "metric", ">= 0.5", metric="no_such_key"),
         ],
         warmup=0,
-        reps=3,
+        reps=5,
     )
     accuracy, missing = _run(plan).ratios
-    assert (accuracy.value, accuracy.low, accuracy.high) == (0.96, 0.955, 0.97)
-    assert (accuracy.verdict, accuracy.min_value, accuracy.pairs) == ("met", 0.955, 3)
+    assert accuracy.value == 0.96
+    assert 0.955 <= accuracy.low <= accuracy.high <= 0.97
+    assert (accuracy.verdict, accuracy.min_value, accuracy.pairs) == ("met", 0.955, 5)
     assert (missing.value, missing.verdict) == (None, "n/a")
     figure, shown, spread, verdict = _report.ratio_text(accuracy.__dict__)
     assert (figure, shown, verdict) == ("median test_accuracy of demo", "0.96", "**met**")
-    assert spread == "0.955 to 0.97; min 0.955"
+    assert spread.endswith("; min 0.955")
 
 
 def test_intervals_are_reproducible_and_reject_empty_sides() -> None:
-    a, b = [1.0, 1.3, 0.9, 1.1], [2.0, 1.7, 2.4, 2.1]
+    a, b = [1.0, 1.3, 0.9, 1.1, 1.2], [2.0, 1.7, 2.4, 2.1, 2.2]
     assert _verdict.interval(a, b, "speed") == _verdict.interval(a, b, "speed")
-    assert _verdict.verdict(1.0, 2.0, "") == ""
+    assert _verdict.verdict(1.0, 2.0, "", pairs=5) == ""
     with pytest.raises(ValueError, match="Expected runs on both sides"):
         _verdict.interval(a, [], "time")
+
+
+def test_fewer_than_five_pairs_report_the_figure_and_a_min_max_but_no_verdict() -> None:
+    # Three steady pairs at 2.0x would "meet" >= 1.8 by any interval: still no verdict.
+    few = _pair([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], ">= 1.8")
+    assert (few.value, few.pairs, few.verdict, few.met) == (2.0, 3, "too few runs", None)
+    # The interval is the min-max of the pairs' own ratios, not a bootstrap.
+    assert (few.low, few.high) == (2.1 / 1.1, 1.9 / 0.9)
+    _, _, spread, verdict = _report.ratio_text(few.__dict__)
+    assert spread.startswith("min-max of 3 pairs: 1.91 to 2.11")
+    assert verdict == "too few runs: n=3"
+    # Four is still too few, even for a figure far from its target; five earn a verdict.
+    assert _pair([1.0] * 4, [9.0] * 4, ">= 1.8").verdict == "too few runs"
+    assert _pair([1.0] * 5, [9.0] * 5, ">= 1.8").verdict == "met"
+    assert _pair([1.0] * 5, [9.0] * 5, ">= 10").verdict == "not met"
+
+
+def test_one_run_is_a_point_and_never_met() -> None:
+    """The demo's accuracy and scan_detect's rate were "yes" from a single run."""
+    accuracy = iter([0.97])
+    plan = Plan(
+        [InProcess("demo", lambda: lambda: {"test_accuracy": next(accuracy)})],
+        [Ratio("demo", "", "metric", ">= 0.95", metric="test_accuracy")],
+        warmup=0,
+        reps=1,
+    )
+    (ratio,) = _run(plan).ratios
+    assert (ratio.value, ratio.low, ratio.high, ratio.pairs) == (0.97, 0.97, 0.97, 1)
+    assert (ratio.verdict, ratio.met) == ("too few runs", None)
+    _, shown, spread, verdict = _report.ratio_text(ratio.__dict__)
+    assert (shown, spread, verdict) == ("0.97", "one run", "too few runs: n=1")
+
+
+def test_a_redraw_applies_the_rules_to_results_stored_before_them(tmp_path: Path) -> None:
+    """A results file written when one run could say "met" (and a 3-pair bootstrap was
+    called a 90 % interval) is redrawn from its samples: no "yes", a min-max label."""
+    case = _case_json("demo", 0.5)
+    (ratio,) = case["ratios"]
+    for contender in case["contenders"]:
+        contender["samples"] = contender["samples"][:3]
+    ratio.update(verdict="met", met=True, pairs=3, low=0.4, high=0.6)  # as the old rules wrote
+    doc = {"environment": environment(), "runs": [], "cases": [case]}
+    (tmp_path / "2026-01-01-vm.json").write_text(json.dumps(doc))
+    md = tmp_path / "RESULTS.md"
+    _store.redraw_results(["demo"], tmp_path, md)
+    text = md.read_text()
+    row = f"| demo | time ratio ours vs peer | 0.50{_report.TIMES} | min-max of 3 pairs: 0.50 to "
+    assert row in text
+    assert "| <= 1.05 | too few runs: n=3 |" in text
+    assert "| yes |" not in text
+    times = _report.TIMES
+    assert f"(min-max of 3 pairs: 0.50 to 0.50{times}; min 0.50{times}); target <= 1.05" in text
+    assert "90 % interval 0.50" not in text
 
 
 def test_a_case_on_a_busy_machine_flags_itself(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -373,7 +428,7 @@ def test_computed_notes_quote_the_run_and_a_failing_note_keeps_the_figures() -> 
     assert result.notes[:2] == ["typed", "A used 0.25 cores"]
     assert result.notes[2].startswith("(a computed note failed: AttributeError")
     assert len(result.notes) == 3
-    assert result.ratio("A").verdict == "met"
+    assert result.ratio("A").verdict == "too few runs"  # 2 runs: a figure, no verdict
 
 
 def test_min_seconds_loops_a_short_operation_and_reports_per_pass() -> None:
@@ -397,12 +452,12 @@ def test_min_seconds_loops_a_short_operation_and_reports_per_pass() -> None:
 
 def test_report_shows_cpu_per_item_verdicts_and_changed_code(tmp_path: Path) -> None:
     journal: list[str] = []
-    ours = Scripted("ours", [1.0, 1.0, 3.0, 0.5], journal, items=1000)
+    ours = Scripted("ours", [1.0, 1.0, 3.0, 0.5, 1.0], journal, items=1000)
     plan = Plan(
-        [ours, Scripted("peer", [2.0] * 4, journal, role="peer")],
+        [ours, Scripted("peer", [2.0] * 5, journal, role="peer")],
         [Ratio("ours", "peer", "speed", ">= 1.8")],
         warmup=0,
-        reps=4,
+        reps=5,
     )
     case = run_plan("tabular", "t", plan, log=_quiet).to_json()
     run = {
@@ -415,11 +470,11 @@ def test_report_shows_cpu_per_item_verdicts_and_changed_code(tmp_path: Path) -> 
         "dirty_end": True,
     }
     md = tmp_path / "RESULTS.md"
-    _report.write_results(
+    _store.write_results(
         environment(), [case], ["tabular"], results_dir=tmp_path, markdown=md, run=run
     )
     text = md.read_text()
-    assert "| ours | ours | ok | 1000.0 ms |" in text  # median of 1.0, 1.0, 3.0, 0.5
+    assert "| ours | ours | ok | 1000.0 ms |" in text  # median of 1.0, 1.0, 3.0, 0.5, 1.0
     assert "| 500 |" in text  # 0.5 CPU s per run over 1,000 items
     assert "| >= 1.8 | within noise |" in text
     assert "target >= 1.8: within noise" in text
@@ -560,10 +615,10 @@ def test_generated_data_is_deterministic(tmp_path: Path) -> None:
 def _case_json(name: str, value: float) -> dict[str, Any]:
     journal: list[str] = []
     plan = Plan(
-        [Scripted("ours", [value] * 4, journal), Scripted("peer", [1.0] * 4, journal, role="peer")],
+        [Scripted("ours", [value] * 6, journal), Scripted("peer", [1.0] * 6, journal, role="peer")],
         [Ratio("ours", "peer", "time", "<= 1.05")],
         warmup=1,
-        reps=3,
+        reps=5,
         notes=["a note | with a pipe"],
     )
     result = run_plan(name, f"title of {name}", plan, log=_quiet)
@@ -575,7 +630,7 @@ def test_results_go_to_dated_json_and_a_markdown_table(tmp_path: Path) -> None:
     env = environment()
     md = tmp_path / "RESULTS.md"
     run = {"command": "python -m benchmarks --suite quick", "started": "now", "wall_s": 300.0}
-    path = _report.write_results(
+    path = _store.write_results(
         env, [_case_json("forward", 0.5)], ["forward"], results_dir=tmp_path, markdown=md, run=run
     )
     assert path.name == f"{env['date'][:10]}-{env['host']}.json"
@@ -600,8 +655,8 @@ def test_a_partial_rerun_keeps_the_other_cases(tmp_path: Path) -> None:
     env, md = environment(), tmp_path / "RESULTS.md"
     order = ["forward", "finetune"]
     first = [_case_json("forward", 0.5), _case_json("finetune", 2.0)]
-    _report.write_results(env, first, order, results_dir=tmp_path, markdown=md)
-    path = _report.write_results(
+    _store.write_results(env, first, order, results_dir=tmp_path, markdown=md)
+    path = _store.write_results(
         env, [_case_json("forward", 0.8)], order, results_dir=tmp_path, markdown=md
     )
     cases = json.loads(path.read_text())["cases"]
@@ -619,8 +674,8 @@ def test_a_later_day_replaces_only_its_cases_and_names_each_machine(tmp_path: Pa
     new_env = {**environment(), "date": "2026-02-01T00:00:00", "cpu_model": "New CPU"}
     md, order = tmp_path / "RESULTS.md", ["forward", "finetune"]
     first = [_case_json("forward", 0.5), _case_json("finetune", 2.0)]
-    _report.write_results(old_env, first, order, results_dir=tmp_path, markdown=md)
-    _report.write_results(
+    _store.write_results(old_env, first, order, results_dir=tmp_path, markdown=md)
+    _store.write_results(
         new_env, [_case_json("forward", 0.8)], order, results_dir=tmp_path, markdown=md
     )
     text = md.read_text()
