@@ -25,10 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hublayer.models._export import export_saved_model
     from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
     from hublayer.models._inspect import declare_ranges as declare_ranges
-    from hublayer.models._load import is_hub_module_v1 as is_hub_module_v1
     from hublayer.models._load import load
     from hublayer.models._load import load_path as load_path
-    from hublayer.models._load import resolve_handle as resolve_handle
+    from hublayer.models._locate import is_hub_module_v1 as is_hub_module_v1
+    from hublayer.models._locate import resolve_handle as resolve_handle
     from hublayer.models._op_libraries import library_ops as library_ops
     from hublayer.models._op_libraries import require_op_libraries as require_op_libraries
     from hublayer.models._scan import scan
@@ -59,11 +59,11 @@ _LAZY: dict[str, str] = {
     "scan": "._scan",
     # For `hublayer.layers` (the floor above), not part of the public API.
     "declare_ranges": "._inspect",
-    "is_hub_module_v1": "._load",
+    "is_hub_module_v1": "._locate",
     "library_ops": "._op_libraries",
     "load_path": "._load",
     "require_op_libraries": "._op_libraries",
-    "resolve_handle": "._load",
+    "resolve_handle": "._locate",
 }
 
 

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hublayer._specs import RANGE_ASSUMED, RANGE_DECLARED, TensorInfo, check_range
-from hublayer.models._load import load_path, resolve_handle
+from hublayer.models._load import load_path
+from hublayer.models._locate import resolve_handle
 
 __all__ = [
     "DECLARATION_FILES",

@@ -26,80 +26,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hublayer import config
 from hublayer.errors import InvalidModelError, ModelNotFoundError
+from hublayer.models._locate import (
+    HUB_MODULE_FILE,
+    SAVED_MODEL_FILES,
+    Handle,
+    is_hub_module_v1,
+    resolve,
+)
+from hublayer.models._locate import keras_file as find_keras_file
 
-__all__ = ["is_hub_module_v1", "load", "load_in_place", "load_path", "resolve_handle"]
+__all__ = ["load", "load_in_place", "load_path"]
 
-_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-_HUB_MODULE_FILE = "tfhub_module.pb"
-_KERAS_SUFFIX = ".keras"
-
-Handle = str | os.PathLike[str]
 _NEITHER = "contains neither 'saved_model.pb' nor 'saved_model.pbtxt'"
-
-
-def _as_handle(handle: Any) -> Any:
-    """A path object as its string; anything else as is (``resolve`` rejects non-strings)."""
-    return os.fspath(handle) if isinstance(handle, os.PathLike) else handle
-
-
-def _local_folder(handle: Any) -> Path | None:
-    """``handle`` as an absolute path when it names a local folder, else None.
-
-    ``resolve`` uses such folders in place; answering here first keeps the handles
-    package (cache, downloads) out of a process that only loads local models.
-    """
-    text = _as_handle(handle)
-    if not isinstance(text, str) or "://" in text or not text.strip():
-        return None
-    if config.lockfile() is not None or config.locked():  # resolve checks the lock file
-        return None
-    path = Path(text.strip()).expanduser().absolute()
-    return path if path.is_dir() else None
-
-
-def _resolve(handle: Any, load_format: str | None = None) -> str:
-    local = _local_folder(handle)
-    if local is not None:
-        return str(local)
-    from hublayer.handles import resolve
-
-    return resolve(_as_handle(handle), load_format=load_format)
-
-
-def resolve_handle(handle: Handle) -> Path:
-    """Turn a handle into a local path, through ``hublayer.resolve``.
-
-    Always a local copy: ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED`` is honoured by
-    :func:`load` only (a layer embeds its model folder in ``.keras`` files).
-
-    Args:
-        handle: any handle ``hublayer.resolve`` accepts, or a local path.
-
-    Returns:
-        The local folder (or ``.keras`` file) the handle points to.
-
-    Raises:
-        HandleError, ModelNotFoundError, NotCachedError, DownloadError...: as
-            ``hublayer.resolve`` raises them (``HandleError`` for a non-string).
-    """
-    return Path(_resolve(handle, load_format="COMPRESSED"))
-
-
-def is_hub_module_v1(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is in the legacy TF1 Hub format (it holds ``tfhub_module.pb``)."""
-    return Path(path, _HUB_MODULE_FILE).is_file()
-
-
-def _keras_file(path: Path) -> Path | None:
-    if path.is_file() and path.suffix == _KERAS_SUFFIX:
-        return path
-    if path.is_dir() and not any((path / name).exists() for name in _SAVED_MODEL_FILES):
-        candidates = sorted(path.glob(f"*{_KERAS_SUFFIX}"))
-        if len(candidates) == 1:
-            return candidates[0]
-    return None
 
 
 def _meta_graph_tags(path: Path) -> list[frozenset[str]]:
@@ -171,7 +110,7 @@ def load_path(
     """
     folder = Path(path)
     shown = os.fspath(handle) if handle is not None else str(folder)
-    keras_file = _keras_file(folder)
+    keras_file = find_keras_file(folder)
     if keras_file is not None and (tags is not None or options is not None):
         raise InvalidModelError(
             "Expected tags=None and options=None for a .keras model: they choose a "
@@ -187,7 +126,7 @@ def load_path(
 
         check_keras_file(keras_file, handle=shown)
     report = None
-    if keras_file is not None or any((folder / n).is_file() for n in _SAVED_MODEL_FILES):
+    if keras_file is not None or any((folder / n).is_file() for n in SAVED_MODEL_FILES):
         from hublayer.models._scan import check_safe
 
         # Nothing of the model runs, and TensorFlow does not read it, before this.
@@ -205,7 +144,7 @@ def load_path(
 
         # `import hublayer` installed the hook that registers KerasLayer with Keras.
         return keras.saving.load_model(keras_file)
-    if not any((folder / name).is_file() for name in _SAVED_MODEL_FILES):
+    if not any((folder / name).is_file() for name in SAVED_MODEL_FILES):
         error = InvalidModelError if folder.exists() else ModelNotFoundError
         raise error(
             f"Expected a SavedModel (a folder with saved_model.pb) or a .keras file. "
@@ -263,7 +202,7 @@ def load(
         >>> model(tf.zeros([1, 32, 32, 3])).shape
         TensorShape([1, 8])
     """
-    location = _resolve(handle)
+    location = resolve(handle)
     if location.startswith("gs://"):
         return load_in_place(location, tags, options, handle=handle, safe_mode=safe_mode)
     return load_path(location, tags, options, handle=handle, safe_mode=safe_mode)
@@ -303,7 +242,7 @@ def load_in_place(
     import tensorflow as tf
 
     base = location.rstrip("/")
-    exists = [tf.io.gfile.exists(f"{base}/{name}") for name in _SAVED_MODEL_FILES]
+    exists = [tf.io.gfile.exists(f"{base}/{name}") for name in SAVED_MODEL_FILES]
     shown = os.fspath(handle) if handle is not None else location
     if not any(exists):
         raise InvalidModelError(
@@ -315,7 +254,7 @@ def load_in_place(
         )
     from hublayer.models._scan import check_safe_data
 
-    name = _SAVED_MODEL_FILES[0] if exists[0] else _SAVED_MODEL_FILES[1]
+    name = SAVED_MODEL_FILES[0] if exists[0] else SAVED_MODEL_FILES[1]
 
     def read() -> bytes:
         with tf.io.gfile.GFile(f"{base}/{name}", "rb") as f:
@@ -325,7 +264,7 @@ def load_in_place(
     from hublayer.models._op_libraries import ops_in_data, register_for
 
     register_for(report, lambda: ops_in_data(read(), name), handle=shown)
-    hub_v1 = tf.io.gfile.exists(f"{base}/{_HUB_MODULE_FILE}")
+    hub_v1 = tf.io.gfile.exists(f"{base}/{HUB_MODULE_FILE}")
     chosen = list(tags) if tags is not None else ([] if hub_v1 else None)
     loaded = tf.saved_model.load(location, tags=chosen, options=options)
     loaded._is_hub_module_v1 = hub_v1

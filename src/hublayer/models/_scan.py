@@ -42,6 +42,7 @@ from google.protobuf import message, text_format
 
 from hublayer import config
 from hublayer.errors import Fix, InvalidModelError, ModelNotFoundError, UnsafeModelError
+from hublayer.models._locate import keras_file, resolve_handle
 from hublayer.models._scan_graph import walk
 from hublayer.models._scan_keras import KERAS_RULES, scan_keras
 from hublayer.models._scan_ops import table_digest
@@ -147,9 +148,7 @@ def scan_path(path: str | os.PathLike[str]) -> ScanReport:
 
 def _scan_local(folder: Path, seen: frozenset[Path]) -> ScanReport:
     """:func:`scan_path`; ``seen``: the ``.keras`` files whose layers led here."""
-    from hublayer.models._load import _keras_file
-
-    found = _keras_file(folder)
+    found = keras_file(folder)
     if found is not None:
         walked = scan_keras(found, scan_bytes=_scan_saved_model, scan_local=_scan_local, seen=seen)
         return _report(found, walked.findings, walked.ops, walked.functions, walked.files)
@@ -203,8 +202,6 @@ def scan(handle_or_path: str | os.PathLike[str]) -> ScanReport:
     """
     local = Path(os.fspath(handle_or_path))
     if not local.exists():
-        from hublayer.models._load import resolve_handle
-
         local = resolve_handle(handle_or_path)
     return scan_path(local)
 
