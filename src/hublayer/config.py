@@ -265,13 +265,13 @@ def model_load_format(explicit: str | None = None) -> str:
 def disable_cert_validation(explicit: bool | None = None) -> bool:
     """Whether downloads skip TLS certificate checks (``$TFHUB_DISABLE_CERT_VALIDATION``).
 
-    Off unless the variable is ``true`` (tensorflow_hub's value; 1/yes/on also count).
-    Only for servers you trust: every client made with it on logs a warning.
+    Off unless the variable is exactly ``true``, as in tensorflow_hub (``TRUE``, ``1`` or
+    ``yes`` leave checking on). Only for servers you trust: every client made with it on
+    logs a warning.
     """
     if explicit is not None:
         return bool(explicit)
-    value = _env("TFHUB_DISABLE_CERT_VALIDATION")
-    return value is not None and value.strip().lower() in _TRUE
+    return _env("TFHUB_DISABLE_CERT_VALIDATION") == "true"
 
 
 def progress_style(explicit: bool | None = None) -> str:

@@ -105,9 +105,14 @@ def _tail(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LocalHandle:
-    """A folder or file on this machine; folders are used in place, archives unpacked."""
+    """A folder or file on this machine; folders are used in place, archives unpacked.
+
+    ``given`` is the handle as written (``"/foo/"``, ``"~/m"``), kept for messages as
+    tensorflow_hub words them ("/foo/ does not exist."); it takes no part in equality.
+    """
 
     path: Path
+    given: str = field(default="", compare=False, repr=False)
 
     @property
     def is_archive(self) -> bool:

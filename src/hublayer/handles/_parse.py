@@ -113,7 +113,7 @@ def _parse_local(text: str) -> LocalHandle:
         raw = text
     if not raw.strip():
         raise _fail(text, "a non-empty handle", "Pass a path or a URL.")
-    return LocalHandle(Path(raw).expanduser().absolute())
+    return LocalHandle(Path(raw).expanduser().absolute(), given=text)
 
 
 # tfhub.dev -------------------------------------------------------------------------------

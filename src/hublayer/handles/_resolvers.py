@@ -37,10 +37,11 @@ class LocalResolver:
         try:
             st = os.stat(handle.path)
         except OSError:
+            given = handle.given or str(handle.path)  # as written, as tensorflow_hub says it
+            where = "" if given == str(handle.path) else f" ({handle.path})"
             raise ModelNotFoundError(
-                f"Expected a model folder or file at {handle.path}. Received: nothing there: "
-                f"{handle.path} does not exist. Check the path; remote models take a URL, "
-                "such as "
+                f"{given} does not exist. Expected a model folder or file at {given}{where}. "
+                "Received: nothing there. Check the path; remote models take a URL, such as "
                 "https://tfhub.dev/<publisher>/<name>/<version> or kaggle://<owner>/<model>/"
                 "<framework>/<variation>/<version>.",
                 handle=str(handle),
@@ -55,6 +56,7 @@ class LocalResolver:
             stage.known = unpack(handle.path, stage.path, limit=stage.session.limit)
         except ArchiveFormatError as error:
             raise ModelNotFoundError(
+                f"{handle.given or handle.path} does not appear to be a valid module. "
                 f"Expected a tar or zip archive at {handle.path}. Received: {error}. Failed "
                 f"to extract {handle.path}. Re-create the archive, or pass the unpacked "
                 "folder instead.",
@@ -157,6 +159,7 @@ def fetch_archive(url: str, stage: Stage) -> Path | None:
                     shutil.rmtree(stage.path, ignore_errors=True)
                     continue
                 raise DownloadError(
+                    f"{stage.handle} does not appear to be a valid module. "
                     f"Expected {url} to send a tar or zip archive (the compressed tf-hub "
                     f"format). Received: {error}; Failed to extract {url}; Content-Type="
                     f"{remote.content_type!r}, {remote.offset} bytes. Check that the URL "

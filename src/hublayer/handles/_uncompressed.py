@@ -5,9 +5,10 @@ answers ``303 See Other`` naming a ``gs://`` folder (in ``Location``, and in the
 which is then read in place through ``tf.io.gfile``, with no copy and no cache entry.
 Plain redirects (301, 302, 307, 308, or a 303 to another http(s) URL) are followed on
 the way. Anything else is a ``ValueError`` (:class:`~hublayer.errors.InvalidModelError`),
-worded as tensorflow_hub words it: a 200 or a 404 is "Expected 303 See other HTTP response
-but received code ...", and a 303 without a ``gs://`` folder is "Expected server to
-return a GCS location but received ...".
+worded as tensorflow_hub words it, on the message's first line: a 200 or a 404 is
+"Expected 303 See other HTTP response but received code <code>", and a 303 without a
+``gs://`` folder is "Expected server to return a GCS location but received <answer>"
+(the body, else the ``Location``, unquoted); the URL, the handle and the fix follow.
 
 Example:
     >>> from hublayer.handles._handles import TfhubHandle
@@ -48,8 +49,8 @@ def uncompressed_url(handle: TfhubHandle | KaggleHandle | HttpHandle) -> str:
 
 def _unexpected(url: str, status: int, handle: str) -> InvalidModelError:
     return InvalidModelError(
-        f"Expected 303 See other HTTP response but received code {status} from {url} "
-        f"(handle={handle!r}; TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED asks the server for the "
+        f"Expected 303 See other HTTP response but received code {status}\n(from {url}, "
+        f"handle={handle!r}; TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED asks the server for the "
         "model's gs:// folder). Check the handle, or unset TFHUB_MODEL_LOAD_FORMAT to "
         "download the compressed archive instead.",
         handle=handle,
@@ -61,8 +62,8 @@ def _unexpected(url: str, status: int, handle: str) -> InvalidModelError:
 def _no_gcs(url: str, answer: str, handle: str) -> InvalidModelError:
     shown = answer[:200] or "an empty answer"
     return InvalidModelError(
-        f"Expected server to return a GCS location but received {shown!r} from {url} "
-        f"(handle={handle!r}). The server answered 303 without a gs:// folder. Unset "
+        f"Expected server to return a GCS location but received {shown}\n(from {url}, "
+        f"handle={handle!r}): the server answered 303 without a gs:// folder. Unset "
         "TFHUB_MODEL_LOAD_FORMAT to download the compressed archive instead.",
         handle=handle,
         url=url,
