@@ -17,7 +17,7 @@ The floors, top down::
     layers                                        4
     models, cache (a facade of handles)           3
     handles, records                              2
-    config, _specs, _backend, _keras_registration, _ray 1
+    config, _specs, _backend, _keras_registration, _ray, _proto_classes 1
     errors, _version, _lazy                       0
 """
 
@@ -48,6 +48,7 @@ FLOORS: dict[str, int] = {
     "_backend": 1,
     "_keras_registration": 1,
     "_ray": 1,
+    "_proto_classes": 1,
     "errors": 0,
     "_version": 0,
     "_lazy": 0,

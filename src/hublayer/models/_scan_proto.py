@@ -60,108 +60,103 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from hublayer._proto_classes import BYTES, INT32, INT64, MESSAGE, STRING, Field, message_classes
 
 __all__ = ["SCHEMA", "AssetFileDef", "SavedModel"]
 
-_F = descriptor_pb2.FieldDescriptorProto
-_PACKAGE = "tensorflow"
-_STRING, _BYTES, _INT64, _INT32 = _F.TYPE_STRING, _F.TYPE_BYTES, _F.TYPE_INT64, _F.TYPE_INT32
-_MESSAGE = _F.TYPE_MESSAGE
-
 #: message -> [(field, number, type, message type or None, repeated)]; ``map:`` types are maps.
-SCHEMA: dict[str, list[tuple[str, int, int, str | None, bool]]] = {
-    "SavedModel": [("meta_graphs", 2, _MESSAGE, "MetaGraphDef", True)],
+SCHEMA: dict[str, list[Field]] = {
+    "SavedModel": [("meta_graphs", 2, MESSAGE, "MetaGraphDef", True)],
     "MetaGraphDef": [
-        ("meta_info_def", 1, _MESSAGE, "MetaInfoDef", False),
-        ("graph_def", 2, _MESSAGE, "GraphDef", False),
-        ("saver_def", 3, _MESSAGE, "SaverDef", False),
-        ("collection_def", 4, _MESSAGE, "map:CollectionDef", True),
-        ("signature_def", 5, _MESSAGE, "map:SignatureDef", True),
-        ("asset_file_def", 6, _MESSAGE, "AssetFileDef", True),
-        ("object_graph_def", 7, _MESSAGE, "SavedObjectGraph", False),
+        ("meta_info_def", 1, MESSAGE, "MetaInfoDef", False),
+        ("graph_def", 2, MESSAGE, "GraphDef", False),
+        ("saver_def", 3, MESSAGE, "SaverDef", False),
+        ("collection_def", 4, MESSAGE, "map:CollectionDef", True),
+        ("signature_def", 5, MESSAGE, "map:SignatureDef", True),
+        ("asset_file_def", 6, MESSAGE, "AssetFileDef", True),
+        ("object_graph_def", 7, MESSAGE, "SavedObjectGraph", False),
     ],
-    "MetaInfoDef": [("tags", 4, _STRING, None, True)],
+    "MetaInfoDef": [("tags", 4, STRING, None, True)],
     "SaverDef": [
-        ("filename_tensor_name", 1, _STRING, None, False),
-        ("save_tensor_name", 2, _STRING, None, False),
-        ("restore_op_name", 3, _STRING, None, False),
+        ("filename_tensor_name", 1, STRING, None, False),
+        ("save_tensor_name", 2, STRING, None, False),
+        ("restore_op_name", 3, STRING, None, False),
     ],
     "AssetFileDef": [
-        ("tensor_info", 1, _MESSAGE, "TensorInfo", False),
-        ("filename", 2, _STRING, None, False),
+        ("tensor_info", 1, MESSAGE, "TensorInfo", False),
+        ("filename", 2, STRING, None, False),
     ],
-    "TensorInfo": [("name", 1, _STRING, None, False)],
+    "TensorInfo": [("name", 1, STRING, None, False)],
     "CollectionDef": [
-        ("node_list", 1, _MESSAGE, "NodeList", False),
-        ("any_list", 5, _MESSAGE, "AnyList", False),
+        ("node_list", 1, MESSAGE, "NodeList", False),
+        ("any_list", 5, MESSAGE, "AnyList", False),
     ],
-    "NodeList": [("value", 1, _STRING, None, True)],
-    "AnyList": [("value", 1, _MESSAGE, "Any", True)],
-    "Any": [("type_url", 1, _STRING, None, False), ("value", 2, _BYTES, None, False)],
+    "NodeList": [("value", 1, STRING, None, True)],
+    "AnyList": [("value", 1, MESSAGE, "Any", True)],
+    "Any": [("type_url", 1, STRING, None, False), ("value", 2, BYTES, None, False)],
     "SignatureDef": [
-        ("inputs", 1, _MESSAGE, "map:TensorInfo", True),
-        ("outputs", 2, _MESSAGE, "map:TensorInfo", True),
+        ("inputs", 1, MESSAGE, "map:TensorInfo", True),
+        ("outputs", 2, MESSAGE, "map:TensorInfo", True),
     ],
     "GraphDef": [
-        ("node", 1, _MESSAGE, "NodeDef", True),
-        ("library", 2, _MESSAGE, "FunctionDefLibrary", False),
+        ("node", 1, MESSAGE, "NodeDef", True),
+        ("library", 2, MESSAGE, "FunctionDefLibrary", False),
     ],
-    "FunctionDefLibrary": [("function", 1, _MESSAGE, "FunctionDef", True)],
+    "FunctionDefLibrary": [("function", 1, MESSAGE, "FunctionDef", True)],
     "FunctionDef": [
-        ("signature", 1, _MESSAGE, "OpDef", False),
-        ("node_def", 3, _MESSAGE, "NodeDef", True),
-        ("attr", 5, _MESSAGE, "map:AttrValue", True),
+        ("signature", 1, MESSAGE, "OpDef", False),
+        ("node_def", 3, MESSAGE, "NodeDef", True),
+        ("attr", 5, MESSAGE, "map:AttrValue", True),
     ],
     "OpDef": [
-        ("name", 1, _STRING, None, False),
-        ("input_arg", 2, _MESSAGE, "ArgDef", True),
+        ("name", 1, STRING, None, False),
+        ("input_arg", 2, MESSAGE, "ArgDef", True),
     ],
-    "ArgDef": [("name", 1, _STRING, None, False)],
+    "ArgDef": [("name", 1, STRING, None, False)],
     "NodeDef": [
-        ("name", 1, _STRING, None, False),
-        ("op", 2, _STRING, None, False),
-        ("input", 3, _STRING, None, True),
-        ("attr", 5, _MESSAGE, "map:AttrValue", True),
+        ("name", 1, STRING, None, False),
+        ("op", 2, STRING, None, False),
+        ("input", 3, STRING, None, True),
+        ("attr", 5, MESSAGE, "map:AttrValue", True),
     ],
     "AttrValue": [
-        ("list", 1, _MESSAGE, "ListValue", False),
-        ("s", 2, _BYTES, None, False),
-        ("i", 3, _INT64, None, False),
-        ("tensor", 8, _MESSAGE, "TensorProto", False),
-        ("func", 10, _MESSAGE, "NameAttrList", False),
+        ("list", 1, MESSAGE, "ListValue", False),
+        ("s", 2, BYTES, None, False),
+        ("i", 3, INT64, None, False),
+        ("tensor", 8, MESSAGE, "TensorProto", False),
+        ("func", 10, MESSAGE, "NameAttrList", False),
     ],
     "ListValue": [
-        ("s", 2, _BYTES, None, True),
-        ("type", 6, _INT32, None, True),
-        ("tensor", 8, _MESSAGE, "TensorProto", True),
-        ("func", 9, _MESSAGE, "NameAttrList", True),
+        ("s", 2, BYTES, None, True),
+        ("type", 6, INT32, None, True),
+        ("tensor", 8, MESSAGE, "TensorProto", True),
+        ("func", 9, MESSAGE, "NameAttrList", True),
     ],
     "NameAttrList": [
-        ("name", 1, _STRING, None, False),
-        ("attr", 2, _MESSAGE, "map:AttrValue", True),
+        ("name", 1, STRING, None, False),
+        ("attr", 2, MESSAGE, "map:AttrValue", True),
     ],
     "TensorProto": [
-        ("dtype", 1, _INT32, None, False),
-        ("tensor_shape", 2, _MESSAGE, "TensorShapeProto", False),
-        ("tensor_content", 4, _BYTES, None, False),
-        ("string_val", 8, _BYTES, None, True),
+        ("dtype", 1, INT32, None, False),
+        ("tensor_shape", 2, MESSAGE, "TensorShapeProto", False),
+        ("tensor_content", 4, BYTES, None, False),
+        ("string_val", 8, BYTES, None, True),
     ],
-    "TensorShapeProto": [("dim", 2, _MESSAGE, "Dim", True)],
-    "Dim": [("size", 1, _INT64, None, False)],
+    "TensorShapeProto": [("dim", 2, MESSAGE, "Dim", True)],
+    "Dim": [("size", 1, INT64, None, False)],
     "SavedObjectGraph": [
-        ("nodes", 1, _MESSAGE, "SavedObject", True),
-        ("concrete_functions", 2, _MESSAGE, "map:SavedConcreteFunction", True),
+        ("nodes", 1, MESSAGE, "SavedObject", True),
+        ("concrete_functions", 2, MESSAGE, "map:SavedConcreteFunction", True),
     ],
     "SavedObject": [
-        ("asset", 5, _MESSAGE, "SavedAsset", False),
-        ("function", 6, _MESSAGE, "SavedFunction", False),
-        ("bare_concrete_function", 8, _MESSAGE, "SavedBareConcreteFunction", False),
+        ("asset", 5, MESSAGE, "SavedAsset", False),
+        ("function", 6, MESSAGE, "SavedFunction", False),
+        ("bare_concrete_function", 8, MESSAGE, "SavedBareConcreteFunction", False),
     ],
-    "SavedAsset": [("asset_file_def_index", 1, _INT32, None, False)],
-    "SavedFunction": [("concrete_functions", 1, _STRING, None, True)],
-    "SavedBareConcreteFunction": [("concrete_function_name", 1, _STRING, None, False)],
-    "SavedConcreteFunction": [("bound_inputs", 2, _INT32, None, True)],
+    "SavedAsset": [("asset_file_def_index", 1, INT32, None, False)],
+    "SavedFunction": [("concrete_functions", 1, STRING, None, True)],
+    "SavedBareConcreteFunction": [("concrete_function_name", 1, STRING, None, False)],
+    "SavedConcreteFunction": [("bound_inputs", 2, INT32, None, True)],
 }
 
 #: Messages whose fields share one ``oneof`` (TensorFlow's ``AttrValue.value``, and
@@ -169,47 +164,11 @@ SCHEMA: dict[str, list[tuple[str, int, int, str | None, bool]]] = {
 _ONEOF = {"AttrValue": "value", "SavedObject": "kind"}
 
 
-def _build() -> dict[str, Any]:
-    file = descriptor_pb2.FileDescriptorProto(
-        name="hublayer/models/saved_model_scan.proto", package=_PACKAGE, syntax="proto3"
-    )
-    for name, fields in SCHEMA.items():
-        message = file.message_type.add(name=name)
-        oneof = _ONEOF.get(name)
-        if oneof is not None:
-            message.oneof_decl.add(name=oneof)
-        for field_name, number, kind, type_name, repeated in fields:
-            field = message.field.add(
-                name=field_name,
-                number=number,
-                type=kind,  # type: ignore[arg-type]
-                label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
-            )
-            if type_name is not None and type_name.startswith("map:"):
-                entry = "".join(part.title() for part in field_name.split("_")) + "Entry"
-                nested = message.nested_type.add(name=entry)
-                nested.options.map_entry = True
-                nested.field.add(name="key", number=1, type=_STRING, label=_F.LABEL_OPTIONAL)
-                nested.field.add(
-                    name="value",
-                    number=2,
-                    type=_MESSAGE,
-                    type_name=f".{_PACKAGE}.{type_name[4:]}",
-                    label=_F.LABEL_OPTIONAL,
-                )
-                field.type_name = f".{_PACKAGE}.{name}.{entry}"
-            elif type_name is not None:
-                field.type_name = f".{_PACKAGE}.{type_name}"
-            if oneof is not None and not repeated:
-                field.oneof_index = 0
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-        for name in ("SavedModel", "AssetFileDef")
-    }
-
-
-_CLASSES = _build()
+_CLASSES = message_classes(
+    "hublayer/models/saved_model_scan.proto",
+    SCHEMA,
+    ["SavedModel", "AssetFileDef"],
+    oneofs=_ONEOF,
+)
 SavedModel: Any = _CLASSES["SavedModel"]
 AssetFileDef: Any = _CLASSES["AssetFileDef"]
