@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING
 from hublayer._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from hublayer.models._declared_range import declare_ranges as declare_ranges
     from hublayer.models._export import export_saved_model
-    from hublayer.models._inspect import ModelInfo, SignatureInfo, inspect
-    from hublayer.models._inspect import declare_ranges as declare_ranges
+    from hublayer.models._inspect import inspect
     from hublayer.models._load import load
     from hublayer.models._load import load_path as load_path
     from hublayer.models._locate import is_hub_module_v1 as is_hub_module_v1
     from hublayer.models._locate import resolve_handle as resolve_handle
+    from hublayer.models._model_info import ModelInfo, SignatureInfo
     from hublayer.models._op_libraries import library_ops as library_ops
     from hublayer.models._op_libraries import require_op_libraries as require_op_libraries
     from hublayer.models._scan import scan
@@ -49,16 +50,16 @@ __all__ = [
 # name -> private module that defines it
 _LAZY: dict[str, str] = {
     "Finding": "._scan_report",
-    "ModelInfo": "._inspect",
+    "ModelInfo": "._model_info",
     "ScanReport": "._scan_report",
-    "SignatureInfo": "._inspect",
+    "SignatureInfo": "._model_info",
     "export_saved_model": "._export",
     "inspect": "._inspect",
     "load": "._load",
     "load_keras_file": "._keras_file",
     "scan": "._scan",
     # For `hublayer.layers` (the floor above), not part of the public API.
-    "declare_ranges": "._inspect",
+    "declare_ranges": "._declared_range",
     "is_hub_module_v1": "._locate",
     "library_ops": "._op_libraries",
     "load_path": "._load",

@@ -24,133 +24,22 @@ Example:
 from __future__ import annotations
 
 import inspect as pyinspect
-import json
-import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from hublayer._specs import RANGE_ASSUMED, RANGE_DECLARED, TensorInfo, check_range
+from hublayer._specs import RANGE_ASSUMED, TensorInfo
+from hublayer.models._declared_range import declare_ranges
 from hublayer.models._load import load_path
 from hublayer.models._locate import resolve_handle
+from hublayer.models._model_info import ModelInfo, SignatureInfo
 
-__all__ = [
-    "DECLARATION_FILES",
-    "ModelInfo",
-    "SignatureInfo",
-    "declare_ranges",
-    "declared_range",
-    "inspect",
-]
-
-Format = Literal["tf2_saved_model", "tf1_saved_model", "keras"]
+__all__ = ["inspect"]
 
 #: The signature a SavedModel is served from when no other is named (TF2, then TF1 Hub).
 _DEFAULT_SIGNATURES = ("serving_default", "default")
-#: Files beside ``saved_model.pb`` in which a model may declare its input value range, as
-#: ``{"input": {"value_range": [low, high]}}`` (the zoo writes ``hublayer_zoo.json``).
-DECLARATION_FILES = ("hublayer.json", "hublayer_zoo.json")
-_log = logging.getLogger("hublayer.models")
-
-
-@dataclass(frozen=True)
-class SignatureInfo:
-    """One named signature: its inputs and outputs, each a :class:`TensorInfo`."""
-
-    name: str
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...]
-
-    def __str__(self) -> str:
-        ins = ", ".join(str(t) for t in self.inputs)
-        outs = ", ".join(str(t) for t in self.outputs)
-        return f"{self.name}({ins}) -> {{{outs}}}"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A typed description of a model, as :func:`inspect` finds it.
-
-    Attributes:
-        handle: the handle as given.
-        path: the local folder (or ``.keras`` file) it resolved to.
-        format: ``"tf2_saved_model"``, ``"tf1_saved_model"`` (signatures only) or ``"keras"``.
-        signatures: the SavedModel's signatures, sorted by name (none for ``.keras``).
-        has_call: whether the model is callable (a TF2 ``__call__``, or a Keras model).
-        call_takes_training: whether that call accepts ``training=``.
-        entry_point: what ``KerasLayer`` calls by default: ``"__call__"`` or a signature.
-        input_specs: the inputs of ``entry_point`` (records builds pipelines from these).
-            Image inputs (rank 4, 1/3/4 channels) carry a value range and its
-            ``range_source``: the range the model declares in ``hublayer.json`` (or the
-            zoo's ``hublayer_zoo.json``), else TF Hub's convention, ``(0, 1)`` for floats
-            and ``(0, 255)`` for uint8, marked ``"assumed: TF Hub convention"``: a
-            SavedModel does not record it, so check the model's documentation.
-        output_specs: its outputs; a single unnamed output is called ``"output"``.
-        num_variables / num_trainable_variables: counts of distinct variables.
-        num_parameters / num_trainable_parameters: scalar values in them.
-        num_regularization_losses: length of ``regularization_losses``.
-        size_bytes: bytes on disk of every file of the model.
-        tags: the meta-graph tag sets of a SavedModel (``[()]`` for TF1 Hub's empty set).
-        keras_layer_kwargs: the ``hublayer.KerasLayer`` arguments this model needs beside
-            its handle, such as ``{"signature": "default", "output_key": "default"}``.
-    """
-
-    handle: str
-    path: str
-    format: Format
-    signatures: tuple[SignatureInfo, ...]
-    has_call: bool
-    call_takes_training: bool
-    entry_point: str
-    input_specs: tuple[TensorInfo, ...]
-    output_specs: tuple[TensorInfo, ...]
-    num_variables: int
-    num_trainable_variables: int
-    num_parameters: int
-    num_trainable_parameters: int
-    num_regularization_losses: int
-    size_bytes: int
-    tags: tuple[tuple[str, ...], ...]
-    keras_layer_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
-
-    @property
-    def fine_tunable(self) -> bool:
-        """Whether ``KerasLayer(..., trainable=True)`` can train this model."""
-        return self.has_call and self.num_trainable_variables > 0
-
-    def signature(self, name: str) -> SignatureInfo:
-        """The signature called ``name``.
-
-        Raises:
-            SignatureError: there is none; the message lists those there are.
-        """
-        for candidate in self.signatures:
-            if candidate.name == name:
-                return candidate
-        from hublayer.errors import SignatureError
-
-        available = tuple(s.name for s in self.signatures)
-        raise SignatureError(
-            f"Expected one of the model's signatures {list(available)}. "
-            f"Received: name={name!r}. Pass one of those names.",
-            handle=self.handle,
-            name=name,
-            available=available,
-        )
-
-    def keras_layer_code(self) -> str:
-        """The ``hublayer.KerasLayer(...)`` call this model needs, as Python source."""
-        args = [repr(self.handle)] + [f"{k}={v!r}" for k, v in self.keras_layer_kwargs.items()]
-        return f"hublayer.KerasLayer({', '.join(args)})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data: tuples become lists, shapes keep ``None``."""
-        data = asdict(self)
-        data["keras_layer_kwargs"] = dict(self.keras_layer_kwargs)
-        data["fine_tunable"] = self.fine_tunable
-        return data
 
 
 def inspect(handle: str | os.PathLike[str], *, tags: Iterable[str] | None = None) -> ModelInfo:
@@ -185,47 +74,6 @@ def inspect(handle: str | os.PathLike[str], *, tags: Iterable[str] | None = None
     else:
         info = _describe_saved_model(shown, path, loaded)
     return replace(info, input_specs=declare_ranges(info.input_specs, path))
-
-
-def declare_ranges(
-    specs: tuple[TensorInfo, ...], folder: str | os.PathLike[str] | None
-) -> tuple[TensorInfo, ...]:
-    """``specs`` with the range ``folder`` declares set on each image input, if it does.
-
-    Example:
-        >>> import tempfile
-        >>> spec = TensorInfo("x", "float32", (None, 8, 8, 3), (0.0, 1.0), RANGE_ASSUMED)
-        >>> declare_ranges((spec,), tempfile.mkdtemp())[0].range_source
-        'assumed: TF Hub convention'
-    """
-    declared = declared_range(folder) if folder is not None else None
-    if declared is None:
-        return specs
-    return tuple(
-        replace(s, value_range=declared, range_source=RANGE_DECLARED) if s.is_image else s
-        for s in specs
-    )
-
-
-def declared_range(path: str | os.PathLike[str]) -> tuple[float, float] | None:
-    """The input value range a model folder declares in one of :data:`DECLARATION_FILES`.
-
-    Returns None when no such file holds ``{"input": {"value_range": [low, high]}}``; a
-    file that cannot be read is logged and ignored (the range is then assumed).
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        return None
-    for name in DECLARATION_FILES:
-        file = folder / name
-        if not file.is_file():
-            continue
-        try:
-            found = json.loads(file.read_text(encoding="utf-8"))["input"]["value_range"]
-            return check_range(found, name=f"input.value_range in {name}")
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            _log.warning("Ignoring the value range in %s: %s", file, error)
-    return None
 
 
 def _is_keras_model(obj: Any) -> bool:
