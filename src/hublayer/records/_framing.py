@@ -76,6 +76,23 @@ def masked_crc(data: bytes | memoryview) -> int:
 
 
 def normalize_compression(compression: str | None) -> str:
+    """``compression`` in TensorFlow's spelling: ``""``, ``"GZIP"``, ``"ZLIB"`` or ``"auto"``.
+
+    Any case is accepted, and None or ``"NONE"`` mean ``""``.
+
+    Raises:
+        ValueError: anything else, a non-string included (``compression=5``).
+
+    Example:
+        >>> normalize_compression("gzip"), normalize_compression(None)
+        ('GZIP', '')
+    """
+    if compression is not None and not isinstance(compression, str):
+        raise ValueError(
+            'Expected compression to be one of "", "GZIP", "ZLIB" or "auto" (a string, or '
+            f"None). Received: compression={compression!r} of type "
+            f"{type(compression).__name__}."
+        )
     value = (compression or "").upper()
     if value in ("", "NONE"):
         return ""

@@ -1,4 +1,5 @@
-"""Write TFRecord files: one file or N shards, each written to a temp name then renamed.
+"""Write TFRecord files: one file or N shards, each written to a temp name then renamed,
+or (``atomic=False``) in place, so a follower reads the records as they are flushed.
 
 The record layout is documented in :mod:`hublayer.records._framing`.
 """
@@ -55,11 +56,17 @@ def shard_paths(path: str | os.PathLike[str], shards: int | None) -> tuple[Path,
 
 
 class _Sink:
-    """One shard being written: a temp file, an optional compressor, a write buffer."""
+    """One shard being written: a file (a temp name, or the final one in place), an
+    optional compressor, a write buffer."""
 
-    def __init__(self, final: Path, compression: str) -> None:
+    def __init__(self, final: Path, compression: str, *, atomic: bool) -> None:
         self.final = final
-        self.temp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        self.atomic = atomic
+        self.temp = (
+            final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+            if atomic
+            else final
+        )
         self.file: IO[bytes] = open(self.temp, "wb")  # noqa: SIM115 - closed in commit/abort
         self.gzip = (
             gzip.GzipFile(filename="", fileobj=self.file, mode="wb", mtime=0)
@@ -74,9 +81,10 @@ class _Sink:
         self.parts.extend(parts)
         self.pending += sum(len(p) for p in parts)
         if self.pending >= _FLUSH:
-            self.flush()
+            self.drain()
 
-    def flush(self) -> None:
+    def drain(self) -> None:
+        """Hand the buffered bytes to the compressor or the file object."""
         data = b"".join(self.parts)
         self.parts.clear()
         self.pending = 0
@@ -87,8 +95,18 @@ class _Sink:
         else:
             self.file.write(data)
 
+    def flush(self) -> None:
+        """Every record written so far into the file, whole (a compressed stream is
+        flushed to a byte boundary, so a reader can decode up to here)."""
+        self.drain()
+        if self.gzip is not None:
+            self.gzip.flush(zlib.Z_SYNC_FLUSH)
+        elif self.deflate is not None:
+            self.file.write(self.deflate.flush(zlib.Z_SYNC_FLUSH))
+        self.file.flush()
+
     def commit(self) -> None:
-        self.flush()
+        self.drain()
         if self.gzip is not None:
             self.gzip.close()
         if self.deflate is not None:
@@ -96,9 +114,13 @@ class _Sink:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
-        os.replace(self.temp, self.final)
+        if self.atomic:
+            os.replace(self.temp, self.final)
 
     def abort(self) -> None:
+        if not self.atomic:  # followers may have read it: finish what was written
+            self.commit()
+            return
         try:
             self.file.close()
         finally:
@@ -106,19 +128,31 @@ class _Sink:
 
 
 class Writer:
-    """Write records to one file or to N shards, each file atomically.
+    """Write records to one file or to N shards, each file atomically (by default).
 
-    Every shard is written to a temp name in the same folder and renamed into place
-    when the writer closes without error, so readers never see half a file. When the
-    ``with`` block raises, the temp files are removed and nothing is renamed. The folder
-    is created when missing. Records go to shards in turn (record ``i`` to shard
-    ``i % shards``), so shards differ in size by at most one record.
+    By default (``atomic=True``) every shard is written to a temp name in the same
+    folder and renamed into place when the writer closes without error, so readers never
+    see half a file: the way to write a complete shard set. When the ``with`` block
+    raises, the temp files are removed and nothing is renamed.
+
+    ``atomic=False`` is the streaming mode, for a long-running writer (a log of events,
+    TensorBoard style): each shard is written in place at its final name (an existing
+    file is replaced, as TensorFlow's ``TFRecordWriter`` does), and :meth:`flush` makes
+    every record written so far readable there, so a :class:`~hublayer.records.Reader`
+    can follow the file as it grows. When the ``with`` block raises, what was written is
+    kept and closed properly (a follower may have read it already). A crash can leave a
+    last record cut short, which a reader reports as a truncated record.
+
+    The folder is created when missing. Records go to shards in turn (record ``i`` to
+    shard ``i % shards``), so shards differ in size by at most one record.
 
     Args:
         path: the output file, or the name the shard names are built from (see
             :func:`shard_paths`).
         shards: the number of shards, or None (the default) for one file at ``path``.
         compression: ``""`` (the default), ``"GZIP"`` or ``"ZLIB"``.
+        atomic: True (the default) writes temp files renamed into place on close; False
+            writes in place, readable after each :meth:`flush`.
 
     Attributes:
         paths: the final file names.
@@ -126,7 +160,8 @@ class Writer:
         nbytes: uncompressed bytes written so far, framing included.
 
     Raises:
-        ValueError: for a bad ``shards`` or ``compression``.
+        ValueError: for a bad ``shards`` or ``compression``; :meth:`write` or
+            :meth:`flush` after :meth:`close`.
         OSError: when the folder cannot be created or written to.
 
     Example:
@@ -135,6 +170,14 @@ class Writer:
         ...         writer.write(record)
         >>> [p.name for p in writer.paths]  # doctest: +SKIP
         ['train-00000-of-00004.tfrecord', ..., 'train-00003-of-00004.tfrecord']
+
+        Streaming, with a follower reading as records arrive:
+
+        >>> writer = Writer("logs/events.tfrecord", atomic=False)  # doctest: +SKIP
+        >>> writer.write(event); writer.flush()  # doctest: +SKIP
+        >>> follower = iter(Reader("logs/events.tfrecord"))  # doctest: +SKIP
+        >>> next(follower) == event  # doctest: +SKIP
+        True
     """
 
     def __init__(
@@ -143,6 +186,7 @@ class Writer:
         *,
         shards: int | None = None,
         compression: Literal["", "GZIP", "ZLIB"] | str | None = "",
+        atomic: bool = True,
     ) -> None:
         self.compression = normalize_compression(compression)
         if self.compression == "auto":
@@ -150,6 +194,7 @@ class Writer:
                 'Expected compression to be "", "GZIP" or "ZLIB" when writing. '
                 'Received: compression="auto".'
             )
+        self.atomic = bool(atomic)
         self.paths = shard_paths(path, shards)
         self.paths[0].parent.mkdir(parents=True, exist_ok=True)
         self.count = 0
@@ -157,7 +202,7 @@ class Writer:
         self._sinks: list[_Sink] = []
         try:
             for final in self.paths:
-                self._sinks.append(_Sink(final, self.compression))
+                self._sinks.append(_Sink(final, self.compression, atomic=self.atomic))
         except BaseException:
             self.abort()
             raise
@@ -176,8 +221,24 @@ class Writer:
         self.count += 1
         self.nbytes += len(data) + HEADER_SIZE + FOOTER_SIZE
 
+    def flush(self) -> None:
+        """Push every record written so far into the files.
+
+        With ``atomic=False`` they are then readable at :attr:`paths` (a compressed
+        stream is flushed to a byte boundary). With ``atomic=True`` they reach the temp
+        files, which are renamed into place only by :meth:`close`.
+
+        Raises:
+            ValueError: the writer is closed (as TensorFlow's ``TFRecordWriter.flush``
+                raises after ``close``).
+        """
+        if self._closed:
+            raise ValueError("Expected an open Writer. Received: flush() after close().")
+        for sink in self._sinks:
+            sink.flush()
+
     def close(self) -> None:
-        """Finish every shard and rename it into place; safe to call twice."""
+        """Finish every shard (and rename it into place); safe to call twice."""
         if self._closed:
             return
         self._closed = True
@@ -189,10 +250,11 @@ class Writer:
             raise
 
     def abort(self) -> None:
-        """Drop every shard not yet renamed into place."""
+        """Drop every shard not yet renamed into place (``atomic=False``: close every
+        shard, keeping the records written)."""
         self._closed = True
         for sink in self._sinks:
-            if sink.temp.exists():
+            if not sink.file.closed or (sink.atomic and sink.temp.exists()):
                 sink.abort()
 
     def __enter__(self) -> Writer:
