@@ -62,6 +62,27 @@ def _xs(dataset: Any) -> list[float]:
 # -- expand_files ------------------------------------------------------------------------
 
 
+def test_a_file_reached_twice_is_read_once_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # tf.data reads a file as often as it is listed; hublayer reads it once, and says so.
+    shards = _write(tmp_path / "data" / "train", range(6))
+    monkeypatch.chdir(tmp_path)
+    overlapping = ["./data/train-*", str(shards[0]), "data/" + shards[1].name]
+    with caplog.at_level(logging.WARNING, logger="hublayer.records"):
+        assert records.expand_files(overlapping) == ["./data/" + s.name for s in shards]
+        assert records.expand_files(overlapping) == ["./data/" + s.name for s in shards]
+    warnings = [r.getMessage() for r in caplog.records if "more than once" in r.getMessage()]
+    assert len(warnings) == 1  # once per file list
+    assert "2 file(s)" in warnings[0]
+    assert "tf.data would read it" in warnings[0]
+    assert sum(1 for _ in records.read_records([shards[0], shards[0]])) == 3
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hublayer.records"):
+        records.expand_files([shards[1], shards[0]])
+    assert not caplog.records
+
+
 def test_every_form_names_the_same_files(tmp_path: Path, bucket: str) -> None:
     shards = _write(tmp_path / "data" / "train", range(6))
     (tmp_path / "data" / "train.label_map.json").write_text("{}")

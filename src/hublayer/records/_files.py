@@ -7,7 +7,8 @@ This is the one place that decides what ``files`` means, for every entry point
     "data/train-*.tfrecord"              a glob pattern (sorted matches)
     "data/train"                         a folder: every visible file directly in it
                                          (a folder or a pattern skips *.json label
-                                         maps and schemas, *.tmp and hidden files)
+                                         maps and schemas, *.idx and *.tfindex record
+                                         indexes, *.tmp and hidden files)
     "file:///abs/data/train-*.tfrecord"  a local file URL, read as the local path
     "gs://bucket/train-*.tfrecord"       a remote URL (gs://, s3://, memory://, ...):
                                          listed and read through fsspec
@@ -29,9 +30,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -56,6 +59,7 @@ Files: TypeAlias = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 _GLOB_CHARS = frozenset("*?[")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3"}
+_log = logging.getLogger("hublayer.records")
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -69,7 +73,8 @@ def is_url(path: str | os.PathLike[str]) -> bool:
 
 
 def _hidden_or_temp(name: str) -> bool:
-    return name.startswith(".") or name.endswith((".tmp", ".json"))
+    # *.idx and *.tfindex: record indexes (records.index, DALI, the tfrecord package)
+    return name.startswith(".") or name.endswith((".tmp", ".json", ".idx", ".tfindex"))
 
 
 def _filesystem(url: str) -> tuple[Any, str]:
@@ -193,7 +198,8 @@ def expand_files(files: Files, *, role: str | None = None) -> list[str]:
 
     A folder stands for every visible file directly inside it, and a pattern for every
     file it matches, except ``*.json`` files (schemas and label maps kept next to the
-    data) and temp files; a file named on its own is always taken. A ``file://`` URL is
+    data), record indexes (``*.idx``, ``*.tfindex``) and temp files; a file named on its
+    own is always taken. A ``file://`` URL is
     read as its local path; other URLs (``gs://``, ``s3://``, ``memory://``...) are
     listed through fsspec and come back as URLs.
 
@@ -202,6 +208,15 @@ def expand_files(files: Files, *, role: str | None = None) -> list[str]:
             (which may hold a pattern), or an iterable of them.
         role: which split these files are (``"train"``, ``"validation"``...), named in
             messages ("Expected the validation files to match ...").
+
+    A file reached more than once (named twice, or named and matched by a pattern or
+    folder, in any spelling of its path) is read once, where its first mention puts it,
+    and a warning (logger ``hublayer.records``) names it. ``tf.data`` would read it as
+    often as it is listed; hublayer does not, on purpose: a pattern that overlaps a
+    file named beside it (``["data/*.tfrecord", "data/extra.tfrecord"]``) is nearly
+    always a mistake, and reading that file twice would silently change the class
+    balance, the epoch and every count and fingerprint taken from the list. To weight
+    a file, repeat the dataset or use sample weights.
 
     Returns:
         The files, each once, in the order given (patterns and folders sorted).
@@ -226,7 +241,32 @@ def expand_files(files: Files, *, role: str | None = None) -> list[str]:
             f"Expected {what} to name at least one TFRecord file. Received: files=[]. "
             "Pass a path, a glob pattern, a folder or a URL."
         )
-    return list(dict.fromkeys(found))
+    unique: dict[str, str] = {}  # one identity per file -> its first spelling
+    for name in found:
+        unique.setdefault(name if is_url(name) else os.path.abspath(name), name)
+    if len(unique) < len(found):
+        _warn_repeated(tuple(found))
+    return list(unique.values())
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_repeated(found: tuple[str, ...]) -> None:
+    """Say once per file list which files were listed more than once."""
+    seen: set[str] = set()
+    twice = []
+    for name in found:
+        key = name if is_url(name) else os.path.abspath(name)
+        if key in seen and name not in twice:
+            twice.append(name)
+        seen.add(key)
+    shown = ", ".join(twice[:3]) + (", ..." if len(twice) > 3 else "")
+    _log.warning(
+        "%d file(s) of the list were named more than once (%s); each is read once "
+        "(tf.data would read it each time it is listed). Check for a pattern that "
+        "overlaps a file named beside it.",
+        len(twice),
+        shown,
+    )
 
 
 @contextlib.contextmanager
