@@ -61,9 +61,9 @@ def test_no_image_feature_names_the_input_and_what_the_records_hold() -> None:
 def test_grayscale_data_for_an_rgb_model_is_converted_and_said_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from hublayer.records import _match
+    from hublayer.records import _image_plan
 
-    _match._NOTED.clear()
+    _image_plan._NOTED.clear()
     schema = Schema((_image("scan", channels=(1,)),), records=10)
     with caplog.at_level("WARNING", logger="hublayer.records"):
         automatic = plan(schema, for_model=[RGB])
