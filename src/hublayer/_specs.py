@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hublayer.errors import Fix, SpecMismatchError
+
 __all__ = [
     "RANGE_ASSUMED",
     "RANGE_DECLARED",
@@ -41,6 +43,7 @@ __all__ = [
     "check_range",
     "convention_range",
     "input_specs_of",
+    "match_by_name",
     "with_range",
 ]
 
@@ -177,3 +180,56 @@ def input_specs_of(model_spec: Any) -> tuple[TensorInfo, ...]:
         "hublayer.KerasLayer, or a sequence of TensorInfo. "
         f"Received: model_spec={model_spec!r}."
     )
+
+
+def match_by_name(
+    produced: Sequence[TensorInfo],
+    wanted: Sequence[TensorInfo],
+    *,
+    producer: str = "the preprocessor",
+    consumer: str = "the model",
+) -> tuple[str, ...]:
+    """The names of ``wanted``, each found among ``produced`` by name.
+
+    How a text preprocessor's outputs feed an encoder: by name, as TF Hub pairs them.
+    Extra outputs of ``produced`` are fine (left out); a missing one, or one of another
+    rank, is an error that lists both sides.
+
+    Raises:
+        SpecMismatchError: a ``wanted`` name that ``produced`` lacks, or ranks that
+            differ; ``expected`` and ``received`` hold both sides' specs.
+
+    Example:
+        >>> ids = TensorInfo("input_word_ids", "int32", (None, 128))
+        >>> mask = TensorInfo("input_mask", "int32", (None, 128))
+        >>> match_by_name([ids, mask], [ids])
+        ('input_word_ids',)
+    """
+    have = {spec.name: spec for spec in produced}
+    missing = [s.name for s in wanted if s.name not in have]
+    other_rank = [
+        s.name for s in wanted if s.name in have and have[s.name].rank != s.rank and s.shape
+    ]
+    if missing or other_rank or not wanted:
+        why = (
+            f"missing {missing}"
+            if missing
+            else f"other ranks for {other_rank}"
+            if other_rank
+            else "no named inputs"
+        )
+        raise SpecMismatchError(
+            f"Expected {producer}'s outputs to include every input of {consumer}, matched "
+            f"by name. Received: {producer} gives [{', '.join(map(str, produced))}]; "
+            f"{consumer} takes [{', '.join(map(str, wanted))}]: {why}.",
+            feature=(missing or other_rank or [None])[0],
+            expected=[str(s) for s in wanted],
+            received=[str(s) for s in produced],
+            fix=Fix(
+                "Pass preprocess= the preprocessor published with this model (TF Hub pairs "
+                "them, e.g. bert_en_uncased_preprocess with the BERT encoders).",
+                "Pass --preprocess the preprocessor published with this model (TF Hub pairs "
+                "them, e.g. bert_en_uncased_preprocess with the BERT encoders).",
+            ),
+        )
+    return tuple(s.name for s in wanted)

@@ -13,6 +13,7 @@ import click
 from hublayer.cli._notes import notes_shown
 from hublayer.cli._range_option import input_range_option, parse_input_range
 from hublayer.cli._ray_options import ray_options
+from hublayer.cli._text_options import output_key_option, preprocess_option
 
 __all__ = ["embed"]
 
@@ -41,7 +42,9 @@ def _keep(value: str | None) -> tuple[str, ...]:
 )
 @click.option("--keep", help="Features copied to each output row, comma separated: label,id.")
 @click.option("--signature", help="Model signature [default: the model's call].")
-@click.option("--output-key", help="Output of a signature that returns a dict.")
+@output_key_option
+@preprocess_option
+@click.option("--text", "text_feature", help="Feature holding the text [default: the only one].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option(
     "--format",
@@ -75,6 +78,8 @@ def embed(
     keep: str | None,
     signature: str | None,
     output_key: str | None,
+    preprocess: str | None,
+    text_feature: str | None,
     batch_size: int,
     output_format: str,
     engine: str,
@@ -95,6 +100,8 @@ def embed(
       hublayer embed models/encoder "data/train-*.tfrecord" --out emb --keep label,id
       hublayer embed models/encoder data/photos --out emb --format parquet
       hublayer embed models/encoder data/photos --out emb --input-range -1,1
+      hublayer embed models/bert_encoder "reviews/*.tfrecord" --out emb \\
+          --preprocess models/bert_preprocess --keep id
       hublayer embed models/encoder "data/*.tfrecord" --out emb --engine ray --workers 4
       hublayer embed models/encoder "gs-mounted/*.tfrecord" --out emb --engine ray \\
           --address auto
@@ -123,6 +130,8 @@ def embed(
             progress=progress,
             on_error=on_error,
             input_range=parse_input_range(input_range),
+            preprocess=preprocess,
+            text=text_feature,
         )
     click.echo(result.preprocessing)
     click.echo(str(result))

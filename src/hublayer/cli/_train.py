@@ -16,6 +16,7 @@ from hublayer.cli._notes import show_notes
 from hublayer.cli._range_option import input_range_option, parse_input_range
 from hublayer.cli._ray_options import ray_options
 from hublayer.cli._table import table
+from hublayer.cli._text_options import output_key_option, preprocess_option
 
 __all__ = ["evaluate", "predict", "train"]
 
@@ -72,6 +73,8 @@ def _confusion(matrix: list[list[int]], classes: list[str]) -> str:
     help="Resize images to this square size [default: the model's input size].",
 )
 @click.option("--text", "text_feature", help="Feature holding the text [default: the only one].")
+@preprocess_option
+@output_key_option
 @input_range_option
 @click.option(
     "--mode",
@@ -160,6 +163,8 @@ def train(
     image_feature: str | None,
     image_size: int | None,
     text_feature: str | None,
+    preprocess: str | None,
+    output_key: str | None,
     input_range: str | None,
     mode: str,
     epochs: int,
@@ -195,6 +200,8 @@ def train(
           --val 'data/val-*' --mode fine_tune --epochs 5 --fine-tune-epochs 2
       hublayer train --model ./efficientnet_lite0 --train 'data/train-*' \\
           --val 'data/val-*' --out runs/b --engine ray --workers 2
+      hublayer train --model ./bert_encoder --preprocess ./bert_preprocess \\
+          --train 'reviews/train-*' --text review --out runs/reviews
     """
     from hublayer.train import fit_classifier
 
@@ -228,6 +235,8 @@ def train(
         progress=progress,
         pipeline=pipeline,
         input_range=parse_input_range(input_range),
+        preprocess=preprocess,
+        output_key=output_key,
         engine=engine,
         num_workers=workers,
         address=address,

@@ -140,18 +140,18 @@ def _identity(
     format: str,
     input_range: tuple[float, float] | None,
     image: Any,
+    preprocess_path: str | None = None,
 ) -> dict[str, Any]:
-    """What the outputs in a folder depend on: the model (its files' sizes and times)
-    and the settings. A rerun skips complete shards only when this is unchanged."""
-    files = sorted(p for p in Path(model_path).rglob("*") if p.is_file())
-    stamp = hashlib.sha256()
-    for path in files if Path(model_path).is_dir() else [Path(model_path)]:
-        info = path.stat()
-        stamp.update(f"{path.relative_to(model_path) if files else path.name}".encode())
-        stamp.update(f"{info.st_size}:{info.st_mtime_ns}".encode())
+    """What the outputs in a folder depend on: the model and the preprocessor (their
+    files' sizes and times) and the settings. A rerun skips complete shards only when
+    this is unchanged."""
+    preprocess = {}
+    if preprocess_path is not None:
+        preprocess = {"preprocess": preprocess_path, "preprocess_files": _stamp(preprocess_path)}
     return {
         "model": model_path,
-        "model_files": stamp.hexdigest()[:16],
+        "model_files": _stamp(model_path),
+        **preprocess,
         "signature": signature,
         "output_key": output_key,
         "keep": list(keep),
@@ -159,6 +159,17 @@ def _identity(
         "input_range": None if input_range is None else list(input_range),
         "image": None if image is None else repr(image),
     }
+
+
+def _stamp(model_path: str) -> str:
+    """A short hash of the names, sizes and times of the files of a model folder."""
+    files = sorted(p for p in Path(model_path).rglob("*") if p.is_file())
+    stamp = hashlib.sha256()
+    for path in files if Path(model_path).is_dir() else [Path(model_path)]:
+        info = path.stat()
+        stamp.update(f"{path.relative_to(model_path) if files else path.name}".encode())
+        stamp.update(f"{info.st_size}:{info.st_mtime_ns}".encode())
+    return stamp.hexdigest()[:16]
 
 
 def _model_inputs(layer: Any, input_range: Any) -> tuple[TensorInfo, ...]:
@@ -221,6 +232,8 @@ def embed(
     on_error: str = "raise",
     input_range: tuple[float, float] | None = None,
     image: records.ImageOptions | Mapping[str, Any] | str | int | None = None,
+    preprocess: str | os.PathLike[str] | None = None,
+    text: str | None = None,
 ) -> EmbedResult:
     """Embed every record of a dataset with a pretrained model, shard by shard.
 
@@ -252,6 +265,14 @@ def embed(
             TF Hub's convention ``(0, 1)``, which is assumed: a WARNING says so.
         image: how images decode, as for ``records.dataset`` (an ``ImageOptions``, a
             dict of its fields, a feature name or a size).
+        preprocess: a text preprocessor's handle or folder (TF Hub's
+            ``bert_en_uncased_preprocess`` and its kin): the string feature of each
+            record goes in raw, the preprocessor's outputs feed ``model``'s inputs by
+            name (``hublayer.layers.TextChain``), and ``output_key`` picks the output,
+            by default ``"pooled_output"`` (logged once). An empty string embeds like
+            ``[CLS] [SEP]``; the sentences that fill the preprocessor's sequence (the
+            longer ones are truncated) are counted and logged once. Local engine only.
+        text: the string feature to embed, when the records hold several.
 
     Returns:
         An :class:`EmbedResult`. Each row of an output holds the kept features and
@@ -271,7 +292,8 @@ def embed(
         OutputExistsError: ``out_dir`` holds outputs made with another model or other
             settings (recorded in its ``.hublayer-embed.json``), which a rerun would mix;
             or a finished shard whose rows differ from its recorded count.
-        MissingExtraError: ``engine="ray"`` without Ray installed.
+        MissingExtraError: ``engine="ray"`` without Ray installed, or a preprocessor
+            whose TensorFlow Text ops need ``pip install "hublayer[text]"``.
         ValueError: a bad ``engine``, ``format``, ``batch_size``, ``num_workers``,
             ``on_error`` or ``input_range``.
 
@@ -284,6 +306,11 @@ def embed(
         12,000 rows in 8 shard(s) (0 already complete) in 41.2 s, 291 rows/s (local, 1 worker(s))
     """
     check_engine(engine)
+    if preprocess is not None and engine != "local":
+        raise ValueError(
+            "Expected engine='local' with preprocess=: the text chain runs on the local "
+            f"engine. Received: engine={engine!r}. Pass engine='local' (--engine local)."
+        )
     kept = _check(batch_size, keep, format, num_workers)
     if on_error not in ("raise", "skip"):
         raise ValueError(
@@ -306,6 +333,7 @@ def embed(
     from hublayer.handles import resolve
 
     model_path = str(resolve(os.fspath(model)))
+    preprocess_path = None if preprocess is None else str(resolve(os.fspath(preprocess)))
     job = Job(
         model_path=model_path,
         signature=signature,
@@ -317,12 +345,16 @@ def embed(
         pending=[],
         image=image,
         on_error=on_error,
+        preprocess_path=preprocess_path,
+        text=text,
     )
     job.for_model = _model_inputs(job.layer(), input_range)
     parser = job.parser()  # a data/model mismatch raises here, before any output
     given = job.for_model if input_range is not None else None
     given_range = next((s.value_range for s in given or () if s.value_range), None)
-    identity = _identity(model_path, signature, output_key, kept, format, given_range, image)
+    identity = _identity(
+        model_path, signature, job.output_key, kept, format, given_range, image, preprocess_path
+    )
     record = EmbedRecord.claim(out, identity)
     job.record = record
     job.pending = [

@@ -45,22 +45,33 @@ class Job:
     for_model: tuple[TensorInfo, ...] = ()
     image: Any = None
     on_error: str = "raise"  # "raise" or "skip"
+    preprocess_path: str | None = None  # a text preprocessor's resolved folder
+    text: str | None = None  # the string feature that feeds a text model
     record: Any = field(default=None, repr=False, compare=False)  # the driver's EmbedRecord
     _layer: Any = field(default=None, repr=False, compare=False)
 
     def layer(self) -> Any:
-        """The model as a ``KerasLayer``, loaded once per process."""
+        """The model as a ``KerasLayer`` (with a preprocessor, a ``TextChain``), loaded
+        once per process."""
         if self._layer is None:
-            from hublayer.layers import KerasLayer
+            from hublayer.layers import KerasLayer, TextChain
 
-            self._layer = KerasLayer(
-                self.model_path, signature=self.signature, output_key=self.output_key
-            )
+            if self.preprocess_path is None:
+                self._layer = KerasLayer(
+                    self.model_path, signature=self.signature, output_key=self.output_key
+                )
+            else:  # strings -> preprocessor -> encoder, matched by name
+                encoder = KerasLayer(self.model_path, signature=self.signature)
+                chain = TextChain(self.preprocess_path, encoder, output_key=self.output_key)
+                self.output_key = chain.output_key  # the one chosen, as recorded
+                self._layer = chain
         return self._layer
 
     def parser(self) -> records.ExampleParser:
         """Serialized Examples -> model inputs, as ``records.dataset`` makes them."""
-        return records.parser(self.schema, for_model=self.for_model, image=self.image)
+        return records.parser(
+            self.schema, for_model=self.for_model, image=self.image, text=self.text
+        )
 
     def checked(self, parser: records.ExampleParser) -> dict[str, str]:
         """Feature -> kind, for every feature the model or the kept columns read."""

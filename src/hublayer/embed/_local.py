@@ -34,17 +34,37 @@ __all__ = ["run_local"]
 logger = logging.getLogger("hublayer")
 
 
-def _model_fn(job: Job) -> Callable[[Any], Any]:
+def _model_fn(job: Job, truncation: Any = None) -> Callable[[Any], Any]:
     import tensorflow as tf
 
     layer = job.layer()
     parse = job.parser()
+    if truncation is not None:
+        return _chain_fn(layer, parse, truncation)
 
     def call(serialized: Any) -> Any:
         return layer(parse(serialized), training=False)
 
     compiled: Callable[[Any], Any] = tf.function(call, reduce_retracing=True)
     return compiled
+
+
+def _chain_fn(chain: Any, parse: Any, truncation: Any) -> Callable[[Any], Any]:
+    """A text chain's call that also counts the sentences filling its sequence."""
+    import tensorflow as tf
+
+    def both(serialized: Any) -> Any:
+        tokens = chain.tokenize(parse(serialized))
+        return chain.encode(tokens, training=False), truncation.count(tokens)
+
+    compiled = tf.function(both, reduce_retracing=True)
+
+    def call(serialized: Any) -> Any:
+        output, filled = compiled(serialized)
+        truncation.add(filled, int(output.shape[0]))
+        return output
+
+    return call
 
 
 class _Counted:
@@ -115,10 +135,17 @@ def _embed_shard(
 
 def run_local(job: Job, bar: Any) -> tuple[int, int]:
     """Embed every pending shard of ``job`` here; returns (rows written, records skipped)."""
-    call = _model_fn(job)
+    truncation = None
+    if job.preprocess_path is not None:
+        from hublayer.layers import Truncation
+
+        truncation = Truncation(job.layer())
+    call = _model_fn(job, truncation)
     kinds = job.checked(job.parser())
     rows = skipped = 0
     for source, target in job.pending:
         done, bad = _embed_shard(job, call, kinds, source, target, bar)
         rows, skipped = rows + done, skipped + bad
+    if truncation is not None:
+        truncation.report("embed")
     return rows, skipped

@@ -17,5 +17,6 @@ Example:
 from __future__ import annotations
 
 from hublayer.layers._keras_layer import KerasLayer
+from hublayer.layers._text_chain import TextChain, Truncation
 
-__all__ = ["KerasLayer"]
+__all__ = ["KerasLayer", "TextChain", "Truncation"]

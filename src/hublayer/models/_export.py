@@ -215,6 +215,29 @@ def _sublayers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
     return found
 
 
+def _restored_models(model: keras.layers.Layer) -> list[Any]:
+    """The SavedModels that ``KerasLayer`` values anywhere inside ``model`` restored.
+
+    Tracked by the root, so their resources (a text preprocessor's lookup tables and
+    vocabulary file) are exported with the functions that capture them; their variables
+    are the root's already. Layers held as attributes (a wrapper's backbone, a text
+    chain's parts) are walked too, not only a model's ``layers``.
+    """
+    found: list[Any] = []
+    seen: set[int] = set()
+    stack: list[Any] = [model]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(getattr(type(layer), "resolved_object", None), property):
+            found.append(layer.resolved_object)
+        stack.extend(getattr(layer, "layers", ()))
+        stack.extend(v for v in vars(layer).values() if isinstance(v, keras.layers.Layer))
+    return found
+
+
 def _named_outputs(outputs: Any, output_name: str) -> dict[str, Any]:
     if isinstance(outputs, Mapping):
         return dict(outputs)
@@ -240,6 +263,7 @@ def _build_root(
     root.variables = _unique(model.variables)
     root.trainable_variables = _unique(model.trainable_variables)
     root.regularization_losses = _regularization_losses(model)
+    root.restored_models = _restored_models(model)
     root.__call__ = call_fn
 
     available = list(_named_outputs(inference.structured_outputs, output_name))

@@ -45,26 +45,43 @@ __all__ = [
 ModelLike: TypeAlias = "str | os.PathLike[str] | keras.Layer"
 
 
-def load_backbone(model: ModelLike, *, trainable: bool) -> keras.Layer:
+def load_backbone(
+    model: ModelLike,
+    *,
+    trainable: bool,
+    preprocess: ModelLike | None = None,
+    output_key: str | None = None,
+) -> keras.Layer:
     """Turn a handle, a path or a layer into the backbone layer.
 
     Args:
         model: a model handle or local path (loaded with ``hublayer.KerasLayer``), or a
             built Keras layer or model, used as is.
         trainable: for a handle, whether the layer's variables may be trained later.
+        preprocess: a text preprocessor (handle, path or ``KerasLayer``): the backbone
+            is then ``hublayer.layers.TextChain`` (strings -> preprocessor -> model).
+        output_key: the output to use of a model that returns a dict.
 
     Returns:
         The backbone layer.
 
     Raises:
         TypeError: ``model`` is none of the accepted kinds.
+        SpecMismatchError: the preprocessor's outputs do not fit the model's inputs.
+        SignatureError: ``output_key`` is not one of the model's outputs.
     """
+    if preprocess is not None:
+        from hublayer.layers import TextChain
+
+        return TextChain(preprocess, model, output_key=output_key, trainable=trainable)
     if isinstance(model, keras.Layer):
         return model
     if isinstance(model, str | os.PathLike):
         from hublayer.layers import KerasLayer
 
-        layer: keras.Layer = KerasLayer(os.fspath(model), trainable=trainable)
+        layer: keras.Layer = KerasLayer(
+            os.fspath(model), trainable=trainable, output_key=output_key
+        )
         return layer
     raise TypeError(
         "Expected `model` to be a model handle, a local path, a hublayer.KerasLayer or a "
@@ -189,7 +206,8 @@ class BackboneCall(keras.Layer):
 
 
 def fingerprint_model(backbone: keras.Layer) -> str:
-    """A sha256 of what decides the backbone's outputs: its class, config and weights.
+    """A sha256 of what decides the backbone's outputs: its class, config and weights,
+    and a text chain's preprocessor content (see :func:`_preprocess_digest`).
 
     Layer names and trainability are left out (Keras numbers layers per process), so the
     same model built twice has the same fingerprint; any change to a weight changes it.
@@ -206,7 +224,20 @@ def fingerprint_model(backbone: keras.Layer) -> str:
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
         digest.update(f"\n{value.dtype.str}{value.shape}".encode())
         digest.update(value.tobytes())
+    digest.update(f"\npreprocess:{_preprocess_digest(backbone)}".encode())
     return digest.hexdigest()
+
+
+def _preprocess_digest(backbone: keras.Layer) -> str | None:
+    """The content digest of a text chain's preprocessor: its vocabulary and graph live
+    in files, not weights, so its handle alone would miss a changed vocabulary."""
+    preprocessor = getattr(backbone, "preprocessor", None)
+    handle = getattr(preprocessor, "handle", None)
+    if not isinstance(handle, str | os.PathLike):
+        return None
+    from hublayer.handles import content_digest, resolve
+
+    return content_digest(resolve(os.fspath(handle)))
 
 
 def _without_trainable(config: Any) -> Any:

@@ -144,6 +144,21 @@ def _compute(
         def forward(x: Any) -> Any:
             return jitted(np.asarray(x))
 
+    truncation = _truncation(backbone)
+    if truncation is not None:  # a text chain: count the sentences that filled its sequence
+        chain, count = backbone, truncation.count
+
+        def chained(x: Any) -> Any:
+            tokens = chain.tokenize(x)
+            return chain.encode(tokens, training=False), count(tokens)
+
+        both = tf.function(chained, input_signature=[signature])
+
+        def forward(x: Any) -> Any:
+            output, filled = both(x)
+            truncation.add(filled, int(output.shape[0]))
+            return output
+
     features: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     label = f"embeddings ({source.name})"
@@ -162,6 +177,8 @@ def _compute(
             labels.append(numpy_labels(label_batch))
             bar.update(output.shape[0])
             lines.update(output.shape[0])
+    if truncation is not None:
+        truncation.report(f"embeddings ({source.name})")
     if not features:
         raise TrainingError(
             f"Expected the {source.name} files to hold at least one record. Received: "
@@ -169,6 +186,15 @@ def _compute(
             stage="embeddings",
         )
     return np.concatenate(features), np.concatenate(labels)
+
+
+def _truncation(backbone: Any) -> Any:
+    """A ``Truncation`` counter when the backbone is a text chain, else None."""
+    if not hasattr(backbone, "tokenize"):
+        return None
+    from hublayer.layers import Truncation
+
+    return Truncation(backbone)
 
 
 def _load(entry: Path) -> tuple[np.ndarray, np.ndarray] | None:

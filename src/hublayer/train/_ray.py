@@ -24,40 +24,18 @@ Example:
 
 from __future__ import annotations
 
-import contextvars
 import csv
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hublayer import config
 from hublayer._ray import require_ray, start_ray
 
-__all__ = ["fit_on_ray", "run_engine"]
-
-_ENGINE: contextvars.ContextVar[tuple[str, int]] = contextvars.ContextVar(
-    "hublayer_train_engine", default=("local", 1)
-)
-
-
-def run_engine() -> dict[str, Any]:
-    """``{"engine": ..., "workers": ...}`` of the run in progress, for ``metrics.json``."""
-    engine, workers = _ENGINE.get()
-    return {"engine": engine, "workers": workers}
-
-
-@contextmanager
-def _on_ray(workers: int) -> Iterator[None]:
-    token = _ENGINE.set(("ray", workers))
-    try:
-        yield
-    finally:
-        _ENGINE.reset(token)
+__all__ = ["fit_on_ray"]
 
 
 def _history(path: Path) -> dict[str, list[Any]]:
@@ -102,7 +80,7 @@ def fit_on_ray(arguments: dict[str, Any], *, num_workers: int | None, address: s
     import keras
 
     from hublayer.handles import resolve
-    from hublayer.train._fit import TrainResult
+    from hublayer.train._result import TrainResult
 
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     workers = num_workers or default_workers(ray.cluster_resources())  # not one per CPU

@@ -366,8 +366,8 @@ def fine_tune_worker(loop_config: dict[str, Any]) -> None:
     import tensorflow as tf
     from ray import train as ray_train
 
-    from hublayer.train._fit import fit_classifier
-    from hublayer.train._ray import _on_ray
+    from hublayer.train._fit_local import FitArgs, run_fit
+    from hublayer.train._run_engine import on_ray
 
     context = ray_train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()
@@ -387,8 +387,8 @@ def fine_tune_worker(loop_config: dict[str, Any]) -> None:
                 target=scratch / "checkpoints",
             )
         fit = DistributedFit(strategy, rank=rank, size=size)
-        with _fit_replaced(fit), _on_ray(size):
-            result = fit_classifier(**arguments)
+        with _fit_replaced(fit), on_ray(size):
+            result = run_fit(FitArgs(**arguments))
         shares = examples_per_worker(strategy, fit, rank=rank, size=size)
         if rank == 0:
             _add_to_metrics(out_dir, shares, size)
