@@ -53,6 +53,7 @@ from hublayer.records._options import ImageOptions
 from hublayer.records._parse import build_parse
 from hublayer.records._reader import Reader
 from hublayer.records._schema import Schema
+from hublayer.records._text_preprocess import text_preprocess
 
 __all__ = ["dataset"]
 
@@ -159,6 +160,7 @@ def dataset(
     shard: Any = None,
     deterministic: bool | None = None,
     for_model: Any = None,
+    preprocess: Any = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``(features, label)`` batches, ready for ``model.fit``.
 
@@ -188,6 +190,11 @@ def dataset(
         for_model: the model to feed (``hublayer.inspect(...)``, a ``KerasLayer``, or
             ``TensorInfo`` values): image size, channels, dtype and value range, and the
             string inputs, come from it, and records that cannot feed it fail here.
+        preprocess: a text preprocessor (a handle or folder, a ``KerasLayer`` of it, or a
+            callable) run on each batch of the string feature (``text=``, else the only
+            one) inside the pipeline: features become its outputs, matched by name to
+            ``for_model``'s inputs when given. The way to train a JAX model on text
+            (see ``_text_preprocess``).
 
     Returns:
         A ``tf.data.Dataset``. Features are a dict of name to tensor: decoded images,
@@ -216,7 +223,9 @@ def dataset(
         schema = inspect(paths)
     elif not isinstance(schema, Schema):
         schema = Schema.load(schema)
-    the_plan = plan(schema, label=label, image=image, text=text, for_model=for_model)
+    prep = None if preprocess is None else text_preprocess(preprocess, for_model)
+    model_spec = for_model if prep is None else (prep.input,)  # strings in, then prep
+    the_plan = plan(schema, label=label, image=image, text=text, for_model=model_spec)
     compression = _compression(paths)
 
     import tensorflow as tf
@@ -274,6 +283,8 @@ def dataset(
             num_parallel_calls=autotune,
             deterministic=deterministic,
         )
+    if prep is not None:
+        batches = prep.apply(batches, labelled=label is not None, deterministic=deterministic)
     count = _batches(schema, names, shards, by_file, repeat, batch_size)
     if count is not None:
         batches = batches.apply(tf.data.experimental.assert_cardinality(count))
