@@ -308,7 +308,8 @@ def predict(model_dir: Path, data_files: tuple[str, ...], output: str, batch_siz
     """Predict the class of every record with a trained classifier.
 
     Writes one CSV row per record: index, prediction, confidence, the true label when
-    the records have it, and every class probability.
+    the records have it (empty for a record without one), and every class probability.
+    The accuracy is scored on the records that have a label, and says how many.
 
     \b
     Examples:
@@ -328,9 +329,15 @@ def predict(model_dir: Path, data_files: tuple[str, ...], output: str, batch_siz
     )
     if to_stdout:
         result.to_csv(sys.stdout)
-    summary = f"predicted {len(result.probabilities)} records"
-    if result.accuracy is not None:
+    total = len(result.probabilities)
+    summary = f"predicted {total} records"
+    if result.accuracy is not None and result.labelled == total:
         summary += f"; accuracy {result.accuracy:.4f} against their labels"
+    elif result.accuracy is not None:
+        summary += (
+            f"; accuracy {result.accuracy:.4f} against the {result.labelled} labelled ones"
+            f" ({total - result.labelled} have no label)"
+        )
     if not to_stdout:
         summary += f"; wrote {output}"
     click.echo(summary, err=to_stdout)

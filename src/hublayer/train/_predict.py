@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -29,8 +30,14 @@ import numpy as np
 
 from hublayer import records
 from hublayer._specs import TensorInfo
-from hublayer.errors import Fix, ModelNotFoundError, SchemaError, SpecMismatchError
-from hublayer.train._data import Classes, Source, check_writable, naming_bad_images
+from hublayer.errors import Fix, ModelNotFoundError, RecordError, SchemaError, SpecMismatchError
+from hublayer.train._data import (
+    Classes,
+    Source,
+    check_writable,
+    naming_bad_images,
+    numpy_labels,
+)
 from hublayer.train._metrics import predict_batches, score
 from hublayer.train._report import FILES
 
@@ -140,6 +147,52 @@ def _has_feature(files: tuple[str, ...], name: str) -> bool:
     return name in records.inspect(list(files))
 
 
+def _labels_where_present(source: Source, classes: Classes, count: int) -> np.ndarray:
+    """The class index of every record's label, -1 where a record has none.
+
+    One pass that parses the label feature alone, as optional (so a record without it
+    is no error), in the order the prediction pass read the records.
+
+    Raises:
+        SpecMismatchError: a label that is not one of the model's classes.
+        SchemaError: a record with more than one label value.
+    """
+    assert source.label is not None  # only called for data that has the label feature
+    label = source.label
+    stats = source.schema[label]
+    if stats.max_length > 1:
+        raise SchemaError(
+            f"Expected at most one value of the label {label!r} per record. Received: up "
+            f"to {stats.max_length} values.",
+            feature=label,
+            fix=Fix("Pass label= a one-value feature.", "Pass --label a one-value feature."),
+        )
+    optional = dataclasses.replace(stats, missing=max(stats.missing, 1e-9))  # read as ragged
+    only_label = dataclasses.replace(source.schema, features=(optional,))
+    lengths, values = [np.zeros([0], np.int64)], []
+    for batch in records.dataset(list(source.files), only_label, batch_size=1024, shuffle=False):
+        column = batch[label] if isinstance(batch, dict) else batch
+        lengths.append(column.row_lengths().numpy())
+        values.append(numpy_labels(column.flat_values))
+    has = np.concatenate(lengths) > 0
+    if len(has) != count:  # pragma: no cover - both passes read the same files in order
+        raise RecordError(
+            f"Expected {count} labels, one per record predicted. Received: {len(has)} "
+            "records on a second pass: the files changed while they were read. Run it again."
+        )
+    labels = np.full(len(has), -1, np.int64)
+    if values and has.any():
+        raw = np.concatenate(values)
+        names = source.label_names
+        if names is not None and raw.dtype.kind in "iu":
+            raw = np.array(
+                [names[i] if 0 <= i < len(names) else f"<label {i} outside the label map>"
+                 for i in raw.tolist()]
+            )  # fmt: skip
+        labels[has] = classes.encode(raw, split="data", feature=label)
+    return labels
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Class probabilities for every record, in file order.
@@ -147,12 +200,18 @@ class Predictions:
     Attributes:
         probabilities: float ``[examples, classes]``.
         class_names: class index to name.
-        labels: the true class indices when the records have the label, else None.
+        labels: the true class index of every record when the records have the label
+            feature (-1 for a record without it), else None.
     """
 
     probabilities: np.ndarray
     class_names: tuple[str, ...]
     labels: np.ndarray | None = None
+
+    @property
+    def labelled(self) -> int:
+        """How many records have a label (the ones :attr:`accuracy` is scored on)."""
+        return 0 if self.labels is None else int((self.labels >= 0).sum())
 
     @property
     def indices(self) -> np.ndarray:
@@ -167,14 +226,16 @@ class Predictions:
 
     @property
     def accuracy(self) -> float | None:
-        """Accuracy against the records' labels, when they have them."""
-        if self.labels is None or not len(self.labels):
+        """Accuracy on the records that have a label (:attr:`labelled` of them); None
+        when none has."""
+        if self.labels is None or not self.labelled:
             return None
-        return float((self.indices == self.labels).mean())
+        has = self.labels >= 0
+        return float((self.indices[has] == self.labels[has]).mean())
 
     def to_csv(self, stream: TextIO) -> None:
         """Write one row per record: ``index, prediction, confidence[, label],
-        p_<class>...``, after a header row."""
+        p_<class>...``, after a header row (an empty label for a record without one)."""
         header = ["index", "prediction", "confidence"]
         header += ["label"] if self.labels is not None else []
         header += [f"p_{name}" for name in self.class_names]
@@ -184,7 +245,8 @@ class Predictions:
             best = int(probs.argmax())
             cells: list[Any] = [row, self.class_names[best], f"{probs[best]:.6f}"]
             if self.labels is not None:
-                cells.append(self.class_names[int(self.labels[row])])
+                known = int(self.labels[row])
+                cells.append(self.class_names[known] if known >= 0 else "")
             cells += [f"{p:.6f}" for p in probs]
             writer.writerow(cells)
 
@@ -210,9 +272,11 @@ def predict(
     Args:
         out_dir: a training output folder, or a loaded :class:`Classifier`.
         data: TFRecord files (a file, glob, folder, URL or a list, as
-            ``records.expand_files`` reads them); the label is optional. When the
-            records' labels are not the model's classes, the predictions come without
-            labels or accuracy, and a warning (logger ``hublayer.train``) says why.
+            ``records.expand_files`` reads them); the label is optional, record by
+            record: every record is predicted, and the accuracy is scored on those that
+            have the label (``Predictions.labelled`` says how many). When the records'
+            labels are not the model's classes, the predictions come without labels or
+            accuracy, and a warning (logger ``hublayer.train``) says why.
         batch_size: records per batch.
         output: also write the predictions as CSV here.
 
@@ -234,13 +298,17 @@ def predict(
     files = tuple(records.expand_files(data, role="data"))
     label = classifier.label if _has_feature(files, classifier.label) else None
     source = classifier.source(files, label=label, name="data")
-    dataset = source.dataset(batch_size=batch_size, shuffle=False)
+    # Every record is predicted, labelled or not; the labels are read in a pass of their own.
+    inputs = dataclasses.replace(
+        source, label=None, options={**source.options, "schema": source.schema}
+    )
+    dataset = inputs.dataset(batch_size=batch_size, shuffle=False)
     with naming_bad_images(files):
-        probabilities, raw = predict_batches(classifier.model, dataset)
+        probabilities, _ = predict_batches(classifier.model, dataset)
     labels = None
-    if raw is not None:
+    if label is not None:
         try:
-            labels = _classes(classifier).encode(raw, split="data")
+            labels = _labels_where_present(source, _classes(classifier), len(probabilities))
         except SpecMismatchError as error:  # the predictions stand; the accuracy cannot
             _log.warning(
                 "Predicted %d records without an accuracy: their labels (feature %r) are "
