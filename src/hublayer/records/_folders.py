@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Literal
 
 from hublayer.errors import Fix, ImageDecodeError
-from hublayer.records._convert import WriteSummary, claim_outputs, write_all
 from hublayer.records._example import encode_example
 from hublayer.records._label_map import LabelMap, check_classes, write_label_map
+from hublayer.records._output_set import WriteSummary, claim_outputs, write_all
 from hublayer.records._sniff import sniff_image
 
 __all__ = ["convert_image_splits", "convert_images", "image_problem"]
