@@ -267,7 +267,7 @@ def test_disabled_cert_validation_warns_each_time(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from hublayer.handles._download import new_client
+    from hublayer.handles._http import new_client
 
     monkeypatch.setenv("TFHUB_DISABLE_CERT_VALIDATION", "true")
     file_server.add("/a.tar.gz", model_tgz(tmp_path))

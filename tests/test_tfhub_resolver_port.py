@@ -20,7 +20,7 @@ import hublayer
 from hublayer import config
 from hublayer.errors import DownloadError, InvalidModelError, ModelNotFoundError
 from hublayer.handles import parse_handle
-from hublayer.handles._download import new_client
+from hublayer.handles._http import new_client
 from hublayer.testing import FileServer
 from hublayer.testing._server import Request, Response
 

@@ -1,19 +1,20 @@
 """Streaming HTTP downloads that retry, resume with ``Range``, and check their length.
 
 :class:`RemoteFile` is a read-only stream of one URL's body. It follows redirects (their
-chain stays visible in :attr:`RemoteFile.chain`), retries the statuses in
-:data:`RETRY_STATUSES` and the transport errors in :data:`RETRY_ERRORS` with exponential
-backoff and jitter (honouring ``Retry-After``), and, when a connection drops mid-body,
-reconnects with ``Range: bytes=<offset>-`` plus ``If-Range``. A server that ignores
-``Range`` is read again from the start and the bytes already seen are skipped, so the
-consumer never notices. The body must have exactly its ``Content-Length``, and there
-must be that much free disk space before the first byte is read.
+chain stays visible in :attr:`RemoteFile.chain`), retries the statuses and transport
+errors :mod:`._http` names, with its backoff (honouring ``Retry-After``), and, when a
+connection drops mid-body, reconnects with ``Range: bytes=<offset>-`` plus ``If-Range``.
+A server that ignores ``Range`` is read again from the start and the bytes already seen
+are skipped, so the consumer never notices. The body must have exactly its
+``Content-Length``, and there must be that much free disk space before the first byte
+is read.
 
 A background thread receives the body while the caller reads it, so the network and
 HTTP parsing overlap decompression and writing: a download is unpacked while it streams
 in. Reads return exactly the bytes asked for (fewer only at the end), with one copy.
 
 Example:
+    >>> from hublayer.handles._http import new_client
     >>> with new_client() as client:  # doctest: +SKIP
     ...     with RemoteFile(client, "https://example.com/m.tar.gz", space_dir=Path(".")) as f:
     ...         head = f.read(512)
@@ -21,11 +22,8 @@ Example:
 
 from __future__ import annotations
 
-import email.utils
 import json
-import logging
 import queue
-import random
 import re
 import shutil
 import sys
@@ -39,89 +37,15 @@ from typing import Any
 import httpx
 
 from hublayer import config
-from hublayer._version import __version__
 from hublayer.errors import DownloadError, InsufficientSpaceError
+from hublayer.handles._http import RETRY_ERRORS, RETRY_STATUSES, backoff, status_error
 
-__all__ = [
-    "RETRY_ERRORS",
-    "RETRY_STATUSES",
-    "RemoteFile",
-    "backoff",
-    "get_json",
-    "new_client",
-]
+__all__ = ["CHUNK", "RemoteFile", "get_json"]
 
-#: HTTP statuses worth another attempt: timeouts, rate limits and server-side errors.
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: Transport errors worth another attempt: timeouts, resets, refused or cut connections.
-RETRY_ERRORS: tuple[type[Exception], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-)
 CHUNK = 1 << 20
-_BACKOFF_BASE = 0.25
-_BACKOFF_CAP = 10.0
-_RETRY_AFTER_CAP = 60.0
 _MAX_REDIRECTS = 20
 _QUEUED_CHUNKS = 256  # received chunks (~64 KiB each) waiting for the reader
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-def new_client() -> httpx.Client:
-    """An HTTP client with hublayer's timeouts, redirects and identity encoding.
-
-    With ``TFHUB_DISABLE_CERT_VALIDATION=true`` it skips TLS certificate checks, and
-    logs a warning each time such a client is made.
-    """
-    timeout = config.download_timeout()
-    verify = not config.disable_cert_validation()
-    if not verify:
-        logging.getLogger("hublayer.handles").warning(
-            "TLS certificate validation is off for downloads (TFHUB_DISABLE_CERT_VALIDATION"
-            "=true): use it only with servers you trust, and unset it when done."
-        )
-    return httpx.Client(
-        follow_redirects=False,  # RemoteFile follows them itself, to see each hop
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-        headers={"User-Agent": f"hublayer/{__version__}", "Accept-Encoding": "identity"},
-        verify=verify,
-    )
-
-
-def backoff(attempt: int, response: httpx.Response | None) -> float:
-    """Seconds to wait before retry ``attempt + 1``: ``Retry-After``, else jittered 2^n."""
-    if response is not None and (after := response.headers.get("retry-after")):
-        try:
-            return min(float(after), _RETRY_AFTER_CAP)
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(after).timestamp()
-            return min(max(when - time.time(), 0.0), _RETRY_AFTER_CAP)
-        except (ValueError, TypeError):
-            pass
-    return min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-
-
-def _status_error(url: str, response: httpx.Response, handle: str | None) -> DownloadError:
-    status = response.status_code
-    if status in (401, 403):
-        fix = (
-            "The model may need you to accept its license on the website, or credentials; "
-            "check the handle and your access."
-        )
-    elif status == 404:
-        fix = "Check the handle's spelling and version."
-    else:
-        fix = "Check the handle, or try again later."
-    return DownloadError(
-        f"Expected {url} to serve a model. Received: HTTP {status} {response.reason_phrase}"
-        f" (handle={handle!r}). {fix} Set HUBLAYER_OFFLINE=1 to use only cached models.",
-        url=url,
-        status=status,
-        handle=handle,
-    )
 
 
 class RemoteFile:
@@ -221,7 +145,7 @@ class RemoteFile:
                 continue
             if response.status_code >= 400:
                 response.close()
-                raise _status_error(self.url, response, self.handle)
+                raise status_error(self.url, response, self.handle)
             return response
         raise DownloadError(
             f"Expected {self.url} to answer within {self.retries} attempts. Received: {last}"

@@ -24,13 +24,11 @@ from hublayer import config
 from hublayer.errors import (
     CorruptEntryError,
     DownloadError,
-    Fix,
-    IntegrityError,
-    LockFileError,
     NotCachedError,
 )
 from hublayer.handles._cache import Cache, Lookup
 from hublayer.handles._digest import content_digest
+from hublayer.handles._expected import Expected, checked, expected_for, mismatch
 from hublayer.handles._handles import (
     Handle,
     HfHandle,
@@ -40,7 +38,6 @@ from hublayer.handles._handles import (
     StoreHandle,
     TfhubHandle,
 )
-from hublayer.handles._lockfile import active_lock
 from hublayer.handles._manifest import Manifest
 from hublayer.handles._parse import parse_handle
 from hublayer.handles._parse_pin import split_pin
@@ -95,14 +92,6 @@ def _offline_error(handle: Handle, hit: Lookup, cache: Cache) -> Exception:
 
 
 @dataclass(frozen=True)
-class Expected:
-    """The content digest a resolve must find, and what pinned it (for messages)."""
-
-    digest: str
-    pinned_by: str
-
-
-@dataclass(frozen=True)
 class Resolved:
     """What :func:`resolve_pinned` found: the path, the handle (a Kaggle handle with the
     version it got) and the content digest (empty when it was not needed)."""
@@ -110,33 +99,6 @@ class Resolved:
     path: str
     handle: Handle | str
     digest: str
-
-
-def _mismatch(
-    handle: object,
-    expected: Expected,
-    received: str,
-    where: str,
-    path: object,
-    kept: str = "",
-) -> IntegrityError:
-    return IntegrityError(
-        f"Expected {handle} to have the content digest {expected.digest} "
-        f"({expected.pinned_by}). Received: {received} ({where}). Nothing was loaded{kept}.",
-        fix=Fix(
-            "If the new content is the one you want, pin it again: hublayer.pin(handle) "
-            "gives its pinned form, and hublayer.handles.write_lock_file(handle, "
-            "update=True) rewrites its lock file entry.",
-            f"If the new content is the one you want, pin it again: `hublayer pin {handle}` "
-            f"prints its pinned form, and `hublayer lock --update {handle}` rewrites its "
-            "lock file entry.",
-        ),
-        handle=str(handle),
-        path=str(path),
-        expected=expected.digest,
-        received=received,
-        pinned_by=expected.pinned_by,
-    )
 
 
 def _hit_digest(hit: Lookup, cache: Cache) -> str:
@@ -173,7 +135,7 @@ def _build(
             )
             if expected is not None and manifest.digest != expected.digest:
                 where = stage.source.get("final_url") or stage.source.get("url") or "downloaded"
-                raise _mismatch(
+                raise mismatch(
                     handle,
                     expected,
                     manifest.digest,
@@ -291,41 +253,6 @@ def resolve(
     ).path
 
 
-def _expected_for(text: str, pin: str | None, key: Handle | str, use_lock: bool) -> Expected | None:
-    """The digest ``text`` must have: its pin, else its lock file entry (or None)."""
-    if pin is not None:
-        return Expected(pin, "pinned in the handle")
-    if not use_lock:
-        return None
-    lock = active_lock()
-    found = None if lock is None else lock.digest_for(key)
-    if lock is not None and found is not None:
-        return Expected(found[1], f"the entry {found[0]!r} of the lock file {lock.path}")
-    if config.locked():
-        where = "no lock file is in force" if lock is None else f"{lock.path} does not list it"
-        raise LockFileError(
-            f"Expected a pinned handle (HANDLE@sha256:<64 hex>) or one the lock file lists "
-            f"(HUBLAYER_LOCKED=1 is strict mode). Received: handle={text!r}, and {where}.",
-            fix=Fix(
-                "Pin it: hublayer.pin(handle) gives the pinned form; or add it to the lock "
-                "file with hublayer.handles.write_lock_file(handle), or unset HUBLAYER_LOCKED.",
-                f"Pin it (`hublayer pin {text}`), add it to the lock file (`hublayer lock "
-                f"{text}`), or unset HUBLAYER_LOCKED.",
-            ),
-            handle=text,
-            path=None if lock is None else str(lock.path),
-        )
-    return None
-
-
-def _checked(
-    handle: object, expected: Expected | None, digest: str, where: str, path: object
-) -> str:
-    if expected is not None and digest != expected.digest:
-        raise _mismatch(handle, expected, digest, where, path)
-    return digest
-
-
 def resolve_pinned(
     handle: str | Handle,
     *,
@@ -351,12 +278,12 @@ def resolve_pinned(
     if cached is not None:  # a key or `built:` handle, as `hublayer cache ls` prints them
         path, hit, cache = cached
         assert isinstance(text, str)  # _cached_by_key answers strings only
-        expected = _expected_for(text, pin, text.strip(), use_lock)
+        expected = expected_for(text, pin, text.strip(), use_lock)
         digest = _hit_digest(hit, cache) if expected or want_digest else ""
-        _checked(text, expected, digest, f"the cache entry {hit.key}", path)
+        checked(text, expected, digest, f"the cache entry {hit.key}", path)
         return Resolved(path, text, digest)
     parsed = parse_handle(text)
-    expected = _expected_for(str(text), pin, parsed, use_lock)
+    expected = expected_for(str(text), pin, parsed, use_lock)
     resolver = _resolver(parsed)
     is_offline = config.offline(offline)
     in_place = (
@@ -378,7 +305,7 @@ def resolve_pinned(
             return Resolved(gcs_location(parsed, session.client()), parsed, "")
         if isinstance(where, Path):
             digest = content_digest(where) if expected or want_digest else ""
-            _checked(parsed, expected, digest, f"the files at {where}", where)
+            checked(parsed, expected, digest, f"the files at {where}", where)
             return Resolved(str(where), parsed, digest)
         cache = session.cache
         if not force_download:
@@ -388,7 +315,7 @@ def resolve_pinned(
                 if expected is None or digest == expected.digest:
                     return Resolved(str(hit.path), parsed, digest)
                 if is_offline:
-                    raise _mismatch(parsed, expected, digest, "the cached copy", hit.path)
+                    raise mismatch(parsed, expected, digest, "the cached copy", hit.path)
                 log.warning(
                     "Cache entry %s holds other content (%s) than %s pins (%s); fetching "
                     "it again.", hit.key, digest, parsed, expected.digest

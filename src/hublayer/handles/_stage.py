@@ -61,7 +61,7 @@ class Session:
     def client(self) -> httpx.Client:
         """The HTTP client, created on first use."""
         if self._client is None:
-            from hublayer.handles._download import new_client
+            from hublayer.handles._http import new_client
 
             self._client = new_client()
         return self._client

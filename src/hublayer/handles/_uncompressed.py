@@ -88,7 +88,7 @@ def gcs_location(handle: TfhubHandle | KaggleHandle | HttpHandle, client: httpx.
     """
     import httpx
 
-    from hublayer.handles._download import RETRY_ERRORS, RETRY_STATUSES, backoff
+    from hublayer.handles._http import RETRY_ERRORS, RETRY_STATUSES, backoff
 
     shown = str(handle)
     url = uncompressed_url(handle)
