@@ -19,9 +19,9 @@ Example:
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "bytes")
     >>> _ = open(path, "wb").write(b"0123456789")
-    >>> source = ByteInput(path, compression="", buffer_size=4).open()
-    >>> source._fill(6), source._buf[source._pos :]
-    (True, b'012345')
+    >>> source = ByteInput(path, compression="").open()
+    >>> source._fill(10), source._buf[source._pos :], source._fill(11)
+    (True, b'0123456789', False)
     >>> source.close()
 """
 
