@@ -18,7 +18,7 @@ import pytest
 
 import hublayer
 from hublayer import config
-from hublayer.errors import DownloadError, InvalidModelError, ModelNotFoundError
+from hublayer.errors import DownloadError, HandleError, InvalidModelError, ModelNotFoundError
 from hublayer.handles import parse_handle
 from hublayer.handles._http import new_client
 from hublayer.testing import FileServer
@@ -58,6 +58,19 @@ def test_call_with_valid_handle_returns_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "1234"
     folder.mkdir()
     assert hublayer.resolve(str(folder)) == str(folder)
+
+
+def test_documented_differences_of_the_path_resolver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # testAlwaysSupported: tensorflow_hub's path resolver claims "nope://..." too.
+    with pytest.raises(HandleError, match="nope") as info:
+        hublayer.resolve("nope://throw-OpError")
+    assert isinstance(info.value, ValueError)
+    # testCallWithValidHandle with "foo/": hublayer returns the absolute path.
+    (tmp_path / "foo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert hublayer.resolve("./foo/") == str(tmp_path / "foo")
 
 
 @pytest.mark.parametrize("given", ["/foo/", "bar/", "foo/bar"])
