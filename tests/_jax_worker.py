@@ -4,8 +4,8 @@
 and ``KERAS_BACKEND=jax`` (the backend is fixed at import), and compares what both wrote.
 
 Usage: ``python tests/_jax_worker.py MODELS_DIR OUT_DIR``. ``MODELS_DIR`` holds the models
-the test built (``ifv``, ``cls``, ``bert``, ``text``, ``inputs.npz``); ``OUT_DIR`` gets
-``results.npz`` (arrays) and ``results.json`` (flags and messages).
+the test built (``ifv``, ``cls``, ``bert``, ``text``, ``reg``, ``fixed``, ``inputs.npz``);
+``OUT_DIR`` gets ``results.npz`` (arrays) and ``results.json`` (flags and messages).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import hublayer as hub
 from hublayer.errors import BackendError
@@ -63,6 +64,32 @@ def one_step(make_layer: Any, x: Any, width: int, optimizer: Any, inference: boo
     return weights(layer)
 
 
+def dense_adam_step(make_layer: Any, x: Any, width: int, optimizer: Any) -> Any:
+    """``one_step`` (inference mode) on TensorFlow, with every gradient made dense first.
+
+    Returns the weights after the step, and for each weight whose gradient TensorFlow
+    hands over as ``IndexedSlices`` (an embedding lookup), how often each row was looked up.
+    """
+    layer = make_layer()
+    model = InferenceMode(layer, head(2, width, seed=1))
+    y = np.tile(np.asarray([[1.0, -1.0]], "float32"), (batch(x), 1))
+    model(x)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.MeanSquaredError()(y, model(x, training=True))
+    variables = model.trainable_variables
+    gradients = tape.gradient(loss, [v.value for v in variables])
+    position = {id(w.value): i for i, w in enumerate(layer.weights)}
+    lookups: dict[str, list[int]] = {}
+    for variable, gradient in zip(variables, gradients, strict=True):
+        if isinstance(gradient, tf.IndexedSlices) and id(variable.value) in position:
+            rows = int(variable.shape[0])
+            counts = np.bincount(gradient.indices.numpy(), minlength=rows)
+            lookups[str(position[id(variable.value)])] = counts.tolist()
+    dense = [tf.convert_to_tensor(g) for g in gradients]
+    optimizer.apply_gradients(zip(dense, variables, strict=True))
+    return weights(layer), lookups
+
+
 def batch(x: Any) -> int:
     return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
 
@@ -78,7 +105,8 @@ def main(models: Path, out: Path) -> None:
     # Forward parity, batch 1 and 7, every factory image and BERT-like model.
     for name, feed in (("ifv", images), ("cls", images), ("bert", text)):
         layer = hub.KerasLayer(str(models / name))
-        flags[f"{name}/class"] = type(layer).__module__
+        flags[f"{name}/class"] = f"{type(layer).__module__}.{type(layer).__name__}"
+        flags[f"{name}/runner"] = type(layer._runner).__name__
         flags[f"{name}/isinstance"] = isinstance(layer, hub.KerasLayer)
         for size in (1, 7):
             sliced = (
@@ -125,6 +153,17 @@ def main(models: Path, out: Path) -> None:
             )
             for i, value in enumerate(after):
                 arrays[f"step/{name}/{opt_name}/{i}"] = value
+        if name == "bert" and BACKEND == "tensorflow":
+            # The reference for JAX's Adam: the same step with dense gradients.
+            after, lookups = dense_adam_step(
+                lambda path=path, extra=extra: hub.KerasLayer(path, trainable=True, **extra),
+                feed,
+                width,
+                keras.optimizers.Adam(1e-2, epsilon=1e-3),
+            )
+            for i, value in enumerate(after):
+                arrays[f"step/{name}/adam-dense/{i}"] = value
+            flags[f"lookups/{name}"] = lookups
 
     # Frozen weights never move; BatchNorm statistics move only in training.
     frozen = hub.KerasLayer(str(models / "ifv"), trainable=False)
@@ -150,6 +189,29 @@ def main(models: Path, out: Path) -> None:
         p: not np.array_equal(a, b) for p, a, b in zip(paths, before, weights(tuned), strict=True)
     }
     flags["trainable_count"] = len(tuned.trainable_weights)
+    trainable_ids = {id(w) for w in tuned.trainable_weights}
+    flags["training/trainable_moved"] = [
+        not np.array_equal(a, b)
+        for w, a, b in zip(tuned.weights, before, weights(tuned), strict=True)
+        if id(w) in trainable_ids
+    ]
+    saved = tf.saved_model.load(str(models / "ifv"))
+    flags["model_trainable_count"] = len(saved.trainable_variables)
+
+    # Regularization losses: in layer.losses before any call (0 while frozen), and their
+    # gradients reach the variables in fit (a data loss of 0 leaves only them).
+    reg = hub.KerasLayer(str(models / "reg"), trainable=True)
+    flags["losses/trainable"] = [float(keras.ops.convert_to_numpy(x)) for x in reg.losses]
+    reg.trainable = False
+    flags["losses/frozen"] = [float(keras.ops.convert_to_numpy(x)) for x in reg.losses]
+    reg.trainable = True
+    model = keras.Sequential([keras.Input((32, 32, 3)), reg, head(2, 16, 2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=lambda y, p: 0.0 * keras.ops.sum(p))
+    before = weights(reg)
+    model.train_on_batch(images, np.ones((7, 2)))
+    for i, value in enumerate(weights(reg)):
+        arrays[f"reg/before/{i}"], arrays[f"reg/after/{i}"] = before[i], value
+    flags["reg/paths"] = list(reg.variable_paths)
 
     # .keras round trip: self-contained (the model folder is gone when it reloads).
     copy = out / "ifv_copy"

@@ -48,13 +48,20 @@ def output_dtype(model_dtype: Any, compute_dtype: str | None) -> tf.DType:
 
 
 def cast_outputs(outputs: Any, compute_dtype: str | None) -> Any:
-    """Cast every float output to the layer's compute dtype (no-op where they match)."""
+    """Cast every float output to the layer's compute dtype (no-op where they match).
+
+    TensorFlow tensors (ragged and sparse ones too) go through ``tf.cast``; the arrays of
+    another backend (JAX) through ``keras.ops.cast``.
+    """
 
     def cast(x: Any) -> Any:
         if not hasattr(x, "dtype"):
             return x
-        target = output_dtype(x.dtype, compute_dtype)
-        return x if target == x.dtype else tf.cast(x, target)
+        dtype = tf.as_dtype(x.dtype)
+        target = output_dtype(dtype, compute_dtype)
+        if target == dtype:
+            return x
+        return tf.cast(x, target) if tf.is_tensor(x) else keras.ops.cast(x, target.name)
 
     return tf.nest.map_structure(cast, outputs)
 

@@ -3,9 +3,12 @@
 onnx2tf exports (and some other converters) trace their functions for a batch of exactly 1:
 every input is ``[1, ...]``. Keras feeds batches of 32 in ``predict()`` and whatever the
 dataset holds in ``fit()``. :func:`fixed_batch_size` detects such a model from its input
-specs when the layer is built; :func:`map_batches` then pads the batch to a multiple of
-that size, runs the function on each slice (``tf.map_fn``, so it works eagerly, traced and
-under a ``GradientTape``), and concatenates the results.
+specs when the layer is built; the layer decides once, with :func:`needs_mapping`, to run
+such a model on slices. Each backend then pads the batch to a multiple of that size, runs
+the function on each slice and concatenates the results: :func:`map_batches` with
+``tf.map_fn`` on TensorFlow (eagerly, traced and under a ``GradientTape``),
+:func:`map_slices` with ``jax.lax.map`` on JAX (inference only: the converted function
+returns no state updates per slice).
 
 Example:
     >>> import tensorflow as tf
@@ -26,7 +29,14 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["fixed_batch_size", "map_batches", "needs_mapping", "relax_batch"]
+__all__ = [
+    "first",
+    "fixed_batch_size",
+    "map_batches",
+    "map_slices",
+    "needs_mapping",
+    "relax_batch",
+]
 
 
 def fixed_batch_size(specs: Sequence[Any]) -> int | None:
@@ -111,3 +121,33 @@ def map_batches(fn: Callable[[Any], Any], inputs: Any, size: int, output_spec: A
         return joined
 
     return tf.nest.map_structure(join, outputs)
+
+
+def first(x: Any, size: int | None) -> Any:
+    """``x`` cut to its first ``size`` examples (``x`` itself for ``None``)."""
+    if size is None:
+        return x
+    return tf.nest.map_structure(lambda a: a[:size], x)
+
+
+def map_slices(fn: Callable[[Any], Any], x: Any, size: int) -> Any:
+    """:func:`map_batches` for JAX: ``fn`` on slices of ``size`` under ``jax.lax.map``.
+
+    The batch is padded to a multiple of ``size`` with copies of its first example, and
+    the padding is cut off the outputs, as :func:`map_batches` does.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    leaves = [leaf for leaf in jax.tree.leaves(x) if getattr(leaf, "ndim", 0)]
+    count = int(leaves[0].shape[0])
+    pad = (-count) % size
+
+    def chunks(a: Any) -> Any:
+        a = jnp.asarray(a)
+        if pad:
+            a = jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)], axis=0)
+        return a.reshape((-1, size, *a.shape[1:]))
+
+    outputs = jax.lax.map(fn, jax.tree.map(chunks, x))
+    return jax.tree.map(lambda o: o.reshape((-1, *o.shape[2:]))[:count], outputs)

@@ -1,4 +1,4 @@
-"""What the JAX layer checks and picks on a loaded SavedModel, apart from the layer itself.
+"""What the JAX runner checks and picks on a loaded SavedModel, apart from running it.
 
 - :func:`check_convertible`: every op of the functions the layer may call has a JAX
   version in tf2jax, or :class:`~hublayer.errors.BackendError` names those that do not.
@@ -8,8 +8,9 @@
 - :func:`model_order`: the model's ``tf.Variable`` s in the order of the layer's weights.
 
 Example:
-    >>> patterns("kernel$")
-    ['kernel$']
+    >>> import numpy as np
+    >>> stand_in(np.zeros((2, 3), "float32")).shape
+    (2, 3)
 """
 
 from __future__ import annotations
@@ -29,16 +30,10 @@ __all__ = [
     "check_convertible",
     "check_same_model",
     "conform",
-    "first",
     "functions",
-    "is_shape",
-    "map_slices",
     "matches",
     "model_order",
     "needs_rng",
-    "patterns",
-    "placeholder",
-    "slices_needed",
     "stand_in",
     "where",
 ]
@@ -90,10 +85,6 @@ def check_convertible(loaded: LoadedModel, handle: str | None) -> None:
             f"signature that avoids those ops (signature= one of {signatures}).",
             backend="jax",
         )
-
-
-def is_shape(value: Any) -> bool:
-    return isinstance(value, tuple | list) and all(d is None or isinstance(d, int) for d in value)
 
 
 def functions(loaded: LoadedModel) -> list[Any]:
@@ -156,17 +147,6 @@ def matches(concrete: Any, x: Any, mode: bool | None, target: _signatures.Target
     return True
 
 
-def placeholder(slot: _variables.VariableSlot) -> keras.Variable:
-    return keras.Variable(
-        initializer="zeros",
-        shape=slot.shape,
-        dtype=slot.dtype,
-        trainable=slot.trainable,
-        autocast=False,
-        name=_variables.keras_name(slot.name),
-    )
-
-
 class CastTo:
     """A cast ``conform_inputs`` asked for, applied to the real input afterwards."""
 
@@ -185,48 +165,3 @@ def stand_in(x: Any) -> Any:
 
 def where(target: _signatures.Target) -> str:
     return f"signature {target.signature!r}" if target.signature else "__call__"
-
-
-def patterns(value: Sequence[str] | str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [value] if isinstance(value, str) else [str(p) for p in value]
-
-
-def slices_needed(x: Any, fixed: int | None, mode: bool | None) -> int | None:
-    """The slice size to map over: a fixed-batch model fed another batch, in inference."""
-    if fixed is None or mode:
-        return None
-    leaves = [leaf for leaf in tf.nest.flatten(x) if getattr(leaf, "shape", None)]
-    count = leaves[0].shape[0] if leaves else None
-    return fixed if isinstance(count, int) and count != fixed else None
-
-
-def first(x: Any, size: int | None) -> Any:
-    """``x`` cut to its first ``size`` examples (``x`` itself for ``None``)."""
-    if size is None:
-        return x
-    return tf.nest.map_structure(lambda a: a[:size], x)
-
-
-def map_slices(fn: Any, x: Any, size: int) -> Any:
-    """``fn`` on slices of ``size`` examples under ``jax.lax.map``, outputs concatenated.
-
-    The batch is padded to a multiple of ``size`` with copies of its first example, and
-    the padding is cut off the outputs, as the TensorFlow layer does.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    leaves = [leaf for leaf in jax.tree.leaves(x) if getattr(leaf, "ndim", 0)]
-    count = int(leaves[0].shape[0])
-    pad = (-count) % size
-
-    def chunks(a: Any) -> Any:
-        a = jnp.asarray(a)
-        if pad:
-            a = jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)], axis=0)
-        return a.reshape((-1, size, *a.shape[1:]))
-
-    outputs = jax.lax.map(fn, jax.tree.map(chunks, x))
-    return jax.tree.map(lambda o: o.reshape((-1, *o.shape[2:]))[:count], outputs)

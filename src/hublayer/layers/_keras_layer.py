@@ -1,36 +1,32 @@
 """``KerasLayer``: a pretrained model as a Keras 3 layer that fine-tunes, saves and serves.
 
-This module holds the calling side: the constructor, ``trainable``, and ``call`` (plain
-inputs converted, inputs checked, the inference or training function picked, a fixed
-batch size mapped over). Loading, saving and reloading live in ``_lifecycle.py``
-(:class:`~hublayer.layers._lifecycle.ModelLayer`, the base class).
+One class on every backend that can host a SavedModel. This module holds the calling
+side: the constructor, ``trainable`` and ``unfreeze``, and ``call`` (inputs checked, the
+model run, a fixed batch size mapped over, the output picked and cast). Loading, saving
+and reloading live in ``_lifecycle.py`` (:class:`~hublayer.layers._lifecycle.ModelLayer`,
+the base class). How the model runs is the backend's :class:`~hublayer.layers._runner.Runner`:
+``_tf_runner.py`` calls the SavedModel's functions, ``_jax_runner.py`` converts them with
+tf2jax.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from hublayer._backend import require_savedmodel_backend, require_tensorflow_backend
+from hublayer._backend import require_savedmodel_backend
 from hublayer._specs import TensorInfo
 from hublayer.errors import NotTrainableError
-from hublayer.layers import (
-    _assets,
-    _batching,
-    _inputs,
-    _shapes,
-    _signatures,
-    _variables,
-)
-from hublayer.layers._adapters import cast_input, cast_outputs, split_dtype
-from hublayer.layers._fastcall import call_restored
+from hublayer.layers import _assets, _batching, _shapes, _signatures, _variables
+from hublayer.layers._adapters import cast_outputs, split_dtype
 from hublayer.layers._lifecycle import _DEFERRED, ModelLayer
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, layer_safe_mode
+from hublayer.layers._runner import runner_for
 from hublayer.models import declare_ranges
 
 __all__ = ["KerasLayer"]
@@ -46,6 +42,12 @@ class KerasLayer(ModelLayer):
     The layer works in Sequential, functional and subclassed models and under
     ``tf.distribute`` strategies; it fine-tunes with every Keras optimizer, and a model
     holding it saves to a self-contained ``.keras`` file and exports for TF Serving.
+
+    Backends: on TensorFlow the layer calls the SavedModel's functions, and its variables
+    share storage with the model's. On JAX (``KERAS_BACKEND=jax``, the ``[jax]`` extra)
+    the same class converts the functions with tf2jax and holds the variables as Keras
+    variables; a ``.keras`` file saved on either backend loads on the other. Where JAX
+    differs from TensorFlow, and by how much, is listed in docs/API.md ("Keras backends").
 
     Args:
         handle: any handle ``hublayer.resolve`` accepts (tfhub.dev or Kaggle URL, ``kaggle://``,
@@ -97,7 +99,9 @@ class KerasLayer(ModelLayer):
         The model's output: a tensor, or a dict for dict outputs without ``output_key``.
 
     Raises:
-        BackendError: the Keras backend is not TensorFlow.
+        BackendError: the Keras backend is neither TensorFlow nor JAX; on JAX, the
+            ``[jax]`` extra is missing, or the model uses ops tf2jax cannot convert
+            (named in the message).
         SignatureError: a wrong ``signature`` or ``output_key``, or inputs the model cannot
             take; the message lists the valid names or shows the expected spec.
         NotTrainableError: ``trainable=True`` on a TF1 graph, or a partial selection that
@@ -121,15 +125,6 @@ class KerasLayer(ModelLayer):
         (None, 2)
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        """On the JAX backend, build the tf2jax implementation (``layers/_jax_layer.py``)."""
-        if cls is KerasLayer and keras.backend.backend() != "tensorflow":
-            require_savedmodel_backend("build a KerasLayer")  # PyTorch: refused, with why
-            from hublayer.layers._jax_layer import JaxKerasLayer
-
-            cls = JaxKerasLayer  # a subclass: Python then runs its __init__
-        return super().__new__(cls, *args, **kwargs)
-
     def __init__(
         self,
         handle: Any,
@@ -149,7 +144,7 @@ class KerasLayer(ModelLayer):
         safe_mode: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        require_tensorflow_backend("build a KerasLayer")
+        backend = require_savedmodel_backend("build a KerasLayer")
         kwargs.pop("autocast", None)  # always off: the layer casts to what the model expects
         policy, input_dtype = split_dtype(kwargs.pop("dtype", None))
         # A non-float input (TF Hub's dtype=tf.string, input_shape=[]) must not make
@@ -180,6 +175,7 @@ class KerasLayer(ModelLayer):
         self._build_spec: dict[str, Any] | None = None
         self._stash: list[np.ndarray] | None = None
         self._owned: _assets.OwnedFolder | None = None
+        self._runner = runner_for(backend)
         super().__init__(trainable=trainable, dtype=policy, autocast=False, **kwargs)
         if not _DEFERRED.get():
             self.build()
@@ -272,96 +268,56 @@ class KerasLayer(ModelLayer):
         """Convert plain Python inputs, check them, then call the layer as Keras does.
 
         ``layer(10.)`` and ``layer([[10.]])`` become tensors of the dtype the model
-        expects. The check runs here, before Keras turns errors raised inside ``call``
-        into a generic "Exception encountered when calling" copy without the error's fields.
+        expects (on TensorFlow). The check runs here, before Keras turns errors raised
+        inside ``call`` into a generic "Exception encountered when calling" copy without
+        the error's fields.
         """
         if self._loaded is None and self._pending is None:
             self._ensure_loaded()  # a layer made by from_config outside a .keras load
         loaded = self._loaded
         if loaded is not None and loaded.target.input_specs:
-            specs = loaded.target.input_specs
+            target, handle = loaded.target, self._options.handle_name
             if args:
-                args = (_inputs.convert_plain(args[0], specs), *args[1:])
+                args = (self._runner.accept(args[0], target, handle), *args[1:])
             elif "inputs" in kwargs:
-                kwargs["inputs"] = _inputs.convert_plain(kwargs["inputs"], specs)
-            inputs = args[0] if args else kwargs.get("inputs")
-            if inputs is not None:
-                self._conform(inputs, loaded.target, cast=_no_cast)
+                kwargs["inputs"] = self._runner.accept(kwargs["inputs"], target, handle)
         return super().__call__(*args, **kwargs)
-
-    def _conform(self, inputs: Any, target: _signatures.Target, cast: Any = cast_input) -> Any:
-        return _inputs.conform_inputs(
-            inputs,
-            target.input_specs,
-            cast=cast,
-            where=_where(target),
-            handle=self._options.handle_name,
-        )
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         """Run the model; see the class docstring."""
         loaded = self._loaded or self._ensure_loaded()
-        target = loaded.target
-        x = self._conform(inputs, target)
-        size = target.fixed_batch
-        if size is not None and target.output_spec is not None:
-            if _batching.needs_mapping(x, size):
-                self._warn_once(
-                    "batch",
-                    logging.WARNING,
-                    "The model of handle=%r takes a batch of exactly %d; other batch sizes "
-                    "run as slices of %d, which is slower. Feed batches of %d where speed "
-                    "matters.",
-                    self._options.handle_name,
-                    size,
-                    size,
-                    size,
-                )
-            result = _batching.map_batches(
-                lambda part: self._run(target, part, training), x, size, target.output_spec
-            )
-        else:
-            result = self._run(target, x, training)
-        result = _signatures.select_output(
-            result, loaded.output_key, target.signature, self._options.handle_name
+        target, handle = loaded.target, self._options.handle_name
+        x = self._runner.conform(inputs, target, handle)
+        result = self._runner.run(
+            loaded,
+            x,
+            training=training,
+            trains=bool(self._trainable),
+            arguments=self._arguments,
+            slices=self._slices(x, target),
         )
+        result = _signatures.select_output(result, loaded.output_key, target.signature, handle)
         if self._options.output_shape is not None:
             result = _shapes.set_output_shape(result, self._options.output_shape, inputs)
         return cast_outputs(result, self.compute_dtype)
 
-    def _run(self, target: _signatures.Target, x: Any, training: Any) -> Any:
-        fn, arguments = target.fn, self._arguments
-        if target.signature is not None:
-            train_fn = target.training_fn
-            if train_fn is None:
-                return fn(**x, **arguments)
-            return self._pick(lambda: fn(**x, **arguments), lambda: train_fn(**x), training)
-        if target.has_training:  # call_restored: the trace TF would pick, without its wrapper
-            return self._pick(
-                lambda: call_restored(fn, (x,), {"training": False, **arguments}),
-                lambda: call_restored(fn, (x,), {"training": True, **arguments}),
-                training,
-            )
-        return call_restored(fn, (x,), arguments)
-
-    def _pick(self, infer: Callable[[], Any], train: Callable[[], Any], training: Any) -> Any:
-        # The BatchNorm rule: training reaches the model only while the layer trains.
-        # TF Hub models trace training=True and training=False as Python bools, so the
-        # function is picked here; a symbolic bool chooses between the two with tf.cond.
-        if not self._trainable or training is None:
-            return infer()
-        if isinstance(training, bool | np.bool_ | int):
-            if not training:
-                return infer()
-            return _variables.sync_replicas(self._model_state(), train())
-        return tf.cond(tf.cast(training, tf.bool), train, infer)
-
-    def _model_state(self) -> list[keras.Variable]:
-        """The variables the model updates itself (BatchNorm statistics, seeds)."""
-        loaded = self._loaded
-        if loaded is None:
-            return []
-        return [v for v, s in zip(loaded.variables, loaded.slots, strict=True) if not s.trainable]
+    def _slices(self, x: Any, target: _signatures.Target) -> int | None:
+        """The slice size for a model traced for a fixed batch fed another one, or ``None``."""
+        size = target.fixed_batch
+        if size is None or target.output_spec is None or not _batching.needs_mapping(x, size):
+            return None
+        self._warn_once(
+            "batch",
+            logging.WARNING,
+            "The model of handle=%r takes a batch of exactly %d; other batch sizes "
+            "run as slices of %d, which is slower. Feed batches of %d where speed "
+            "matters.",
+            self._options.handle_name,
+            size,
+            size,
+            size,
+        )
+        return size
 
     def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
         """The output spec the model declares, with the inputs' batch size; nothing runs."""
@@ -420,14 +376,6 @@ class KerasLayer(ModelLayer):
         loaded = self._ensure_loaded()
         # The range the model's folder declares, else TF Hub's convention (assumed).
         return declare_ranges(_signatures.tensor_infos(loaded.target.input_specs), loaded.source)
-
-
-def _no_cast(x: Any, dtype: tf.DType) -> Any:
-    return x
-
-
-def _where(target: _signatures.Target) -> str:
-    return f"signature {target.signature!r}" if target.signature else "__call__"
 
 
 def _patterns(value: Sequence[str] | str | None) -> list[str] | None:

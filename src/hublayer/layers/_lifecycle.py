@@ -24,13 +24,15 @@ import contextvars
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from hublayer.layers import _assets, _regularization, _shapes, _variables
-from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
+from hublayer.layers import _assets, _shapes, _variables
+from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel
+from hublayer.layers._runner import Runner
 from hublayer.models import library_ops, require_op_libraries
 
 __all__ = ["ModelLayer", "refused", "refusing"]
@@ -65,6 +67,7 @@ class ModelLayer(keras.layers.Layer):
     _build_spec: dict[str, Any] | None
     _stash: list[np.ndarray] | None
     _owned: _assets.OwnedFolder | None
+    _runner: Runner
 
     # ----------------------------------------------------------------- loading
     def build(self, input_shape: Any = None) -> None:
@@ -74,7 +77,7 @@ class ModelLayer(keras.layers.Layer):
         spec = self._build_spec or {}
         if "keras_model" in spec:  # a reloaded .keras handle: Keras rebuilds it from config
             model = keras.saving.deserialize_keras_object(spec["keras_model"])
-            self._set_loaded(load_model(self._options, obj=model))
+            self._set_loaded(self._load(obj=model))
             return
         if "variables" in spec:
             slots = tuple(_variables.VariableSlot.from_config(c) for c in spec["variables"])
@@ -85,9 +88,15 @@ class ModelLayer(keras.layers.Layer):
             self._pending = PendingModel(variables, slots, output_spec)
             self._apply_trainable()
             if not self._embed:  # no copy in the archive: resolve the handle now
-                self._set_loaded(load_model(self._options, pending=self._pending))
+                self._set_loaded(self._load(pending=self._pending))
             return
-        self._set_loaded(load_model(self._options))
+        self._set_loaded(self._load())
+
+    def _load(
+        self, *, source: Path | None = None, pending: PendingModel | None = None, obj: Any = None
+    ) -> LoadedModel:
+        """Load through the backend's runner (the one place a layer loads)."""
+        return self._runner.load(self, self._options, source=source, pending=pending, obj=obj)
 
     def _set_loaded(self, loaded: LoadedModel) -> LoadedModel:
         if isinstance(loaded.obj, keras.Layer):
@@ -120,7 +129,7 @@ class ModelLayer(keras.layers.Layer):
         if self._loaded is not None:
             return self._loaded
         # Pending, and load_assets never came (a config without its archive): resolve.
-        return self._set_loaded(load_model(self._options, pending=self._pending))
+        return self._set_loaded(self._load(pending=self._pending))
 
     # --------------------------------------------------------------- selection
     def _selection(self) -> list[bool]:
@@ -142,14 +151,15 @@ class ModelLayer(keras.layers.Layer):
         """Keras's own-loss hook, plus the SavedModel's regularization losses (0 if frozen).
 
         Read by ``layer.losses``, ``model.losses`` and ``fit`` at any time, so the losses
-        show before the first call and follow ``trainable`` at once. Only on the
-        TensorFlow backend: the SavedModel's loss functions are TensorFlow functions.
+        show before the first call and follow ``trainable`` at once. On JAX the runner
+        evaluates the converted loss functions on the layer's variables; Keras' trainer
+        reads this inside its stateless scope, so the losses have gradients there too.
         """
         own = list(super()._get_own_losses())
         loaded = self._loaded
-        if loaded is None or not loaded.regularizers or keras.backend.backend() != "tensorflow":
+        if loaded is None or not loaded.regularizers:
             return own
-        return own + _regularization.model_losses(loaded.regularizers, trainable=self.trainable)
+        return own + self._runner.losses(loaded, trainable=self.trainable)
 
     # ----------------------------------------------------------------- saving
     def get_config(self) -> dict[str, Any]:
@@ -245,7 +255,7 @@ class ModelLayer(keras.layers.Layer):
             spec = _shapes.spec_from_config(self._build_spec["output_spec"])
             self._pending = PendingModel((), (), spec)
             if not self._embed:
-                self._set_loaded(load_model(self._options))
+                self._set_loaded(self._load())
             return
         self.build()
 
@@ -270,7 +280,7 @@ class ModelLayer(keras.layers.Layer):
                 dir_path, self._options.handle, self._options.safe_mode
             )
             source = self._owned.path if self._owned is not None else None
-            self._set_loaded(load_model(self._options, source=source, pending=self._pending))
+            self._set_loaded(self._load(source=source, pending=self._pending))
 
     def load_own_variables(self, store: Any) -> None:
         """Load saved values; while the model's files are pending, keep them until then."""
