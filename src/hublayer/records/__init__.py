@@ -6,6 +6,9 @@
   checks, GZIP and ZLIB, atomic sharded writes. No TensorFlow needed.
 - Examples (``encode_example``, ``decode_example`` and the SequenceExample pair):
   ``tf.train.Example`` to and from dicts of numpy arrays, without TensorFlow.
+- Random access (``index``, ``Source``): a DALI-compatible index per file, and the files
+  as a map-style source (``len``, ``src[i]``) for grain, PyTorch or any sampler; every
+  CRC checked, no TensorFlow.
 - Schemas (``inspect``, ``Schema``): what the records hold, from a sample; JSON; parse
   specs for ``tf.io.parse_example``.
 - Pipelines (``dataset``, ``ImageOptions``): ``(features, label)`` batches for
@@ -35,6 +38,7 @@ from hublayer.records._example import (
 )
 from hublayer.records._files import Files, expand_files, fingerprint_files, is_url
 from hublayer.records._folders import convert_image_splits, convert_images, image_problem
+from hublayer.records._index import index
 from hublayer.records._inspect import inspect, verify_images
 from hublayer.records._label_map import LabelMap, find_label_map
 from hublayer.records._options import ImageOptions
@@ -44,6 +48,7 @@ from hublayer.records._ray import ray_dataset
 from hublayer.records._ray_skips import SkippedRecords
 from hublayer.records._reader import Reader, read_records
 from hublayer.records._schema import FeatureStats, ImageStats, Schema
+from hublayer.records._source import Source
 from hublayer.records._writer import Writer
 
 __all__ = [
@@ -56,6 +61,7 @@ __all__ = [
     "Reader",
     "Schema",
     "SkippedRecords",
+    "Source",
     "WriteSummary",
     "Writer",
     "convert_csv",
@@ -71,6 +77,7 @@ __all__ = [
     "find_label_map",
     "fingerprint_files",
     "image_problem",
+    "index",
     "inspect",
     "is_url",
     "parser",

@@ -1,0 +1,335 @@
+"""``records.Source``: TFRecord files as a map-style data source, every CRC checked.
+
+``len(src)`` and ``src[i]``, so grain, PyTorch's ``DataLoader`` or any sampler can
+shuffle globally, shard by index and resume exactly; without TensorFlow. Each file's
+record offsets come from :func:`~hublayer.records.index` (DALI's index format)::
+
+    src[i] ─▶ file f, offset o, size s   (index; bisect over the files' first records)
+          ─▶ pread(s bytes at o)         (one call; positionless, so threads share it)
+          ─▶ length == s - 16? length CRC? data CRC?   else RecordError(file, offset, i)
+          ─▶ decode                      (dict of numpy arrays, or the bytes with raw=True)
+
+Reads use ``pread``, not a memory map: a mapped file that another process truncates
+kills the reader with SIGBUS, where ``pread`` returns short and this raises
+:class:`~hublayer.errors.RecordError` (as :class:`~hublayer.records.Reader` does).
+Decoding goes through :class:`~._wire.ExampleDecoder` (the same arrays as
+``decode_example``, about 2-3 times faster on small records) and falls back to
+``decode_example`` for encodings it does not read.
+
+Example:
+    >>> from hublayer import records
+    >>> src = records.Source("data/train-*.tfrecord")  # doctest: +SKIP
+    >>> len(src), src[0]["label"], src[-1]["label"]  # doctest: +SKIP
+    (50000, array([3]), array([7]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import os
+import threading
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from crc32c import crc32c as _crc
+
+from hublayer.errors import RecordError
+from hublayer.records._example import decode_example
+from hublayer.records._files import Files
+from hublayer.records._framing import FOOTER, HEADER, MASK_DELTA, U32, masked_crc
+from hublayer.records._index import FileIndex, load_indexes
+from hublayer.records._schema import Schema
+from hublayer.records._shape import Shaper
+from hublayer.records._wire import ExampleDecoder
+
+__all__ = ["Source"]
+
+
+class Source:
+    """TFRecord files as a map-style source: ``len()``, ``src[i]``, ``src.__getitems__``.
+
+    Args:
+        files: local, uncompressed TFRecord files of ``tf.train.Example``: a path, glob,
+            folder or list (see :func:`~hublayer.records.expand_files`). Each file is
+            indexed first (:func:`~hublayer.records.index`; reused while current).
+        columns: decode only these features (faster); None decodes every feature.
+        schema: a :class:`~hublayer.records.Schema` (or its JSON path) to shape the
+            values: fixed features get their exact shape (``()`` for one value, so a
+            batch of labels stacks to ``[batch]``), every feature its dtype, a missing
+            optional feature an empty array; a record that breaks the schema raises
+            :class:`~hublayer.errors.SchemaError`. Its features are the columns unless
+            ``columns`` names fewer.
+        raw: give each record's bytes (the serialized Example) instead of decoding.
+
+    Reading ``src[i]`` gives a dict of feature name to numpy array, as
+    :func:`~hublayer.records.decode_example` gives it (``float32``, ``int64``, object
+    arrays of ``bytes``), or ``bytes`` with ``raw=True``. Negative indexes count from
+    the end. Both CRCs of every record are checked on every read.
+
+    A Source is thread-safe, and picklable: the copy reopens the files (and checks
+    they are unchanged) in the process that unpickles it, so DataLoader workers and
+    grain's multiprocessing can use it. It is also a ``torch.utils.data.Dataset`` in
+    all but name (``__getitems__`` included) and a grain ``RandomAccessDataSource``
+    (``_getitems`` included).
+
+    Raises:
+        RecordError: from the constructor: a missing, remote or compressed file, or a
+            file whose framing is broken (see :func:`~hublayer.records.index`). From a
+            read: a record that fails a CRC, that the index no longer matches, or that
+            is not an Example; the error names ``file``, ``offset`` and ``index``, and
+            the other records still read.
+        IndexError: an index outside ``[-len(src), len(src))``.
+        SchemaError: a record that does not fit ``schema``.
+        ValueError: ``raw=True`` with ``columns`` or ``schema``.
+
+    Example:
+        >>> import grain  # doctest: +SKIP
+        >>> src = records.Source("data/train-*.tfrecord", schema=records.inspect(files))
+        >>> ds = grain.MapDataset.source(src).shuffle(seed=0).batch(256)  # doctest: +SKIP
+        >>> batch = ds[0]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        files: Files,
+        *,
+        columns: Sequence[str] | None = None,
+        schema: Schema | str | os.PathLike[str] | None = None,
+        raw: bool = False,
+    ) -> None:
+        if raw and (columns is not None or schema is not None):
+            raise ValueError(
+                "Expected raw=True alone: raw records are not decoded. Received: "
+                f"raw=True with columns={columns!r}, schema={schema!r}. Drop one or the other."
+            )
+        if isinstance(columns, str):
+            columns = [columns]
+        self._shaper = None if schema is None else Shaper(schema, columns)
+        self.columns: tuple[str, ...] | None = None if columns is None else tuple(columns)
+        if self._shaper is not None:
+            self.columns = self._shaper.columns
+        self.raw = raw
+        indexes = load_indexes(files)
+        self._setup(indexes)
+
+    def _setup(self, indexes: list[FileIndex]) -> None:
+        self.files: tuple[str, ...] = tuple(e.file for e in indexes)
+        self.index_paths = tuple(e.path for e in indexes)
+        self._identities = [(e.file_size, e.mtime_ns) for e in indexes]
+        counts = [len(e) for e in indexes]
+        self._starts = [0]
+        for count in counts:
+            self._starts.append(self._starts[-1] + count)
+        self._len = self._starts[-1]
+        offsets = np.concatenate([e.offsets for e in indexes]) if indexes else np.zeros(0)
+        sizes = np.concatenate([e.sizes for e in indexes]) if indexes else np.zeros(0)
+        # array('q') gives Python ints on indexing, the fastest path for one read.
+        self._offsets = array("q", offsets.astype(np.int64).tobytes())
+        self._sizes = array("q", sizes.astype(np.int64).tobytes())
+        self._open_state()
+
+    def _open_state(self) -> None:
+        self._fds: list[int | None] = [None] * len(self.files)
+        self._lock = threading.Lock()
+        self._decoder = ExampleDecoder(self.columns)
+        self._length_crcs: dict[int, int] = {}  # record length -> its masked CRC
+
+    # -- the sequence protocol ----------------------------------------------------------
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        shown = "raw" if self.raw else f"columns={list(self.columns) if self.columns else 'all'}"
+        return f"Source({len(self.files)} files, {self._len:,} records, {shown})"
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(self._len):
+            yield self[i]
+
+    def __getitem__(self, index: int) -> Any:
+        i = self._position(index)
+        data = self._frames((i,))[0]
+        if self.raw:
+            return data
+        values = self._decoder(data)
+        if values is None:
+            values = self._fallback(data, i)
+        return values if self._shaper is None else self._shaper(values, self._file_of(i), i)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """The records at ``indices``, in that order, read and decoded in one call.
+
+        PyTorch's ``DataLoader`` calls this with a batch of indices (then collates the
+        list); grain calls it as ``_getitems``. Records that share a layout are decoded
+        together (see :mod:`._layout`), so a batch costs less per record than ``src[i]``.
+
+        Raises:
+            IndexError, RecordError, SchemaError: as for ``src[i]``, at the first bad
+                index or record.
+        """
+        positions = [self._position(i) for i in indices]
+        datas = self._frames(positions)
+        if self.raw:
+            return datas
+        decoded = self._decoder.many(datas)
+        for at, values in enumerate(decoded):
+            if values is None:
+                decoded[at] = self._fallback(datas[at], positions[at])
+        if self._shaper is not None:
+            shape, file_of = self._shaper, self._file_of
+            return [shape(v, file_of(i), i) for v, i in zip(decoded, positions, strict=True)]
+        return decoded
+
+    _getitems = __getitems__  # grain's name for batched reads
+
+    def _position(self, index: Any) -> int:
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(
+                f"Expected an int index. Received: {index!r} ({type(index).__name__}). "
+                "Use src.__getitems__(indices) for several records."
+            ) from None
+        n = self._len
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(
+                f"Expected an index in [-{n}, {n}) for a source of {n} records. Received: {index}."
+            )
+        return i
+
+    # -- reading ------------------------------------------------------------------------
+    def _fd(self, file: int) -> int:
+        fd = self._fds[file]
+        if fd is not None:
+            return fd
+        with self._lock:
+            fd = self._fds[file]
+            if fd is None:
+                fd = self._open(file)
+                self._fds[file] = fd
+        return fd
+
+    def _open(self, file: int) -> int:
+        path = self.files[file]
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as error:
+            raise RecordError(
+                f"Expected the TFRecord file {path!r} of this source to be readable. "
+                f"Received: {error}. Was it moved or deleted? Make the Source again.",
+                file=path,
+            ) from error
+        stat = os.fstat(fd)
+        if (stat.st_size, stat.st_mtime_ns) != self._identities[file]:
+            os.close(fd)
+            raise RecordError(
+                f"Expected {path!r} to be the file this source indexed. Received: it "
+                f"changed (now {stat.st_size:,} bytes; the index is for "
+                f"{self._identities[file][0]:,}). Make the Source again: its index is "
+                "rebuilt.",
+                file=path,
+            )
+        return fd
+
+    def _file_of(self, i: int) -> str:
+        return self.files[bisect_right(self._starts, i) - 1]
+
+    def _frames(self, positions: Sequence[int]) -> list[bytes]:
+        """The data of the records at ``positions``, both CRCs of each checked.
+
+        One ``pread`` per record; the length CRC is looked up by length (it depends on
+        the length alone), the data CRC computed.
+        """
+        starts, single = self._starts, len(self.files) == 1
+        fds, offsets, sizes, crcs = self._fds, self._offsets, self._sizes, self._length_crcs
+        pread, header, footer, crc32c = os.pread, HEADER.unpack_from, FOOTER.unpack_from, _crc
+        datas = []
+        for i in positions:
+            file = 0 if single else bisect_right(starts, i) - 1
+            fd = fds[file]
+            if fd is None:
+                fd = self._fd(file)
+            offset, size = offsets[i], sizes[i]
+            try:
+                frame = pread(fd, size, offset)
+            except OSError as error:
+                raise self._error(i, f"a read error ({error})") from error
+            if len(frame) != size:
+                raise self._error(i, self._mismatch(frame, size))
+            length, length_crc = header(frame)
+            if length != size - 16:
+                raise self._error(i, self._mismatch(frame, size))
+            if crcs.get(length) != length_crc:
+                if masked_crc(frame[:8]) != length_crc:
+                    raise self._error(i, "a length whose CRC does not match")
+                crcs[length] = length_crc
+            data = frame[12:-4]
+            c = crc32c(data)
+            if (((c >> 15 | c << 17) & U32) + MASK_DELTA) & U32 != footer(frame, size - 4)[0]:
+                raise self._error(i, "data whose CRC does not match")
+            datas.append(data)
+        return datas
+
+    def _mismatch(self, frame: bytes, size: int) -> str:
+        if len(frame) < size:
+            return f"{len(frame)} of {size} bytes (the file shrank since it was indexed)"
+        length = HEADER.unpack_from(frame)[0]
+        return (
+            f"a record of {length} bytes where the index says {size - 16} (the index "
+            "does not match the file)"
+        )
+
+    def _fallback(self, data: bytes, i: int) -> dict[str, Any]:
+        try:
+            values = decode_example(data)
+        except RecordError as error:
+            raise self._error(i, error.message, decoded=True) from None
+        if self.columns is not None:
+            values = {k: v for k, v in values.items() if k in self.columns}
+        return values
+
+    def _error(self, i: int, what: str, *, decoded: bool = False) -> RecordError:
+        file = bisect_right(self._starts, i) - 1
+        path, offset = self.files[file], self._offsets[i]
+        record = i - self._starts[file]
+        where = f"record {i} of the source (record {record} of {path!r}, byte offset {offset})"
+        if decoded:
+            message = f"{what} In {where}."
+        else:
+            message = (
+                f"Expected a valid TFRecord record at {where}. Received: {what}. The file "
+                "is corrupt or changed; the other records still read."
+            )
+        return RecordError(message, file=path, offset=offset, index=i)
+
+    # -- lifetime -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the files (a later read opens them again)."""
+        with self._lock:
+            fds, self._fds = self._fds, [None] * len(self.files)
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+
+    def __del__(self) -> None:
+        fds = getattr(self, "_fds", ())
+        for fd in fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in ("_fds", "_lock", "_decoder", "_length_crcs"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._open_state()
