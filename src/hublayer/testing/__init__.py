@@ -59,9 +59,9 @@ _LAZY: dict[str, str] = {
     "UNSAFE_FAMILIES": "._unsafe_models",
     "UNSAFE_PLACES": "._unsafe_models",
     "unsafe_model": "._unsafe_models",
-    "CorpusModel": "._scan_corpus",
-    "HarmProof": "._scan_corpus",
-    "plant_secret": "._scan_corpus",
+    "CorpusModel": "._scan_corpus_model",
+    "HarmProof": "._scan_corpus_model",
+    "plant_secret": "._scan_corpus_secret",
     "prove_all": "._scan_corpus",
     "scan_corpus": "._scan_corpus",
 }

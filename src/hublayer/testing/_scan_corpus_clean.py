@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from hublayer.testing._scan_corpus import CorpusModel
+from hublayer.testing._scan_corpus_model import CorpusModel
 
 __all__ = ["build_clean", "clean_names"]
 
@@ -102,8 +102,8 @@ def _control_flow(root: tf.Module, x: tf.Tensor) -> tf.Tensor:
 def _keras_hub_layer(path: Path) -> None:
     import keras
 
-    from hublayer import KerasLayer
-    from hublayer.testing import image_feature_vector
+    from hublayer.layers import KerasLayer
+    from hublayer.testing._models import image_feature_vector
 
     with tempfile.TemporaryDirectory() as scratch:
         inner = image_feature_vector(Path(scratch) / "m", image_size=32, dim=8)
@@ -150,23 +150,23 @@ _STYLES = ("export", "signatures", "serve_train", "onnx2tf")
 
 
 def _signature(style: str) -> Callable[[Path], object]:
-    from hublayer import testing
+    from hublayer.testing._signature_models import signature_model
 
-    return lambda path: testing.signature_model(path, style=style)  # type: ignore[arg-type]
+    return lambda path: signature_model(path, style=style)  # type: ignore[arg-type]
 
 
 def _builders(real: bool) -> dict[str, tuple[str, Callable[[Path], object]]]:
-    from hublayer import testing
+    from hublayer.testing import _models, _text_models, _tf1_models
 
     builders: dict[str, tuple[str, Callable[[Path], object]]] = {
         "image_feature_vector": (
             "saved_model",
-            lambda p: testing.image_feature_vector(p, image_size=32, dim=8),
+            lambda p: _models.image_feature_vector(p, image_size=32, dim=8),
         ),
-        "image_classifier": ("saved_model", lambda p: testing.image_classifier(p, image_size=32)),
-        "text_embedding": ("saved_model", lambda p: testing.text_embedding(p, dim=8)),
-        "bert_encoder": ("saved_model", lambda p: testing.bert_encoder(p, hidden_size=8)),
-        "tf1_saved_model": ("saved_model", lambda p: testing.tf1_saved_model(p, dim=8)),
+        "image_classifier": ("saved_model", lambda p: _models.image_classifier(p, image_size=32)),
+        "text_embedding": ("saved_model", lambda p: _text_models.text_embedding(p, dim=8)),
+        "bert_encoder": ("saved_model", lambda p: _text_models.bert_encoder(p, hidden_size=8)),
+        "tf1_saved_model": ("saved_model", lambda p: _tf1_models.tf1_saved_model(p, dim=8)),
         **{f"signature_{style}": ("saved_model", _signature(style)) for style in _STYLES},
         "tf_print_stderr": ("saved_model", _print_stderr),
         "asset_text_line_dataset": ("saved_model", lambda p: _with_asset(p, _asset_lines)),
@@ -177,7 +177,7 @@ def _builders(real: bool) -> dict[str, tuple[str, Callable[[Path], object]]]:
         ),
         "control_flow_and_data": ("saved_model", lambda p: _module(p, _control_flow)),
         "keras_export_string_lookup": ("saved_model", _keras_export_lookup),
-        "keras_file.keras": ("keras", lambda p: testing.keras_file(p, image_size=32)),
+        "keras_file.keras": ("keras", lambda p: _models.keras_file(p, image_size=32)),
         "keras_hublayer_embedded.keras": ("keras", _keras_hub_layer),
     }
     if real:

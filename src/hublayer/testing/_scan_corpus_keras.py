@@ -18,7 +18,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from hublayer.testing._scan_corpus import CorpusModel
+from hublayer.testing._scan_corpus_model import CorpusModel
 
 __all__ = ["build_keras_tricks", "rename_member"]
 
@@ -47,7 +47,7 @@ def _writer_model(path: Path, target: Path) -> None:
 def _keras_file(file: Path, inner: Path) -> None:
     import keras
 
-    from hublayer import KerasLayer
+    from hublayer.layers import KerasLayer
 
     model = keras.Sequential([keras.Input((4,)), KerasLayer(str(inner), safe_mode=False)])
     model.save(str(file))

@@ -3,7 +3,8 @@
 Each payload is a function of :class:`Targets` that, traced inside a ``tf.function``,
 returns a scalar string tensor: the stolen bytes for a leak, ``""`` for a write (the
 side effect is tied to the result by a control dependency, so it runs wherever the
-payload hides). :data:`PLACES` are the hiding places; :func:`hide` puts a payload in one.
+payload hides). :data:`PLACES` are the hiding places; :func:`hide` puts a payload in one
+(both in :mod:`._scan_corpus_payload`).
 
 The lists the ops come from (each payload names its sources):
 
@@ -26,9 +27,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import tensorflow as tf
+
+from hublayer.testing._scan_corpus_payload import PLACES, TOKEN_LENGTH, Payload, Targets, hide
 
 __all__ = [
     "NOT_BUILT",
@@ -40,59 +42,7 @@ __all__ = [
     "hide",
 ]
 
-#: The secret is this many hex characters, then a newline (fixed-length readers need it).
-TOKEN_LENGTH = 32
 TA, MS, SMC, ISSUE = "tensorabuse", "modelscan", "saved_model_cli", "issue"
-
-#: Where a payload hides inside the traced function.
-PLACES: tuple[str, ...] = (
-    "call",
-    "signature",
-    "while_body",
-    "cond_branch",
-    "dataset_map",
-    "nested_function",
-)
-
-
-@dataclass(frozen=True)
-class Targets:
-    """The paths a harmful model is built against (none of them inside the model).
-
-    Attributes:
-        secret: a text file written *after* the model is built (``token + "\\n"``);
-            ``secret + ".tfrecord"`` and ``secret + ".desc"`` are its other forms.
-        victim: this model's own folder for files it creates, replaces or deletes.
-    """
-
-    secret: str
-    victim: str
-
-    def at(self, name: str) -> str:
-        """A path inside the victim folder."""
-        return os.path.join(self.victim, name)
-
-
-@dataclass(frozen=True)
-class Payload:
-    """One op's harmful use.
-
-    Attributes:
-        op: the op the published list names (the one the model holds).
-        sources: the lists naming it.
-        effect: ``leak`` (the secret reaches the output), ``create``, ``replace``,
-            ``delete`` (a file outside the model), or ``die`` (the process ends).
-        victim: for create/replace/delete, the file name inside the victim folder.
-        build: the payload, traced inside a ``tf.function``.
-        setup: what the prover prepares first (``merge_source``), or ``""``.
-    """
-
-    op: str
-    sources: tuple[str, ...]
-    effect: str
-    victim: str
-    build: Callable[[Targets], tf.Tensor]
-    setup: str = ""
 
 
 def _after(op: object, value: tf.Tensor | str = "") -> tf.Tensor:
@@ -401,31 +351,3 @@ NOT_BUILT: dict[str, str] = {
     },
     "ExperimentalCSVDataset": "deprecated twin of CSVDatasetV2 (built instead)",
 }
-
-
-def hide(place: str, payload: Callable[[], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
-    """Run ``evil`` from ``place`` inside a traced function; its string, reaching the output.
-
-    Raises:
-        ValueError: an unknown place.
-    """
-
-    def evil() -> tf.Tensor:
-        return tf.strings.reduce_join(tf.reshape(payload(), [-1]))
-
-    if place in ("call", "signature"):
-        return evil()
-    if place == "while_body":
-
-        def body(i: tf.Tensor, s: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            return i + 1, s + evil()
-
-        return tf.while_loop(lambda i, s: i < 1, body, [tf.constant(0), tf.constant("")])[1]
-    if place == "cond_branch":
-        return tf.cond(tf.reduce_sum(x) > -1e9, evil, lambda: tf.constant(""))
-    if place == "dataset_map":
-        data = tf.data.Dataset.from_tensors(tf.constant(0)).map(lambda _: evil())
-        return data.get_single_element()
-    if place == "nested_function":
-        return tf.function(evil)()
-    raise ValueError(f"Expected place in {list(PLACES)}. Received: place={place!r}.")
