@@ -135,6 +135,38 @@ def test_zlib_and_gzip_files_are_zlib_and_gzip_compatible(tmp_path: Path) -> Non
     assert list(Reader(by_hand, compression="GZIP")) == records
 
 
+def test_a_zlib_stream_of_many_flushed_blocks_reads_whole(tmp_path: Path) -> None:
+    # testZLibFlushRecord: a full flush after every byte, and trailing empty blocks.
+    raw = framed(b"small record", tmp_path)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS)
+    output = b"".join(
+        compressor.compress(raw[i : i + 1]) + compressor.flush(zlib.Z_FULL_FLUSH)
+        for i in range(len(raw))
+    )
+    output += compressor.flush(zlib.Z_FULL_FLUSH) + compressor.flush(zlib.Z_FINISH)
+    path = tmp_path / "small_record"
+    path.write_bytes(output)
+    assert list(Reader(path, compression="ZLIB")) == [b"small record"]
+    assert list(Reader(path)) == [b"small record"]  # detected
+
+
+def test_iterating_past_the_end_and_a_bad_file(tmp_path: Path) -> None:
+    # testIterator (ZLIB, next() to StopIteration) and testBadFile (14 bytes of a record)
+    path = tmp_path / "compressed_records"
+    records = [b"Record 0 of file %d" % i for i in range(7)]
+    with Writer(path, compression="ZLIB") as writer:
+        for record in records:
+            writer.write(record)
+    iterator = iter(Reader(path, compression="ZLIB"))
+    assert [next(iterator) for _ in records] == records
+    with pytest.raises(StopIteration):
+        next(iterator)
+    bad = tmp_path / "bad_file_truncated"
+    bad.write_bytes(framed(b"123", tmp_path)[:14])
+    with pytest.raises(RecordError, match="cut short"):
+        list(Reader(bad))
+
+
 # ------------------------------------------------------------------ following a growing file
 
 
@@ -233,3 +265,33 @@ def test_a_follower_reads_every_record_of_a_concurrent_writer(tmp_path: Path) ->
         next(iterator)
     assert all("cut short" in e or "truncated length header" in e for e in cut_short)
     print(f"records cut short while followed: {len(cut_short)}")
+
+
+@pytest.mark.parametrize("compression", ["GZIP", "ZLIB"])
+def test_a_compressed_stream_being_written_is_followed_and_its_open_end_reported(
+    tmp_path: Path, compression: str
+) -> None:
+    path = tmp_path / "events.tfrecord"
+    writer = Writer(path, compression=compression, atomic=False)
+    writer.write(b"one")
+    writer.flush()
+    iterator = iter(Reader(path, compression=compression))
+    assert next(iterator) == b"one"
+    with pytest.raises(RecordError, match=f"end of the file inside the {compression} stream"):
+        next(iterator)  # no end marker yet: cut short, or still being written
+    writer.write(b"two")
+    writer.close()
+    assert next(iterator) == b"two"
+    with pytest.raises(StopIteration):
+        next(iterator)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # a finished file cut short is no clean end
+    with pytest.raises(RecordError):
+        list(Reader(path, compression=compression))
+
+
+def test_gzip_files_of_several_members_read_whole(tmp_path: Path) -> None:
+    members = b"".join(gzip.compress(framed(r, tmp_path)) for r in (b"a", b"b", b"c"))
+    path = tmp_path / "members.gz"
+    path.write_bytes(members)
+    assert list(Reader(path)) == [b"a", b"b", b"c"]

@@ -187,8 +187,9 @@ def test_corrupt_gzip_stream_is_a_record_error(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2 :] = b"\x00" * (len(data) - len(data) // 2)
     path.write_bytes(bytes(data))
-    with pytest.raises(RecordError, match="GZIP") as info, Reader(path) as reader:
-        list(reader)
+    # zlib may turn the zeros into bytes first (caught by the CRC) or refuse them at once.
+    with pytest.raises(RecordError, match=r"GZIP stream|CRC does not match") as info:
+        list(Reader(path))
     assert info.value.file == str(path)
 
 

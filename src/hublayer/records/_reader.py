@@ -65,8 +65,9 @@ class Reader(ByteInput):
     :class:`RecordError` once the read has caught up to it, and the iterator stays at
     that record: after the writer finishes it, ``next()`` returns it. (As TensorFlow's
     ``tf_record_iterator``.) Each new ``iter(reader)`` (a new ``for`` loop) starts again
-    from the first record; use one iteration at a time. A compressed file is followed
-    by reading it again from its start each time it is resumed.
+    from the first record; use one iteration at a time. A compressed file still
+    being written ends inside its stream: that end raises :class:`RecordError` too (after
+    the records before it), and the file is read again from its start on each retry.
 
     Attributes:
         skipped: how many bad records (or garbage runs) were skipped.
@@ -199,6 +200,9 @@ class Reader(ByteInput):
                         error = self._error("a truncated length header", index, self._base + pos)
                         self._pos = pos if raising else len(buf)
                         self._fail(error)
+                    elif self._unfinished:
+                        what = f"the end of the file inside the {self.compression} stream"
+                        self._fail(self._error(what, index, self._base + pos))
                     return
             length, length_crc = unpack_header(buf, pos)
             if verify and length_crcs.get(length) != length_crc:

@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import os
 import stat
 import zlib
@@ -73,8 +72,11 @@ class ByteInput:
         self.count = 0
         self.skipped = 0
         self._file: IO[bytes] | None = None
-        self._stream: IO[bytes] | gzip.GzipFile | None = None
+        self._stream: IO[bytes] | None = None
         self._inflate: zlib._Decompress | None = None
+        #: the file ended inside a compressed stream: cut short, or still being written
+        self._unfinished = False
+        self._fed = False  # any compressed byte was read
         self._size: int | None = None  # a regular plain file's size, when last looked
         self._file_size: int | None = None  # a URL's size when opened
         self._buf = b""
@@ -96,26 +98,22 @@ class ByteInput:
             raise open_error(self.path, error) from error
         self._inflate = None
         self._size = None
-        if self.compression == "GZIP":
-            self._stream = gzip.GzipFile(fileobj=self._file, mode="rb")
-        else:
-            self._stream = self._file
-            if self.compression == "ZLIB":
-                self._inflate = zlib.decompressobj()
-            elif self._file_size is None:
-                info = os.fstat(self._file.fileno())
-                # pread needs a regular file; a pipe or a device is read in order instead.
-                self._size = info.st_size if stat.S_ISREG(info.st_mode) else None
+        self._stream = self._file
+        self._unfinished = self._fed = False
+        if self.compression in ("GZIP", "ZLIB"):
+            self._inflate = self._decompressor()
+        elif self._file_size is None:
+            info = os.fstat(self._file.fileno())
+            # pread needs a regular file; a pipe or a device is read in order instead.
+            self._size = info.st_size if stat.S_ISREG(info.st_mode) else None
         self._buf, self._pos, self._base, self._eof = b"", 0, 0, False
         return self
 
     def close(self) -> None:
         """Close the file; safe to call twice."""
-        stream, file = self._stream, self._file
+        file = self._file
         self._stream = self._file = None
         self._buf = b""
-        if stream is not None and stream is not file:
-            stream.close()
         if file is not None:
             file.close()
 
@@ -141,6 +139,12 @@ class ByteInput:
                 return
             self._pos += min(len(self._buf) - self._pos, offset - self.offset)
 
+    def _decompressor(self) -> zlib._Decompress:
+        """A decompressor for one GZIP member or one ZLIB stream. Decompressing with zlib
+        directly (not ``gzip.GzipFile``) returns what a stream still being written holds
+        so far, instead of failing before its end."""
+        return zlib.decompressobj(16 + zlib.MAX_WBITS if self.compression == "GZIP" else 15)
+
     def _read(self, size: int) -> bytes:
         """Up to ``size`` uncompressed bytes; fewer only at the end of the stream."""
         if self._stream is None:
@@ -151,10 +155,20 @@ class ByteInput:
             parts: list[bytes] = []
             have = 0
             inflate = self._inflate
-            while have < size and not inflate.eof:
-                raw = inflate.unconsumed_tail or self._stream.read(self.buffer_size)
-                if not raw:
-                    break
+            while have < size:
+                if inflate.eof:  # after a GZIP member, the next one (ZLIB: one stream)
+                    raw = inflate.unused_data
+                    if self.compression != "GZIP" or not (
+                        raw or (raw := self._stream.read(self.buffer_size))
+                    ):
+                        break
+                    inflate = self._inflate = self._decompressor()
+                else:
+                    raw = inflate.unconsumed_tail or self._stream.read(self.buffer_size)
+                    if not raw:  # the file ends inside the stream (cut short, or growing)
+                        self._unfinished = self._fed
+                        break
+                self._fed = True
                 part = inflate.decompress(raw, size - have)
                 parts.append(part)
                 have += len(part)
