@@ -25,6 +25,7 @@ BUILTIN_OF = {
     "SchemaError": ValueError,
     "SpecMismatchError": ValueError,
     "TrainingError": RuntimeError,
+    "UnsupportedVersionError": RuntimeError,
     "ImageDecodeError": ValueError,
     "OutputExistsError": FileExistsError,
     "OutputNotWritableError": PermissionError,

@@ -27,6 +27,8 @@ Hierarchy::
     ├── SchemaError (ValueError)             a schema that cannot describe or parse the data
     ├── SpecMismatchError (ValueError)       data that cannot feed the model, before training
     ├── TrainingError (RuntimeError)         a transfer-learning run that cannot go on
+    ├── UnsupportedVersionError (RuntimeError)  a TF/Keras/tf2jax version whose private
+    │                                        APIs hublayer was not written for
     └── MissingExtraError (ImportError)      an optional dependency (an extra) is not installed
 
 Example:
@@ -70,6 +72,7 @@ __all__ = [
     "TrainingError",
     "UnsafeArchiveError",
     "UnsafeModelError",
+    "UnsupportedVersionError",
 ]
 
 
@@ -339,6 +342,17 @@ class TrainingError(HublayerError, RuntimeError):
 
     fields = ("stage",)
     stage: str | None
+
+
+class UnsupportedVersionError(HublayerError, RuntimeError):
+    """An installed library's version lacks, or may have changed, a private API hublayer
+    uses; the message names the API, the version and the supported range."""
+
+    fields = ("package", "version", "supported", "api")
+    package: str | None
+    version: str | None
+    supported: str | None
+    api: str | None
 
 
 class MissingExtraError(HublayerError, ImportError):
