@@ -17,8 +17,9 @@ The floors, top down::
     layers                                        4
     models, cache (a facade of handles)           3
     handles, records                              2
-    config, _specs, _backend, _keras_registration, _ray, _proto_classes 1
-    errors, _version, _lazy                       0
+    config, _specs, _backend, _keras_registration, _ray, _proto_classes,
+    _foreign_tf, _foreign_keras, _foreign_tf2jax (adapters of private APIs) 1
+    errors, _version, _lazy, _foreign              0
 """
 
 from __future__ import annotations
@@ -49,9 +50,13 @@ FLOORS: dict[str, int] = {
     "_keras_registration": 1,
     "_ray": 1,
     "_proto_classes": 1,
+    "_foreign_tf": 1,
+    "_foreign_keras": 1,
+    "_foreign_tf2jax": 1,
     "errors": 0,
     "_version": 0,
     "_lazy": 0,
+    "_foreign": 0,
 }
 # The top-level facade (lazy public API) and the test helpers may import anything.
 EXEMPT = {"__init__", "testing"}
