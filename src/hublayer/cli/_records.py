@@ -54,6 +54,7 @@ def records() -> None:
     Examples:
       hublayer records inspect data/train-*.tfrecord
       hublayer records convert images photos/ data/train --shards 8
+      hublayer records index data/train-*.tfrecord
     """
 
 
@@ -112,9 +113,40 @@ def inspect(
         )
 
 
+@records.command("index")
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an index that hublayer did not write and that does not match its file.",
+)
+def index(files: tuple[str, ...], overwrite: bool) -> None:
+    """Write a random-access index for each TFRecord file: one line "offset size" per
+    record, the format of NVIDIA DALI's tfrecord2idx and of the tfrecord package.
+
+    FILES are local, uncompressed TFRecord files: paths, glob patterns or folders. Each
+    index is written beside its file as FILE.idx (in hublayer's cache when the folder
+    is read-only) and reused while the file is unchanged. Prints one line per file:
+    the index and its record count. records.Source reads through these indexes.
+
+    \b
+    Examples:
+      hublayer records index data/train-*.tfrecord
+      hublayer records index data/ --overwrite
+    """
+    from hublayer.records import index as write_index
+
+    with _user_errors():
+        paths = write_index(list(files), overwrite=overwrite)
+    for path in paths:
+        with open(path, "rb") as f:
+            count = sum(1 for _ in f)
+        click.echo(f"{path}  {count:,} records")
+
+
 @records.group("convert")
 def convert() -> None:
-    """Write image folders, CSV or Parquet files as TFRecord shards."""
+    """Write image folders, CSV, Parquet or TFRecord files as TFRecord shards."""
 
 
 def _run(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -287,6 +319,45 @@ def convert_parquet(
         run,
         path,
         out,
+        shards=shards,
+        overwrite=overwrite,
+        compression=_compression(compression),
+        progress=progress,
+    )
+
+
+@convert.command("records")
+@click.argument("files", metavar="FILES... OUT", nargs=-1, required=True)
+@click.option("--shards", type=click.IntRange(min=1), default=None, help="Default: one file.")
+@_OVERWRITE
+@_COMPRESSION
+@_PROGRESS
+def convert_records(
+    files: tuple[str, ...],
+    shards: int | None,
+    overwrite: bool,
+    compression: str,
+    progress: bool | None,
+) -> None:
+    """Copy TFRecord files (any compression, detected) into new shards: uncompressed by
+    default, which random access (records index, records.Source) needs. Every CRC is
+    checked on the way; the last argument is the output.
+
+    \b
+    Examples:
+      hublayer records convert records data/train-*.tfrecord.gz plain/train --compression none
+      hublayer records convert records big.tfrecord data/train --shards 16
+    """
+    from hublayer.records import convert_records as run
+
+    if len(files) < 2:
+        raise click.UsageError(
+            f"Expected FILES... OUT: input files, then the output. Received: {list(files)}."
+        )
+    _run(
+        run,
+        list(files[:-1]),
+        files[-1],
         shards=shards,
         overwrite=overwrite,
         compression=_compression(compression),

@@ -16,7 +16,8 @@
 - Ray (``ray_dataset``, ``SkippedRecords``): the files as a Ray Data dataset, read by
   the reader above; the counts of records it skipped, on the driver.
 - Converters (``convert_images``, ``convert_image_splits``, ``convert_csv``,
-  ``convert_parquet``, ``write_arrays``): image folders, tables and arrays to shards;
+  ``convert_parquet``, ``write_arrays``, ``convert_records``): image folders, tables,
+  arrays and other TFRecord files (recompressed, resharded) to shards;
   class names in a ``LabelMap`` beside the shards (``find_label_map`` reads it back).
 
 Nothing here imports Keras; TensorFlow is imported only by the pipeline builders.
@@ -30,6 +31,7 @@ Example:
 from __future__ import annotations
 
 from hublayer.records._convert import WriteSummary, convert_csv, convert_parquet, write_arrays
+from hublayer.records._copy import convert_records
 from hublayer.records._example import (
     decode_example,
     decode_sequence_example,
@@ -68,6 +70,7 @@ __all__ = [
     "convert_image_splits",
     "convert_images",
     "convert_parquet",
+    "convert_records",
     "dataset",
     "decode_example",
     "decode_sequence_example",

@@ -113,10 +113,9 @@ def _check_local(file: str) -> None:
             f"Expected an uncompressed TFRecord file. Received: {file!r}, compressed with "
             f"{compression}. A compressed stream cannot be read at random places.",
             fix=Fix(
-                "Write an uncompressed copy: records.Writer(out) fed by "
-                "records.read_records(files), or `hublayer records convert records FILES "
-                "OUT --compression none`.",
-                "Write an uncompressed copy: hublayer records convert records FILES OUT "
+                "Write an uncompressed copy: records.convert_records(files, out), or `hublayer "
+                "records convert records FILES... OUT --compression none`.",
+                "Write an uncompressed copy: hublayer records convert records FILES... OUT "
                 "--compression none.",
             ),
             file=file,

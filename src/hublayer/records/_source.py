@@ -263,12 +263,12 @@ class Source:
             if len(frame) != size:
                 raise self._error(i, self._mismatch(frame, size))
             length, length_crc = header(frame)
-            if length != size - 16:
-                raise self._error(i, self._mismatch(frame, size))
             if crcs.get(length) != length_crc:
                 if masked_crc(frame[:8]) != length_crc:
                     raise self._error(i, "a length whose CRC does not match")
                 crcs[length] = length_crc
+            if length != size - 16:
+                raise self._error(i, self._mismatch(frame, size))
             data = frame[12:-4]
             c = crc32c(data)
             if (((c >> 15 | c << 17) & U32) + MASK_DELTA) & U32 != footer(frame, size - 4)[0]:
