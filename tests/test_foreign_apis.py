@@ -87,6 +87,7 @@ def test_the_trace_picker_calls_the_trace_tensorflow_would_pick(tmp_path: Path) 
     assert picker is not None
     x = tf.random.uniform([2, 32, 32, 3])
     inputs = picker.bind(restored, (x,), {"training": False})
+    assert inputs is not None
     matching = [t for t in restored.concrete_functions if picker.callable_with(t, inputs)]
     assert len(matching) == 1
     np.testing.assert_allclose(
@@ -94,7 +95,11 @@ def test_the_trace_picker_calls_the_trace_tensorflow_would_pick(tmp_path: Path) 
     )
     # An input the saved traces do not take (wrong dtype) matches none of them.
     wrong = picker.bind(restored, (tf.zeros([2, 32, 32, 3], tf.int32),), {"training": False})
+    assert wrong is not None
     assert not any(picker.callable_with(t, wrong) for t in restored.concrete_functions)
+    # Inputs TensorFlow cannot bind at all (an unknown keyword) give None: the caller
+    # then calls the function, which raises TensorFlow's own error.
+    assert picker.bind(restored, (x,), {"no_such_argument": 1}) is None
 
 
 def test_the_trace_picker_refuses_an_object_that_is_no_restored_function() -> None:

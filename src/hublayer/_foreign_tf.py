@@ -76,14 +76,16 @@ class TracePicker:
 
     Attributes:
         bind: ``bind(restored, args, kwargs) -> (args, kwargs)``, the inputs as the
-            restored function's wrapper binds them (defaults filled in); raises what
-            TensorFlow raises for inputs it cannot bind.
+            restored function's wrapper binds them (defaults filled in), or None when
+            TensorFlow cannot bind them (calling the function then says why).
         callable_with: ``callable_with(trace, inputs) -> bool``, whether a concrete
             trace takes ``inputs`` as they are (no conversion).
         call: ``call(trace, inputs)``, that trace called as the wrapper calls it.
     """
 
-    bind: Callable[[Any, tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+    bind: Callable[
+        [Any, tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]] | None
+    ]
     callable_with: Callable[[Any, tuple[Any, ...]], bool]
     call: Callable[[Any, tuple[Any, ...]], Any]
 
@@ -127,14 +129,17 @@ def restored_trace_picker() -> TracePicker | None:
 
     def bind(
         restored: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         try:
             function_type = restored._function_type
             defaults = restored._default_values
             pure = restored._is_pure
         except AttributeError as error:
             raise _error(_PICKER_API, f"whose restored functions lack one ({error})") from None
-        bound = canonicalize(args, kwargs, function_type, defaults, pure)
+        try:
+            bound = canonicalize(args, kwargs, function_type, defaults, pure)
+        except Exception:  # the function's own call raises it, worded
+            return None
         return tuple(bound.args), dict(bound.kwargs)
 
     return TracePicker(

@@ -7,8 +7,9 @@ traces, which costs about as much CPU as running a small model once: on a cold s
 chosen trace directly. :func:`call_restored` makes the same choice TensorFlow's wrapper
 makes (the first saved trace that takes the inputs as they are, in the saved order) and
 calls it; whenever that choice is not plain (no such trace, inputs that would need a
-conversion, a TensorFlow without these internals) it calls ``fn`` as before, so the
-result is always what ``fn(*args, **kwargs)`` returns.
+conversion, a TensorFlow outside the releases :mod:`hublayer._foreign_tf` was written
+for, which it logs) it calls ``fn`` as before, so the result is always what
+``fn(*args, **kwargs)`` returns.
 
 Example:
     >>> import tensorflow as tf
@@ -21,32 +22,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
+from hublayer._foreign_tf import restored_trace_picker
+
 __all__ = ["call_restored"]
-
-_Picker = tuple[Callable[..., Any], Callable[..., bool], Callable[..., Any]]
-_PICKER: list[_Picker | None] = []
-
-
-def _picker() -> _Picker | None:
-    """TensorFlow's own binder, trace matcher and caller; None when this TF lacks them."""
-    if not _PICKER:
-        try:
-            from tensorflow.python.eager.polymorphic_function import function_type_utils
-            from tensorflow.python.saved_model import function_deserialization as fd
-
-            _PICKER.append(
-                (
-                    function_type_utils.canonicalize_function_inputs,
-                    fd._concrete_function_callable_with,
-                    fd._call_concrete_function,
-                )
-            )
-        except (ImportError, AttributeError):  # pragma: no cover - another TF version
-            _PICKER.append(None)
-    return _PICKER[0]
 
 
 def _restored(fn: Any) -> Any:
@@ -70,22 +50,17 @@ def call_restored(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
     Returns:
         What ``fn(*args, **kwargs)`` returns.
     """
-    picker = _picker()
+    picker = restored_trace_picker()  # None outside the TF releases it was written for
     restored = _restored(fn)
     traces = getattr(restored, "concrete_functions", None)
     if picker is None or restored is None or not traces:
         return fn(*args, **kwargs)
-    bind, callable_with, call = picker
-    try:  # as Function.__call__ binds them before its wrapper graph sees them
-        bound = bind(
-            args, kwargs, restored._function_type, restored._default_values, restored._is_pure
-        )
-        inputs = (tuple(bound.args), dict(bound.kwargs))
-    except Exception:  # fn itself says what is wrong with these inputs
+    inputs = picker.bind(restored, args, kwargs)  # as Function.__call__ binds them
+    if inputs is None:  # fn itself says what is wrong with these inputs
         return fn(*args, **kwargs)
     for trace in traces:
         if any(captured is None for captured in trace.captured_inputs):
             return fn(*args, **kwargs)  # let TensorFlow raise its own error
-        if callable_with(trace, inputs, False):
-            return call(trace, inputs)
+        if picker.callable_with(trace, inputs):
+            return picker.call(trace, inputs)
     return fn(*args, **kwargs)

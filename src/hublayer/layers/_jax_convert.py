@@ -32,6 +32,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from hublayer import _foreign_tf2jax
+
 __all__ = ["JaxFunction", "convert", "function_ops", "unsupported_ops", "uses_stateful_random"]
 
 #: TF ops tf2jax implements with a JAX PRNG key passed as ``rng`` (stateful random ops).
@@ -51,14 +53,11 @@ def function_ops(function: Any) -> set[str]:
 def unsupported_ops(function: Any) -> list[str]:
     """The op types of ``function`` that tf2jax cannot convert, sorted.
 
-    tf2jax keeps its op table private; the table is read through the same function its
-    converter calls, so this list is exactly what conversion would refuse.
+    tf2jax keeps its op table private; the table is read (through
+    :mod:`hublayer._foreign_tf2jax`, which checks tf2jax's version) with the same function
+    its converter calls, so this list is exactly what conversion would refuse.
     """
-    tf2jax_ops = importlib.import_module("tf2jax._src.ops")
-    unsupported: set[str] = set(
-        tf2jax_ops.get_unsupported_operations(sorted(function_ops(function)))
-    )
-    return sorted(unsupported)
+    return sorted(_foreign_tf2jax.unsupported_operations(function_ops(function)))
 
 
 def uses_stateful_random(function: Any) -> bool:

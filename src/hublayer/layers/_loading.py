@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from hublayer import _foreign_keras
 from hublayer.errors import SignatureError
 from hublayer.layers import _shapes, _signatures, _variables
 from hublayer.models import is_hub_module_v1, load_path, resolve_handle
@@ -203,11 +204,8 @@ def layer_safe_mode(explicit: bool | None) -> bool | None:
     ``keras.saving.load_model(..., safe_mode=False)`` rebuilds it, else ``None``."""
     if explicit is not None:
         return explicit
-    try:  # Keras's SafeModeScope of keras.saving.load_model(..., safe_mode=False)
-        from keras.src.saving.serialization_lib import in_safe_mode
-    except ImportError:  # pragma: no cover - a Keras without it: follow the environment
-        return None
-    return False if in_safe_mode() is False else None
+    # Keras's SafeModeScope of keras.saving.load_model(..., safe_mode=False)
+    return False if _foreign_keras.in_load_scope_safe_mode() is False else None
 
 
 def _uses_default_signature(obj: Any, hub_v1: bool) -> bool:
