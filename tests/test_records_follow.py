@@ -295,3 +295,16 @@ def test_gzip_files_of_several_members_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "members.gz"
     path.write_bytes(members)
     assert list(Reader(path)) == [b"a", b"b", b"c"]
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_writer_left_open_leaves_no_temp_file(tmp_path: Path, atomic: bool) -> None:
+    # testWriteAndLeaveOpen: no crash, and nothing half-written left behind.
+    writer = Writer(tmp_path / "left.tfrecord", compression="GZIP", atomic=atomic)
+    for i in range(20):
+        writer.write(b"Record %d" % i)
+    del writer
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ([] if atomic else ["left.tfrecord"])
+    if not atomic:
+        assert len(list(Reader(tmp_path / "left.tfrecord"))) == 20

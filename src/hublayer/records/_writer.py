@@ -6,6 +6,7 @@ The record layout is documented in :mod:`hublayer.records._framing`.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import secrets
@@ -256,6 +257,14 @@ class Writer:
         for sink in self._sinks:
             if not sink.file.closed or (sink.atomic and sink.temp.exists()):
                 sink.abort()
+
+    def __del__(self) -> None:
+        """A writer dropped without :meth:`close` (TensorFlow allows it) leaves no temp
+        file behind; in streaming mode its records are kept, as on an error."""
+        if getattr(self, "_closed", True):
+            return
+        with contextlib.suppress(Exception):
+            self.abort()
 
     def __enter__(self) -> Writer:
         return self
