@@ -4,6 +4,8 @@ The pipeline is a pure function of (files, schema, options, seed)::
 
     files ─shuffle─▶ interleave(TFRecordDataset, 4 files, in turn) ─▶ [shard] ─▶ [cache]
           ─▶ shuffle(buffer) ─▶ [repeat]
+      or, with shuffle="global":  index ─▶ permutation(seed, epoch) per epoch ─▶ [shard]
+          ─▶ [skip start_step batches] ─▶ raw reads (see ._global_shuffle)
           ─▶ no images:  batch ─▶ map(parse_example)                       ─▶ prefetch
           ─▶ images:     map(parse + decode + resize + scale) ─▶ batch      ─▶ prefetch
 
@@ -42,11 +44,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from hublayer.errors import SchemaError
 from hublayer.records._files import Files, expand_files, file_size, is_url
 from hublayer.records._framing import detect_compression
+from hublayer.records._global_shuffle import check_global, global_records
 from hublayer.records._inspect import inspect
 from hublayer.records._match import TensorPlan, plan
 from hublayer.records._options import ImageOptions
@@ -83,6 +86,38 @@ def _stream(tf: Any, name: Any, compression: str) -> Any:
     return tf.data.Dataset.from_generator(
         records, output_signature=tf.TensorSpec([], tf.string), args=(name,)
     )
+
+
+def _file_records(
+    tf: Any,
+    names: list[str],
+    compression: str,
+    shuffle: bool | int,
+    seed: int | None,
+    shards: tuple[int, int] | None,
+    by_file: bool,
+) -> Any:
+    """The records of the files, files shuffled and interleaved when ``shuffle``."""
+    remote = any(is_url(n) for n in names)
+
+    def read(name: Any) -> Any:
+        if remote:
+            return _stream(tf, name, compression)
+        return tf.data.TFRecordDataset(name, compression_type=compression)
+
+    if remote:  # a Python generator inside: AutoGraph has nothing to convert
+        read = tf.autograph.experimental.do_not_convert(read)
+
+    source = tf.data.Dataset.from_tensor_slices(names)
+    if shards is not None and by_file:
+        source = source.shard(*shards)
+    if shuffle:
+        source = source.shuffle(len(names), seed=seed, reshuffle_each_iteration=True)
+        return source.interleave(read, cycle_length=min(_CYCLE, len(names)), block_length=1)
+    if remote:
+        return source.flat_map(read)
+    # file order; the reader op walks the files itself, cheaper than flat_map
+    return tf.data.TFRecordDataset(source, compression_type=compression)
 
 
 def _shuffle_buffer(shuffle: bool | int, schema: Schema, paths: list[Any]) -> int:
@@ -132,12 +167,15 @@ def _batches(
     return -(-total // batch_size)
 
 
-def _check(batch_size: int, shuffle: bool | int, repeat: bool | int) -> None:
+def _check(batch_size: int, shuffle: bool | int | str, repeat: bool | int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Expected batch_size to be a positive int. Received: {batch_size!r}.")
-    if not isinstance(shuffle, bool) and (not isinstance(shuffle, int) or shuffle < 1):
+    if shuffle == "global":
+        pass
+    elif not isinstance(shuffle, bool) and (not isinstance(shuffle, int) or shuffle < 1):
         raise ValueError(
-            f"Expected shuffle to be True, False or a buffer size >= 1. Received: {shuffle!r}."
+            'Expected shuffle to be True, False, "global" or a buffer size >= 1. '
+            f"Received: {shuffle!r}."
         )
     if not isinstance(repeat, bool) and (not isinstance(repeat, int) or repeat < 1):
         raise ValueError(
@@ -151,8 +189,9 @@ def dataset(
     *,
     batch_size: int,
     label: str | None = None,
-    shuffle: bool | int = True,
+    shuffle: bool | int | Literal["global"] = True,
     seed: int | None = None,
+    start_step: int = 0,
     repeat: bool | int = False,
     cache: bool | str | os.PathLike[str] | None = None,
     image: ImageOptions | Mapping[str, Any] | str | int | None = None,
@@ -175,7 +214,14 @@ def dataset(
         label: the feature to yield as the label; None yields the features alone.
         shuffle: shuffle files and records (True, with a buffer of about 64 MB of records,
             256 to 10,000), or a buffer size; False keeps file order (for evaluation).
+            ``"global"``: one exact shuffle of all records per epoch, a permutation
+            drawn from ``seed`` and the epoch number, read through the files' indexes
+            (:func:`index`; local, uncompressed files only).
         seed: makes shuffling, and the order of parallel work, reproducible.
+        start_step: with ``shuffle="global"``, start at this batch of the stream, as if
+            ``start_step`` batches had been consumed: a run that stopped after step
+            ``s`` resumes exactly with the same ``seed``, ``batch_size``, ``repeat`` and
+            ``shard`` and ``start_step=s`` (the skipped records are not read).
         repeat: False for one pass, True to repeat forever (batches are then all full,
             so the batch dimension is static too), or a number of passes.
         cache: True keeps the records in memory after the first pass; a path caches them
@@ -218,6 +264,8 @@ def dataset(
     """
     _check(batch_size, shuffle, repeat)
     shards = _shard(shard)
+    if shuffle == "global" or start_step:
+        seed = check_global(shuffle, seed, start_step, cache)
     paths = expand_files(files)
     if schema is None:
         schema = inspect(paths)
@@ -235,36 +283,25 @@ def dataset(
         deterministic = seed is not None or not shuffle
     names = [str(p) for p in paths]
     by_file = shards is not None and len(names) >= shards[0]
+    buffered = False if isinstance(shuffle, str) else shuffle  # a buffer, or file order
+    if shuffle == "global" and seed is not None:  # check_global drew a seed if none
+        epochs = None if repeat is True else int(repeat or 1)
+        records, total = global_records(
+            tf, names, seed=seed, epochs=epochs, shard=shards, skip=start_step * batch_size
+        )
+    else:
+        records = _file_records(tf, names, compression, buffered, seed, shards, by_file)
+        total = None
+        if shards is not None and not by_file:
+            records = records.shard(*shards)
+        if cache:
+            records = records.cache("" if cache is True else os.fspath(cache))
+        if buffered:
+            buffer = _shuffle_buffer(buffered, schema, paths)
+            records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            records = records.repeat(None if repeat is True else int(repeat))
 
-    remote = any(is_url(n) for n in names)
-
-    def read(name: Any) -> Any:
-        if remote:
-            return _stream(tf, name, compression)
-        return tf.data.TFRecordDataset(name, compression_type=compression)
-
-    if remote:  # a Python generator inside: AutoGraph has nothing to convert
-        read = tf.autograph.experimental.do_not_convert(read)
-
-    source = tf.data.Dataset.from_tensor_slices(names)
-    if shards is not None and by_file:
-        source = source.shard(*shards)
-    if shuffle:
-        source = source.shuffle(len(names), seed=seed, reshuffle_each_iteration=True)
-        records = source.interleave(read, cycle_length=min(_CYCLE, len(names)), block_length=1)
-    elif remote:
-        records = source.flat_map(read)
-    else:  # file order; the reader op walks the files itself, cheaper than flat_map
-        records = tf.data.TFRecordDataset(source, compression_type=compression)
-    if shards is not None and not by_file:
-        records = records.shard(*shards)
-    if cache:
-        records = records.cache("" if cache is True else os.fspath(cache))
-    if shuffle:
-        buffer = _shuffle_buffer(shuffle, schema, paths)
-        records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        records = records.repeat(None if repeat is True else int(repeat))
     full = repeat is True
     if the_plan.images:
         batches = records.map(
@@ -286,6 +323,8 @@ def dataset(
     if prep is not None:
         batches = prep.apply(batches, labelled=label is not None, deterministic=deterministic)
     count = _batches(schema, names, shards, by_file, repeat, batch_size)
+    if total is not None:  # shuffle="global": counted exactly from the index
+        count = -(-total // batch_size)
     if count is not None:
         batches = batches.apply(tf.data.experimental.assert_cardinality(count))
     options = tf.data.Options()

@@ -88,7 +88,8 @@ class Source:
 
     Example:
         >>> import grain  # doctest: +SKIP
-        >>> src = records.Source("data/train-*.tfrecord", schema=records.inspect(files))
+        >>> files = "data/train-*.tfrecord"
+        >>> src = records.Source(files, schema=records.inspect(files))  # doctest: +SKIP
         >>> ds = grain.MapDataset.source(src).shuffle(seed=0).batch(256)  # doctest: +SKIP
         >>> batch = ds[0]  # doctest: +SKIP
     """

@@ -35,8 +35,9 @@ tabular records, about half the decode time). A record that differs is parsed in
 Example:
     >>> from hublayer.records._example import encode_example
     >>> decode = ExampleDecoder()
-    >>> decode(encode_example({"label": 3, "x": [0.5, 1.5]}))
-    {'label': array([3]), 'x': array([0.5, 1.5], dtype=float32)}
+    >>> values = decode(encode_example({"label": 3, "x": [0.5, 1.5]}))
+    >>> values["label"], values["x"]
+    (array([3]), array([0.5, 1.5], dtype=float32))
 """
 
 from __future__ import annotations
