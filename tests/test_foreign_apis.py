@@ -30,10 +30,8 @@ PRIVATE_PREFIXES = ("tensorflow.python", "keras.src", "tf2jax._src")
 @pytest.fixture(autouse=True)
 def _fresh_adapters() -> Any:
     _foreign_tf.restored_trace_picker.cache_clear()
-    _foreign_tf.registered_op_defs.cache_clear()
     yield
     _foreign_tf.restored_trace_picker.cache_clear()
-    _foreign_tf.registered_op_defs.cache_clear()
 
 
 # ----------------------------------------------------------------------------- the rule

@@ -133,15 +133,10 @@ ATTR_OF_CHECK = {"print_stream": "output_stream", "descriptor_source": "descript
 
 _DUMP = """
 import json, sys
-from tensorflow.core.framework import op_def_pb2
-from tensorflow.python.client import pywrap_tf_session as c_api
+from hublayer._foreign_tf import registered_op_defs
 
 def ops():
-    buffer = c_api.TF_GetAllOpList()
-    try:
-        return op_def_pb2.OpList.FromString(c_api.TF_GetBuffer(buffer)).op
-    finally:
-        c_api.TF_DeleteBuffer(buffer)
+    return registered_op_defs().values()
 
 def describe(op):
     return {

@@ -455,10 +455,12 @@ def test_registry_lists_every_op_of_the_installed_tensorflow() -> None:
 def test_function_attrs_match_every_op_def_of_the_installed_tensorflow() -> None:
     """The walk reads only these attributes of a registered op; none may be missing."""
     import tensorflow as tf
-    from tensorflow.python.framework import op_def_registry
 
+    from hublayer._foreign_tf import registered_op_defs
+
+    defs = registered_op_defs()
     for name in dir(tf.raw_ops):
-        op_def = op_def_registry.get(name)
+        op_def = defs.get(name)
         if op_def is None:
             continue
         declared = sorted(a.name for a in op_def.attr if a.type in ("func", "list(func)"))

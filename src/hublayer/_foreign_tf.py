@@ -149,9 +149,10 @@ def restored_trace_picker() -> TracePicker | None:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def registered_op_defs() -> dict[str, Any]:
-    """Every op the running TensorFlow registers, as ``name -> OpDef`` (with attr types).
+    """Every op the running TensorFlow registers now, as ``name -> OpDef`` (with attr types).
+
+    Read anew on each call: importing an op library (``tensorflow_text``) adds ops.
 
     Raises:
         UnsupportedVersionError: a TensorFlow outside :data:`SUPPORTED` (no public API
@@ -164,7 +165,11 @@ def registered_op_defs() -> dict[str, Any]:
         from tensorflow.core.framework import op_def_pb2
         from tensorflow.python.client import pywrap_tf_session as c_api
 
-        data = c_api.TF_GetBuffer(c_api.TF_GetAllOpList())
+        buffer = c_api.TF_GetAllOpList()
+        try:
+            data = c_api.TF_GetBuffer(buffer)
+        finally:
+            c_api.TF_DeleteBuffer(buffer)
     except (ImportError, AttributeError) as error:
         raise _error(api, f"which lacks it ({error})") from None
     return {op.name: op for op in op_def_pb2.OpList.FromString(data).op}

@@ -6,13 +6,12 @@ to the installed TensorFlow's registry. An op in a SavedModel that is neither re
 nor a function of the model's library comes from a custom op library, which runs native
 code of its own. ``FUNCTION_ATTRS`` names, for each op that takes functions, the
 attributes that hold them (``While``: ``body``, ``cond``), generated from TensorFlow's
-op defs when TensorFlow is upgraded (TF's C API lists every registered op def)::
+op defs when TensorFlow is upgraded (``hublayer._foreign_tf`` reads every registered op
+def through TF's C API)::
 
-    from tensorflow.core.framework import op_def_pb2
-    from tensorflow.python.client import pywrap_tf_session as c_api
-    ops = op_def_pb2.OpList.FromString(c_api.TF_GetBuffer(c_api.TF_GetAllOpList()))
+    from hublayer._foreign_tf import registered_op_defs
     funcs = {op.name: sorted(a.name for a in op.attr if a.type in ("func", "list(func)"))
-             for op in ops.op}
+             for op in registered_op_defs().values()}
 
 ``tests/test_scan_rules.py`` checks them against the installed TensorFlow: exactly the
 function attributes each op def declares.
