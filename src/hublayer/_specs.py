@@ -222,7 +222,7 @@ def match_by_name(
             f"Expected {producer}'s outputs to include every input of {consumer}, matched "
             f"by name. Received: {producer} gives [{', '.join(map(str, produced))}]; "
             f"{consumer} takes [{', '.join(map(str, wanted))}]: {why}.",
-            feature=(missing or other_rank or [None])[0],
+            feature=next(iter(missing or other_rank), None),
             expected=[str(s) for s in wanted],
             received=[str(s) for s in produced],
             fix=Fix(

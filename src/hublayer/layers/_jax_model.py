@@ -82,9 +82,22 @@ def check_convertible(loaded: LoadedModel, handle: str | None) -> None:
             f"Expected a model whose ops JAX can run (through tf2jax). Received: "
             f"handle={handle!r}, whose {what} uses ops tf2jax cannot convert: {missing}. "
             "Use the TensorFlow backend (KERAS_BACKEND=tensorflow) for this model, or a "
-            f"signature that avoids those ops (signature= one of {signatures}).",
+            f"signature that avoids those ops (signature= one of {signatures})."
+            + (_TEXT_ROUTE if any(_is_text_op(op) for op in missing) else ""),
             backend="jax",
         )
+
+
+#: For a text preprocessor on JAX: where its string ops can run instead.
+_TEXT_ROUTE = (
+    " A text preprocessor (TensorFlow Text, string ops) runs in the input pipeline "
+    "instead: records.dataset(files, ..., preprocess=HANDLE, for_model=encoder) feeds "
+    "the JAX model token ids."
+)
+
+
+def _is_text_op(op: str) -> bool:
+    return any(part in op for part in ("String", "UTF8", "Wordpiece", "Regex", "LookupTable"))
 
 
 def functions(loaded: LoadedModel) -> list[Any]:

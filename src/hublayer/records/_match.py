@@ -99,6 +99,16 @@ def _text_plan(schema: Schema, spec: TensorInfo, text: str | None) -> TensorPlan
                 "A text model takes strings: pass --text a feature of UTF-8 text.",
             ),
         )
+    if stats.content == "image":  # tokenizing JPEG/PNG bytes would give garbage, silently
+        raise _mismatch(
+            spec,
+            stats.name,
+            f"encoded images (JPEG/PNG bytes) in feature {stats.name!r}, not UTF-8 text",
+            Fix(
+                "Pass text= the feature that holds the sentences, or use an image model.",
+                "Pass --text the feature that holds the sentences, or use an image model.",
+            ),
+        )
     if stats.shape != ():
         raise _mismatch(
             spec,

@@ -242,10 +242,13 @@ def _preprocess_digest(backbone: keras.Layer) -> str | None:
 
 def _without_trainable(config: Any) -> Any:
     """The config without what only decides which variables train (``trainable``,
-    ``trainable_patterns``...): it does not change the outputs."""
+    ``trainable_patterns``...) and the names of nested layers (numbered per process):
+    neither changes the outputs."""
     if isinstance(config, dict):
         return {
-            k: _without_trainable(v) for k, v in config.items() if not k.startswith("trainable")
+            k: _without_trainable(v)
+            for k, v in config.items()
+            if not k.startswith("trainable") and k != "name"
         }
     if isinstance(config, list | tuple):
         return [_without_trainable(v) for v in config]

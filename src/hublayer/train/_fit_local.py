@@ -364,7 +364,7 @@ def _described(preprocess: Any) -> str | None:
     """The preprocessor as ``config.json`` records it: its handle."""
     if preprocess is None:
         return None
-    return os.fspath(getattr(preprocess, "handle", preprocess))
+    return str(os.fspath(getattr(preprocess, "handle", preprocess)))
 
 
 def _fingerprint(*parts: Any) -> str:
