@@ -42,6 +42,7 @@ def _private_imports(path: Path) -> list[str]:
     found = []
     for node in ast.walk(tree):
         names: list[str] = []
+        line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and not node.level:
@@ -53,7 +54,7 @@ def _private_imports(path: Path) -> list[str]:
             and isinstance(node.args[0], ast.Constant)
         ):
             names = [str(node.args[0].value)]
-        found += [f"{path.relative_to(SRC.parent)}:{node.lineno}: {name}" for name in names]
+        found += [f"{path.relative_to(SRC.parent)}:{line}: {name}" for name in names]
     return [line for line in found if line.split(": ")[-1].startswith(PRIVATE_PREFIXES)]
 
 

@@ -278,7 +278,7 @@ def file_edges(path: Path, root: Path) -> list[tuple[int, Path]]:
                 edges.append((node.lineno, sub or _file_of(base, root)))
     if {_called(node) for node in nodes if isinstance(node, ast.Call)} & _BY_NAME_CALLS:
         for constant in _named_modules(tree):
-            text = constant.value
+            text = str(constant.value)
             module = _absolute(text.lstrip("."), len(text) - len(text.lstrip(".")), package)
             edges.append((constant.lineno, _file_of(module, root)))
     return sorted({(line, file) for line, file in edges if file is not None and file != path})
