@@ -173,6 +173,12 @@ def fit_classifier(
             "Expected engine='local' with preprocess=: the text chain runs in this process. "
             f"Received: engine={engine!r}, preprocess={preprocess!r}. Pass engine='local'."
         )
+    if mode == "feature_extraction" and output_key is not None:
+        raise ValueError(
+            "Expected engine='local' with output_key= in feature extraction: the Ray "
+            f"actors embed with the model's own output. Received: output_key={output_key!r}. "
+            "Pass engine='local', or mode='fine_tune'."
+        )
     if mode == "feature_extraction":  # the backbone pass on Ray actors, the rest here
         with features_on_ray(model, num_workers=num_workers, address=address):
             return run_fit(FitArgs(**arguments))
