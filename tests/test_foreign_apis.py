@@ -210,6 +210,23 @@ def test_a_keras_outside_3x_fails_loudly_in_both_adapters(monkeypatch: pytest.Mo
             return []
 
 
+def test_a_built_layer_takes_new_state_only_inside_tracking_unlocked() -> None:
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    with pytest.raises(ValueError, match="cannot add new elements of state"):
+        layer.late = keras.random.SeedGenerator(0)
+    with _foreign_keras.tracking_unlocked(layer):
+        layer.late = keras.random.SeedGenerator(0, name="late_seed")
+    assert [v.path for v in layer.variables][-1] == "late_seed/seed_generator_state"
+    with pytest.raises(ValueError, match="cannot add new elements of state"):  # locked again
+        layer.later = keras.random.SeedGenerator(1)
+    with (
+        pytest.raises(UnsupportedVersionError, match="has no such tracker"),
+        _foreign_keras.tracking_unlocked(object()),
+    ):
+        pass
+
+
 def test_the_own_losses_hook_takes_only_that_method() -> None:
     with pytest.raises(TypeError, match="_get_own_losses"):
 

@@ -11,8 +11,11 @@ what it is for, and what happens on a Keras outside :data:`SUPPORTED` (3.x)::
     Layer._get_own_losses (overridden,      a SavedModel's               UnsupportedVersionError
       and read by Layer.losses)             regularization losses in     when the layer class
                                             model.losses before a call   is defined
+    Layer._tracker.unlock()/.lock()         a built layer taking new     UnsupportedVersionError
+                                            state (a SeedGenerator for
+                                            a model's random ops)
 
-There is no public fallback for either: reading the environment instead of the load's
+There is no public fallback for any of them: reading the environment instead of the load's
 ``safe_mode`` would refuse models the caller trusted, and an override Keras no longer
 reads would drop the regularization losses without a word. Inside the range a missing
 name raises ``UnsupportedVersionError`` too; ``tests/test_foreign_apis.py`` checks both
@@ -25,13 +28,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from hublayer._foreign import ANY_MINOR, release, span, within
 from hublayer.errors import UnsupportedVersionError
 
-__all__ = ["SUPPORTED", "in_load_scope_safe_mode", "own_losses_hook", "parent_own_losses"]
+__all__ = [
+    "SUPPORTED",
+    "in_load_scope_safe_mode",
+    "own_losses_hook",
+    "parent_own_losses",
+    "tracking_unlocked",
+]
 
 #: The Keras releases (major, minor) these adapters were written and tested for: 3.x.
 SUPPORTED: tuple[tuple[int, int], tuple[int, int]] = ((3, 0), (3, ANY_MINOR))
@@ -115,3 +125,26 @@ def parent_own_losses(parent: Any) -> list[Any]:
         parent: ``super()`` inside the override.
     """
     return list(getattr(parent, _HOOK)())
+
+
+@contextlib.contextmanager
+def tracking_unlocked(layer: Any) -> Iterator[None]:
+    """Let a built layer take new state (variables, a ``SeedGenerator``) inside the block.
+
+    Keras locks a layer's state tracker when the layer is built; state added later
+    raises "You cannot add new elements of state". Inside this block it is tracked as
+    if it had been created in ``build``.
+
+    Raises:
+        UnsupportedVersionError: a Keras outside 3.x, or a layer without Keras's tracker.
+    """
+    api = "Layer._tracker.unlock/lock"
+    _check(api)
+    tracker: Any = getattr(layer, "_tracker", None)
+    if not all(callable(getattr(tracker, name, None)) for name in ("unlock", "lock")):
+        raise _error(api, f"whose {type(layer).__name__} has no such tracker")
+    tracker.unlock()
+    try:
+        yield
+    finally:
+        tracker.lock()
