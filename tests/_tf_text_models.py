@@ -142,9 +142,11 @@ def minilm_encoder(path: str | Path) -> str:
 
     Inputs ``input_word_ids``, ``input_mask``, ``input_type_ids`` (int32 ``[B, T]``);
     outputs ``pooled_output`` (``[B, 384]``, the mean of ``sequence_output`` over the
-    mask) and ``sequence_output`` (``[B, T, 384]``). Signature-only (``serving_default``),
-    as new Kaggle models are; written with ``tf.saved_model.save``, which writes each
-    variable once (Keras' ``model.export()`` writes them twice: 175 MB instead of 89 MB).
+    mask) and ``sequence_output`` (``[B, T, 384]``). A Reusable SavedModel as TF Hub's
+    BERT encoders are: ``__call__(inputs, training)`` traced with ``training`` True and
+    False (dropout 0.1 in training), ``variables``, ``trainable_variables``, and a
+    ``serving_default`` signature. ``tf.saved_model.save`` writes each variable once
+    (Keras' ``model.export()`` writes them twice: 175 MB instead of 89 MB).
     """
     import keras
     import keras_hub
@@ -163,11 +165,18 @@ def minilm_encoder(path: str | Path) -> str:
         {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types},
         {"pooled_output": pooled, "sequence_output": sequence},
     )
-    root = tf.Module()
-    root.model = model
     spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in OUTPUTS}
-    root.serve = tf.function(lambda inputs: model(inputs, training=False), input_signature=[spec])
-    tf.saved_model.save(root, str(path), signatures={"serving_default": root.serve})
+    call = tf.function(lambda inputs, training=False: model(inputs, training=training))
+    for training in (True, False):
+        call.get_concrete_function(spec, training=training)
+    root = tf.train.Checkpoint()  # a tf.Module's ``variables`` cannot be set
+    root.model = model
+    root.variables = list(model.variables)
+    root.trainable_variables = list(model.trainable_variables)
+    root.regularization_losses = []
+    root.__call__ = call
+    serve = tf.function(lambda inputs: model(inputs, training=False), input_signature=[spec])
+    tf.saved_model.save(root, str(path), signatures={"serving_default": serve})
     return str(path)
 
 
