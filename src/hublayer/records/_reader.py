@@ -15,8 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import crc32c as _crc32c
@@ -254,27 +255,29 @@ class Reader(ByteInput):
 
 class _Follower:
     """The iterator of :meth:`Reader.__iter__`: the records in order, resumable after
-    ``StopIteration`` (the file grew) and after a :class:`RecordError` (retried)."""
+    ``StopIteration`` (the file grew) and after a :class:`RecordError` (retried).
 
-    __slots__ = ("_reader", "_records", "_resume")
+    ``_next`` is the running pass's ``__next__`` (bound once: this call sits on every
+    record's path), or :meth:`_start` when no pass runs."""
+
+    __slots__ = ("_next", "_reader")
 
     def __init__(self, reader: Reader) -> None:
         self._reader = reader
-        self._records: Iterator[bytes] | None = None
-        self._resume = 0  # where a new pass over the records starts
+        self._next: Callable[[], bytes] = functools.partial(self._start, 0)
 
     def __iter__(self) -> _Follower:
         return self
 
+    def _start(self, offset: int) -> bytes:
+        self._next = self._reader._records(offset).__next__
+        return self._next()
+
     def __next__(self) -> bytes:
-        records = self._records
-        if records is None:
-            records = self._records = self._reader._records(self._resume)
         try:
-            return next(records)
+            return self._next()
         except BaseException:
-            self._records = None
-            self._resume = self._reader.offset
+            self._next = functools.partial(self._start, self._reader.offset)
             raise
 
 
