@@ -304,6 +304,11 @@ class _FileRecords:
     def __iter__(self) -> _FileRecords:
         return self
 
+    def __del__(self) -> None:  # a loop left early: close the file it was in
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.close()
+
     def __next__(self) -> bytes:
         while True:
             if self._reader is None or self._records is None:
