@@ -16,19 +16,22 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 if importlib.util.find_spec("tensorflow_text") is None:  # found, never imported here
     pytest.skip('needs pip install "hublayer[text]"', allow_module_level=True)
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
 
-import hublayer  # noqa: E402
-from hublayer import records, testing, train  # noqa: E402
-from hublayer.errors import SignatureError, SpecMismatchError  # noqa: E402
-from hublayer.layers import TextChain  # noqa: E402
+import keras
+import tensorflow as tf
+
+import hublayer
+from hublayer import records, testing, train
+from hublayer.embed import embed
+from hublayer.errors import OutputExistsError, SignatureError, SpecMismatchError
+from hublayer.layers import TextChain
 
 BUILDER = Path(__file__).with_name("_tf_text_models.py")
 CLASS_WORDS = ("the cat sat", "hello world !")  # class 0, class 1
@@ -60,7 +63,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _write(prefix: Path, texts: list[str], labels: list[int] | None = None) -> list[str]:
     with records.Writer(prefix, shards=1) as writer:
         for i, text in enumerate(texts):
-            example: dict[str, object] = {"review": text, "id": i}
+            example: dict[str, Any] = {"review": text, "id": i}
             if labels is not None:
                 example["label"] = labels[i]
             writer.write(records.encode_example(example))
@@ -240,7 +243,7 @@ def test_ray_engine_with_preprocess_names_the_local_engine(models: dict[str, str
     with pytest.raises(ValueError, match="engine='local'"):
         train.fit_classifier(models["enc"], "x.tfrecord", preprocess=models["pre"], engine="ray")
     with pytest.raises(ValueError, match="engine='local'"):
-        hublayer.embed(models["enc"], "x.tfrecord", "out", preprocess=models["pre"], engine="ray")
+        embed(models["enc"], "x.tfrecord", "out", preprocess=models["pre"], engine="ray")
 
 
 def test_embed_with_preprocess_equals_the_chain_and_says_truncation_once(
@@ -249,7 +252,7 @@ def test_embed_with_preprocess_equals_the_chain_and_says_truncation_once(
     texts = ["The cat sat.", "", LONG, LONG + " again", "hello world"]
     files = _write(tmp_path / "data", texts)
     with caplog.at_level(logging.WARNING, logger="hublayer"):
-        result = hublayer.embed(
+        result = embed(
             models["enc"], files, tmp_path / "out", preprocess=models["pre"], keep=["id"]
         )
     assert result.rows == 5
@@ -259,12 +262,10 @@ def test_embed_with_preprocess_equals_the_chain_and_says_truncation_once(
     rows = [records.decode_example(r.numpy()) for r in tf.data.TFRecordDataset(result.outputs)]
     got = np.stack([row["embedding"] for row in sorted(rows, key=lambda r: int(r["id"][0]))])
     np.testing.assert_allclose(got, _by_hand(models, texts), atol=1e-5)
-    again = hublayer.embed(
-        models["enc"], files, tmp_path / "out", preprocess=models["pre"], keep=["id"]
-    )
+    again = embed(models["enc"], files, tmp_path / "out", preprocess=models["pre"], keep=["id"])
     assert again.shards_skipped == 1
-    with pytest.raises(hublayer.errors.OutputExistsError):  # another preprocessor
-        hublayer.embed(models["enc"], files, tmp_path / "out", preprocess=models["pre6"])
+    with pytest.raises(OutputExistsError):  # another preprocessor
+        embed(models["enc"], files, tmp_path / "out", preprocess=models["pre6"])
 
 
 def test_records_dataset_runs_the_preprocessor_in_the_pipeline(
