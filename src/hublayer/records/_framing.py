@@ -14,7 +14,8 @@ little-endian)::
 A compressed file (``GZIP`` or ``ZLIB``) compresses this whole stream; offsets in errors
 are positions in the uncompressed stream, which equal file offsets for plain files.
 
-Reading is in :mod:`._reader`, writing in :mod:`._writer`; this module holds the format.
+Reading is in :mod:`._reader` (over :mod:`._reader_input`), writing in :mod:`._writer`;
+this module holds the format.
 
 Example:
     >>> import struct
