@@ -3,7 +3,8 @@
 1. ``forward``, 2. ``finetune``, 3. ``load`` (``_layers.py``); 4. ``resolve``,
 ``download``, ``construct`` (``_cache.py``), ``pin``, ``pin_download`` (``_pin.py``);
 5. ``images``, ``tabular``, ``framing``,
-``inspect`` (``_records.py``); 6. ``train`` (``_train.py``); 7. ``jax`` (``_jax.py``);
+``inspect`` (``_records.py``), ``source`` (``_source.py``, #23); 6. ``train``
+(``_train.py``); 7. ``jax`` (``_jax.py``);
 8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``); 10. ``scan_detect``,
 ``scan_cost`` (``_scan.py``); 11. ``train_ray`` (``_train_ray.py``),
 ``train_ray_finetune`` (``_train_ray_finetune.py``), ``embed_ray`` (``_embed_ray.py``).
@@ -24,6 +25,7 @@ from benchmarks.cases import (
     _records,
     _scale,
     _scan,
+    _source,
     _train,
     _train_ray,
     _train_ray_finetune,
@@ -36,6 +38,7 @@ CASES: tuple[CaseSpec, ...] = (
     *_cache.CASES,
     *_pin.CASES,
     *_records.CASES,
+    *_source.CASES,
     *_train.CASES,
     *_jax.CASES,
     *_demo.CASES,

@@ -5,7 +5,7 @@ A :class:`Layout` is what a full parse of one serialized Example learned (see
 feature names) as it was. Any record of the same size whose other bytes are equal
 has its values at the same spans, so they are read from there:
 
-- one record (:meth:`Layout.values`): a few slice comparisons, then one array per value;
+- one record (:meth:`Layout.read`): a few slice comparisons, then one array per value;
 - many records (:meth:`Layout.values_many`): the records stacked into one
   ``[records, size]`` uint8 block; one comparison checks the structure of all of them,
   and each column is cut from the block at once (float32 by a view of the bytes, varints
@@ -29,6 +29,7 @@ __all__ = ["BYTES", "EMPTY", "FLOAT", "INT", "Field", "Layout", "int64s", "varin
 
 # Kinds of a value in a layout.
 FLOAT, INT, BYTES, EMPTY = 0, 1, 2, 3
+_INT1, _INT2 = 4, 5  # INT whose list takes one or two bytes (read-side only)
 #: One value: (name, kind, start, stop); for bytes ``start`` holds the spans of the
 #: items, for an empty value the dtype.
 Field = tuple[str, int, Any, int]
@@ -99,28 +100,43 @@ class Layout:
         fields: the values, as :data:`Field` tuples, in the order a parse finds them.
     """
 
-    __slots__ = ("_check", "_unique", "fields", "runs")
+    __slots__ = ("_check", "_read", "_unique", "fields", "runs")
 
     def __init__(self, runs: tuple[tuple[int, int, bytes], ...], fields: tuple[Field, ...]):
         self.runs = runs
         self.fields = fields
+        # int64 lists of one or two bytes get their own kinds: the common labels and ids
+        self._read = tuple(
+            (name, {1: _INT1, 2: _INT2}.get(stop - start, INT), start, stop)
+            if kind == INT
+            else (name, kind, start, stop)
+            for name, kind, start, stop in fields
+        )
         self._check: tuple[np.ndarray, np.ndarray] | None = None
         self._unique = len({f[0] for f in fields}) == len(fields)
 
-    def matches(self, data: bytes) -> bool:
-        """Whether ``data`` (of this layout's size) has this structure."""
-        for start, stop, run in self.runs:  # noqa: SIM110 - a loop is faster than all()
+    def read(self, data: bytes) -> dict[str, Any] | None:
+        """The values of ``data`` (of this layout's size) if it has this structure;
+        else, or for a malformed int64 list, None."""
+        for start, stop, run in self.runs:  # a loop: faster than all() here
             if data[start:stop] != run:
-                return False
-        return True
+                return None
+        return self.values(data)
 
     def values(self, data: bytes) -> dict[str, Any] | None:
         """The values of one matching record; None for a malformed int64 list."""
         out: dict[str, Any] = {}
-        for name, kind, start, stop in self.fields:
-            if kind == FLOAT:
-                out[name] = np.frombuffer(data, _F32, (stop - start) >> 2, start).astype(np.float32)
-            elif kind == INT:
+        for name, kind, start, stop in self._read:
+            if kind == _INT1:  # one byte: one value in 0..127 (most labels)
+                byte = data[start]
+                if byte >= 0x80:
+                    return None
+                out[name] = np.array((byte,), _I64)
+            elif kind == _INT2 and data[start] >= 0x80 and data[start + 1] < 0x80:
+                out[name] = np.array(((data[start] & 0x7F) | data[start + 1] << 7,), _I64)
+            elif kind == FLOAT:
+                out[name] = np.frombuffer(data, _F32, (stop - start) >> 2, start).copy()
+            elif kind in (INT, _INT2):
                 ints = int64s(data, start, stop)
                 if ints is None:
                     return None

@@ -90,8 +90,10 @@ class ExampleDecoder:
 
     def __call__(self, data: bytes) -> dict[str, Any] | None:
         layout = self._layouts.get(len(data))
-        if layout is not None and layout.matches(data):
-            return layout.values(data)
+        if layout is not None:
+            values = layout.read(data)
+            if values is not None:
+                return values
         layout = self._learn(data)
         return None if layout is None else layout.values(data)
 
