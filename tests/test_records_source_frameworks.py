@@ -99,3 +99,26 @@ def test_a_torch_dataloader_with_two_workers_reads_every_record_once(data: Path)
         assert torch.equal(batch["label"], batch["id"] % 3)
         seen.extend(batch["id"].tolist())
     assert sorted(seen) == list(range(N))
+
+
+def test_the_readmes_records_example_runs(data: Path, hublayer_env: Path) -> None:
+    pytest.importorskip("grain")
+    pytest.importorskip("torch")
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## TFRecords for every framework", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = code.replace("data/train-*.tfrecord", str(data / "part-*.tfrecord")) + textwrap.dedent(
+        """
+        batch = ds[0]
+        print(len(src), batch["label"].shape, batch["x"].shape)
+        print(sum(len(b["label"]) for b in loader))
+        """
+    )
+    env = {"HUBLAYER_CACHE_DIR": str(hublayer_env), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, seen = done.stdout.splitlines()[-2:]
+    assert first == f"{N} ({N},) ({N}, 4)"  # fewer records than one batch of 256
+    assert seen == str(N)  # every record once, through 4 DataLoader workers
