@@ -7,7 +7,8 @@
 (``_train.py``); 7. ``jax`` (``_jax.py``);
 8. ``demo`` (``_demo.py``); 9. ``scale`` (``_scale.py``); 10. ``scan_detect``,
 ``scan_cost`` (``_scan.py``); 11. ``train_ray`` (``_train_ray.py``),
-``train_ray_finetune`` (``_train_ray_finetune.py``), ``embed_ray`` (``_embed_ray.py``).
+``train_ray_finetune`` (``_train_ray_finetune.py``), ``embed_ray`` (``_embed_ray.py``);
+12. ``text_embed`` (``_text.py``).
 
 Importing this package is light: TensorFlow is imported by a case when it runs.
 """
@@ -26,6 +27,7 @@ from benchmarks.cases import (
     _scale,
     _scan,
     _source,
+    _text,
     _train,
     _train_ray,
     _train_ray_finetune,
@@ -47,4 +49,5 @@ CASES: tuple[CaseSpec, ...] = (
     *_train_ray_finetune.CASES,
     *_embed_ray.CASES,
     *_scan.CASES,
+    *_text.CASES,
 )
