@@ -158,8 +158,10 @@ def test_a_record_that_breaks_the_schema_names_it(tmp_path: Path) -> None:
     src = Source(path, schema=schema)
     with pytest.raises(SchemaError, match="'label'") as caught:
         src[4]
-    assert caught.value.feature == "label"
-    assert caught.value.index == 4
+    error: Any = caught.value  # index and file are extra fields of this SchemaError
+    assert error.feature == "label"
+    assert error.index == 4
+    assert error.file == str(path)
     assert src[5]["label"] == 0
     with pytest.raises(SchemaError, match="columns that the schema has"):
         Source(path, schema=schema, columns=["nope"])

@@ -156,7 +156,8 @@ class Layout:
             return [None] * len(datas)
         block = np.frombuffer(b"".join(datas), np.uint8).reshape(len(datas), -1)
         if self._check is None:
-            positions = np.concatenate([np.arange(a, b) for a, b, _ in self.runs] or [[]])
+            spans = [np.arange(a, b) for a, b, _ in self.runs]
+            positions = np.concatenate(spans) if spans else np.zeros(0, np.intp)
             expected = np.frombuffer(b"".join(r for _, _, r in self.runs), np.uint8)
             self._check = positions.astype(np.intp), expected
         positions, expected = self._check
@@ -176,7 +177,7 @@ class Layout:
                 columns.append((name, column))
             else:
                 each.append(field)
-        found = [{} for _ in range(len(good))]
+        found: list[dict[str, Any]] = [{} for _ in range(len(good))]
         for name, column in columns:  # a row of a column is a view, made in C
             for values, row in zip(found, column, strict=True):
                 values[name] = row

@@ -182,10 +182,10 @@ class Source:
         datas = self._frames(positions)
         if self.raw:
             return datas
-        decoded = self._decoder.many(datas)
-        for at, values in enumerate(decoded):
-            if values is None:
-                decoded[at] = self._fallback(datas[at], positions[at])
+        decoded = [
+            self._fallback(data, i) if values is None else values
+            for values, data, i in zip(self._decoder.many(datas), datas, positions, strict=True)
+        ]
         if self._shaper is not None:
             shape, file_of = self._shaper, self._file_of
             return [shape(v, file_of(i), i) for v, i in zip(decoded, positions, strict=True)]
