@@ -190,7 +190,8 @@ def _split(topic: str) -> tuple[list[str], list[str]]:
     """The training and validation sentences of ``topic``: every 4th combination
     (shifted per opening, so each opening and ending appears in both) is validation."""
     openings, endings = TOPICS[topic]
-    train, val = [], []
+    train: list[str] = []
+    val: list[str] = []
     for i, opening in enumerate(openings):
         for j, ending in enumerate(endings):
             (val if (i + j) % 4 == 0 else train).append(f"{opening} {ending}")
@@ -347,7 +348,8 @@ def test_keras_layer_chain_matches_sentence_transformers(
 def test_embed_with_preprocess_matches_sentence_transformers(
     models: Models, reference: Reference, tmp_path: Path
 ) -> None:
-    from hublayer import embed, records
+    from hublayer import records
+    from hublayer.embed import embed
 
     rows = [{"text": s, "idx": i} for i, s in enumerate(PARITY)]
     files = _write(tmp_path / "data" / "sentences", rows, shards=2)
