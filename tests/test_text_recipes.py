@@ -239,11 +239,9 @@ def test_image_bytes_in_the_text_feature_are_refused(
     assert caught.value.feature == "review"
 
 
-def test_ray_engine_with_preprocess_names_the_local_engine(models: dict[str, str]) -> None:
+def test_training_on_ray_with_preprocess_names_the_local_engine(models: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="engine='local'"):
         train.fit_classifier(models["enc"], "x.tfrecord", preprocess=models["pre"], engine="ray")
-    with pytest.raises(ValueError, match="engine='local'"):
-        embed(models["enc"], "x.tfrecord", "out", preprocess=models["pre"], engine="ray")
 
 
 def test_embed_with_preprocess_equals_the_chain_and_says_truncation_once(
@@ -292,6 +290,24 @@ def test_records_dataset_runs_the_preprocessor_in_the_pipeline(
             preprocess=models["pre"],
             for_model=hublayer.KerasLayer(image_model),
         )
+
+
+def test_embed_on_ray_with_preprocess_equals_the_local_engine(
+    models: dict[str, str], tmp_path: Path, local_ray: Any
+) -> None:
+    files = _write(tmp_path / "data", ["The cat sat.", "", LONG, "hello world"])
+    rows = {}
+    for engine in ("local", "ray"):
+        result = embed(
+            models["enc"], files, tmp_path / engine, preprocess=models["pre"], keep=["id"],
+            engine=engine, num_workers=1 if engine == "ray" else None,
+        )  # fmt: skip
+        assert result.rows == 4
+        found = [records.decode_example(r.numpy()) for r in tf.data.TFRecordDataset(result.outputs)]
+        rows[engine] = {int(row["id"][0]): row["embedding"] for row in found}
+    assert sorted(rows["ray"]) == [0, 1, 2, 3]
+    for key, value in rows["local"].items():
+        np.testing.assert_allclose(rows["ray"][key], value, atol=1e-5)
 
 
 _JAX_FIT = """

@@ -271,7 +271,8 @@ def embed(
             name (``hublayer.layers.TextChain``), and ``output_key`` picks the output,
             by default ``"pooled_output"`` (logged once). An empty string embeds like
             ``[CLS] [SEP]``; the sentences that fill the preprocessor's sequence (the
-            longer ones are truncated) are counted and logged once. Local engine only.
+            longer ones are truncated) are counted and logged once (on the local
+            engine; Ray's actors embed the same rows without counting).
         text: the string feature to embed, when the records hold several.
 
     Returns:
@@ -306,11 +307,6 @@ def embed(
         12,000 rows in 8 shard(s) (0 already complete) in 41.2 s, 291 rows/s (local, 1 worker(s))
     """
     check_engine(engine)
-    if preprocess is not None and engine != "local":
-        raise ValueError(
-            "Expected engine='local' with preprocess=: the text chain runs on the local "
-            f"engine. Received: engine={engine!r}. Pass engine='local' (--engine local)."
-        )
     kept = _check(batch_size, keep, format, num_workers)
     if on_error not in ("raise", "skip"):
         raise ValueError(
