@@ -16,7 +16,6 @@ import collections
 import datetime as dt
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -33,12 +32,9 @@ from benchmarks._report import fmt_seconds, ratio_text
 from benchmarks._store import HERE, redraw_results, write_results
 from benchmarks._subprocess import ROOT, child_env
 from benchmarks._suites import SUITES
+from hublayer.cli._quiet import is_noise
 
 __all__ = ["main"]
-
-
-#: TensorFlow's C++ start-up lines, printed before TF_CPP_MIN_LOG_LEVEL applies.
-_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:\d\d)")
 
 
 def _cases() -> tuple[CaseSpec, ...]:
@@ -134,7 +130,7 @@ def _run_child(spec: CaseSpec, suite: str, smoke: bool = False) -> dict[str, Any
         timer.start()
         try:
             for line in proc.stdout:
-                if _NOISE.match(line):
+                if is_noise(line):  # TensorFlow's known start-up notices, by their message
                     continue
                 tail.append(line.rstrip())
                 print(line, end="", flush=True)

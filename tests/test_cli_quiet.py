@@ -12,27 +12,46 @@ import sys
 
 import pytest
 
-from hublayer.cli._quiet import is_noise
+from hublayer.cli._quiet import NOTICES, is_noise
 
-# Lines copied from `hublayer train` on a 2-core machine without a GPU (TF 2.21).
+# Lines copied from `import tensorflow` on a 2-core machine without a GPU (TF 2.21,
+# TF_CPP_MIN_LOG_LEVEL=0), and from reading records.
 NOISY = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-    "I0000 00:00:1796048959.548785   15283 port.cc:153] oneDNN custom operations are on. You "
-    "may see slightly different numerical results.",
-    "I0000 00:00:1796048959.549077   15283 cudart_stub.cc:31] Could not find cuda drivers on "
+    "I0000 00:00:1796598654.254135    1142 port.cc:153] oneDNN custom operations are on. You "
+    "may see slightly different numerical results due to floating-point round-off errors from "
+    "different computation orders. To turn them off, set the environment variable "
+    "`TF_ENABLE_ONEDNN_OPTS=0`.",
+    "I0000 00:00:1796598654.254384    1142 cudart_stub.cc:31] Could not find cuda drivers on "
     "your machine, GPU will not be used.",
-    "E0000 00:00:1796048963.032838   15283 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+    "I0000 00:00:1796598654.578217    1142 cpu_feature_guard.cc:227] This TensorFlow binary is "
+    "optimized to use available CPU instructions in performance-critical operations.",
+    "To enable the following instructions: AVX2 AVX512F AVX512_VNNI AVX512_BF16 AVX512_FP16 "
+    "AVX_VNNI AMX_TILE AMX_INT8 AMX_BF16 FMA, in other operations, rebuild TensorFlow with the "
+    "appropriate compiler flags.",
+    "E0000 00:00:1796598670.196314    1142 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
     "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
-    "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild "
-    "TensorFlow with the appropriate compiler flags.",
-    "W0000 00:00:1796048963.1 15283 dataset.cc:12] TFRecordDataset `buffer_size` is "
-    "unspecified, default to 262144",
+    "W0000 00:00:1796048963.100000   15283 tf_record_dataset_op.cc:377] TFRecordDataset "
+    "`buffer_size` is unspecified, default to 262144",
 ]
 KEPT = [
     "Error: Expected a model folder or file at /x. Received: nothing there.",
     "E0000 00:00:1796048963.032838   15283 op_kernel.cc:1] OOM when allocating tensor",
     "Traceback (most recent call last):",
     "head: epoch 3 (3/40 of the phase) loss 0.1000 in 1.0 s",
+    # Real CUDA errors on a GPU host, from the same source files as the notices: shown.
+    "E0000 00:00:1796048963.032838   15283 cuda_executor.cc:1228] INTERNAL: failed to allocate "
+    "2.00GiB (2147483648 bytes) from device: CUDA_ERROR_OUT_OF_MEMORY: out of memory",
+    "E0000 00:00:1796048963.032838   15283 cuda_platform.cc:52] failed call to cuInit: "
+    "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected",
+    "E0000 00:00:1796048963.032838   15283 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+    "CUDA error: Failed call to cuInit: CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803)",
+    # A notice's text from another source, or with more after it, is not the notice.
+    "E0000 00:00:1796048963.032838   15283 op_kernel.cc:1] Could not find cuda drivers on "
+    "your machine, GPU will not be used.",
+    "I0000 00:00:1796598654.254384    1142 cudart_stub.cc:31] Could not find cuda drivers on "
+    "your machine, GPU will not be used. Also: libcudart.so.12 is corrupt",
+    "I0000 00:00:1796598654.254384    1142 port.cc:153] a new message from port.cc",
 ]
 
 
@@ -44,6 +63,16 @@ def test_the_notices_are_noise(line: str) -> None:
 @pytest.mark.parametrize("line", KEPT)
 def test_errors_and_our_lines_are_kept(line: str) -> None:
     assert not is_noise(line)
+
+
+def test_no_notice_drops_a_whole_source_file() -> None:
+    """Each entry names its source and its whole message: another message from the same
+    source, or the notice with more text after it, passes."""
+    for source, _ in NOTICES:
+        line = f"E0000 00:00:1796048963.032838   15283 {source}:52] CUDA_ERROR_ILLEGAL_ADDRESS"
+        assert not is_noise(line), source
+    for notice in NOISY:
+        assert not is_noise(notice + " Then a real error.")
 
 
 _SCRIPT = """

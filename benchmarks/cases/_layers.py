@@ -103,25 +103,28 @@ def forward(suite: Suite) -> Plan:
 # ---------------------------------------------------------------- 2. fine-tune
 
 
-def _finetune_ours(path: str) -> Callable[[], Any]:
+def finetune_ours(model: str) -> Callable[[], Any]:
+    """hublayer's step, as a :class:`Worker` target: in a process of its own, as each peer
+    is, so no contender shares the harness's process (its loop, its threads, the other
+    contenders' models)."""
     import keras
 
     layers = require("hublayer.layers", "KerasLayer")
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
+    net = keras.Sequential(
         [
             keras.Input((SIZE, SIZE, 3)),
-            layers.KerasLayer(path, trainable=True),
+            layers.KerasLayer(model, trainable=True),
             keras.layers.Dense(CLASSES),
         ]
     )
-    model.compile(
+    net.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,  # tf_keras and the tape step use no XLA ("auto" is XLA on GPUs)
     )
     x, y = _inputs()
-    return lambda: {"loss": float(_first(model.train_on_batch(x, y)))}
+    return lambda: {"loss": float(_first(net.train_on_batch(x, y)))}
 
 
 def _finetune_tfsm(path: str) -> Callable[[], Any]:
@@ -148,7 +151,7 @@ def finetune(suite: Suite) -> Plan:
     params = {"model": path, "batch": BATCH, "size": SIZE, "classes": CLASSES}
     return Plan(
         [
-            InProcess(OURS, lambda: _finetune_ours(path), items=BATCH),
+            Worker(OURS, "benchmarks.cases._layers:finetune_ours", {"model": path}, items=BATCH),
             Worker(
                 HUB,
                 "benchmarks.peers._legacy:finetune_hub",
@@ -169,15 +172,18 @@ def finetune(suite: Suite) -> Plan:
         ],
         [Ratio(OURS, HUB, "time", "<= 1.0"), Ratio(OURS, TAPE, "time", "<= 1.0")],
         warmup=suite.pick(1, 2),
-        reps=suite.pick(5, 10),
+        # A gap of a few % needs a tight interval: 8 rounds at least.
+        reps=suite.pick(8, 12),
+        min_reps=8,
         budget_s=suite.pick(60.0, math.inf),
         notes=[
             f"One Adam step (lr 1e-3) on a batch of {BATCH} at {SIZE} px: the whole backbone "
             f"trainable, a Dense({CLASSES}) head, sparse cross-entropy. Keras models use "
             "train_on_batch; the hand-written step is tf.saved_model.load + a tf.Variable head "
             "+ GradientTape + Adam in one tf.function (in the tf_keras process, whose Adam "
-            "takes raw tf.Variables). No contender uses XLA (Keras 3 models compile with "
-            "jit_compile=False, as tf_keras does by default).",
+            "takes raw tf.Variables). Each contender that trains runs in its own process "
+            "(hublayer's in a Keras 3 one). No contender uses XLA (Keras 3 models compile "
+            "with jit_compile=False, as tf_keras does by default).",
         ],
     )
 

@@ -14,6 +14,11 @@ The CLI owns its process, so :func:`quiet_tensorflow` silences them there:
   (no setting reaches those) go through a pipe that drops exactly those lines and passes
   everything else on at once, progress bars included.
 
+Quiet, not blind: a line is dropped only when it is one of the known notices in
+:data:`NOTICES`, matched by its source file *and* its whole message. Any other line
+passes, from the same source files too: on a GPU host a real CUDA error
+(``cuda_executor.cc``, ``cuda_platform.cc`` with another cause) still reaches the user.
+
 Setting ``TF_CPP_MIN_LOG_LEVEL`` yourself (``0`` shows everything) turns the pipe off. The
 library itself changes nothing: ``import hublayer`` leaves logging to the application.
 
@@ -33,30 +38,84 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["NOISE", "is_noise", "quiet_tensorflow"]
+__all__ = ["NOTICES", "PLAIN_NOTICES", "is_noise", "quiet_tensorflow"]
 
-#: Lines TensorFlow writes on stderr that need nothing from the user.
-NOISE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|I\d{4} [\d:.]+ +\d+ \S+\] "  # absl-format info lines from C++
-    r"|[WE]\d{4} [\d:.]+ +\d+ (cuda_platform|cuda_executor|cpu_feature_guard)"
-    r"\.cc:\d+\] "
-    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate"
-    r"|.*TFRecordDataset `buffer_size` is unspecified)"
+#: TensorFlow's known start-up notices in absl's format (``I0000 00:00:1796.5  15283
+#: port.cc:153] message``), as (source file, whole message). A message is a regular
+#: expression that must match all of it: literal text, with a wildcard only where TF puts
+#: a value (the CPU's instruction list, a buffer size). Each was seen with TF 2.21 on a
+#: host without a GPU; a notice of another version that reads differently is shown.
+NOTICES: tuple[tuple[str, str], ...] = (
+    (
+        "port.cc",
+        re.escape(
+            "oneDNN custom operations are on. You may see slightly different numerical "
+            "results due to floating-point round-off errors from different computation "
+            "orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`."
+        ),
+    ),
+    (
+        "cudart_stub.cc",
+        re.escape("Could not find cuda drivers on your machine, GPU will not be used."),
+    ),
+    (
+        "cpu_feature_guard.cc",
+        re.escape(
+            "This TensorFlow binary is optimized to use available CPU instructions in "
+            "performance-critical operations."
+        ),
+    ),
+    # A host without a CUDA driver at all. Any other cuInit failure (no device, a driver
+    # mismatch) is a real problem on a GPU host, and is shown.
+    (
+        "cuda_platform.cc",
+        re.escape(
+            "failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: "
+            "UNKNOWN ERROR (303)"
+        ),
+    ),
+    (
+        "tf_record_dataset_op.cc",
+        re.escape("TFRecordDataset `buffer_size` is unspecified, default to ") + r"\d+",
+    ),
 )
+#: Known notices TensorFlow writes without absl's prefix, as whole-line expressions.
+PLAIN_NOTICES: tuple[str, ...] = (
+    re.escape(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    ),
+    re.escape("To enable the following instructions: ")
+    + r"[A-Z0-9_ ]+"
+    + re.escape(", in other operations, rebuild TensorFlow with the appropriate compiler flags."),
+)
+_ABSL = re.compile(r"[IWE]\d{4} [\d:.]+ +\d+ (?P<source>[\w.]+):\d+\] (?P<message>.*)")
+_KNOWN = [(source, re.compile(message)) for source, message in NOTICES]
+_PLAIN = [re.compile(line) for line in PLAIN_NOTICES]
 _RETRACING = ("triggered tf.function retracing", "retracing")
 
 
 def is_noise(line: str) -> bool:
-    """Whether ``line`` is one of TensorFlow's start-up notices (see :data:`NOISE`).
+    """Whether ``line`` is one of TensorFlow's known start-up notices (:data:`NOTICES`,
+    :data:`PLAIN_NOTICES`): its source file and its whole message must both match.
 
     Example:
-        >>> is_noise("E0000 00:00:1796.5  15283 cuda_platform.cc:52] failed call to cuInit: x")
+        >>> is_noise("E0000 00:00:1796.5  15283 cuda_platform.cc:52] failed call to cuInit: "
+        ...     "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
         True
+        >>> is_noise("E0000 00:00:1796.5  15283 cuda_platform.cc:52] failed call to cuInit: "
+        ...     "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected")
+        False
         >>> is_noise("Error: the file is not a TFRecord file")
         False
     """
-    return NOISE.match(line) is not None
+    text = line.rstrip("\r\n")
+    found = _ABSL.fullmatch(text)
+    if found is not None:
+        return any(
+            source == found["source"] and message.fullmatch(found["message"])
+            for source, message in _KNOWN
+        )
+    return any(plain.fullmatch(text) for plain in _PLAIN)
 
 
 class _Retracing(logging.Filter):
