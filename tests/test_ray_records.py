@@ -192,3 +192,31 @@ def test_a_record_that_breaks_the_schema_names_the_feature(tmp_path: Path) -> No
     with pytest.raises(SchemaError, match="'x'") as caught:
         list(read_piece(piece, columns_of(schema, ["x"])))
     assert "Received: 1 in record 0" in str(caught.value)
+
+
+def test_rays_own_reader_returns_a_flipped_byte_without_an_error(
+    local_ray: Any, tmp_path: Path
+) -> None:
+    """What README says of ``ray.data.read_tfrecords``: it checks no CRC, so a flipped
+    byte inside a value comes back as data. hublayer's reader refuses the same file."""
+    path = tmp_path / "a.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:  # one value per feature, as Ray's reader needs
+        for i in range(20):
+            name = tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"n%d" % i]))
+            writer.write(
+                tf.train.Example(
+                    features=tf.train.Features(feature={"name": name})
+                ).SerializeToString()
+            )
+    data = bytearray(path.read_bytes())
+    at = data.index(b"n17")
+    data[at] ^= 0x01  # b"n17" -> b"o17": the Example still parses, its CRC no longer matches
+    path.write_bytes(bytes(data))
+
+    rows = ray.data.read_tfrecords(str(path)).take_all()
+    names = [bytes(np.asarray(row["name"]).ravel()[0]) for row in rows]
+    assert len(rows) == 20
+    assert names.count(b"o17") == 1
+    assert b"n17" not in names
+    with pytest.raises(RecordError, match="CRC"):
+        records.ray_dataset(path).take_all()

@@ -32,8 +32,8 @@ __all__ = ["demo"]
     "--fine-tune/--no-fine-tune",
     default=False,
     show_default=True,
-    help="Also fine-tune the backbone's last blocks (on 2 cores about twice the time and "
-    "memory, and no better than feature extraction on these digits).",
+    help="Also fine-tune the backbone's last blocks (each backbone epoch costs more time and "
+    "memory than the whole feature extraction; demo.json records both runs' figures).",
 )
 @click.option(
     "--fine-tune-epochs",

@@ -152,8 +152,7 @@ def write_data(
         return globs, {k: int(v) for k, v in manifest["counts"].items()}, True
 
     images, labels = load_mnist_5k(limit_per_class)
-    # Dark strokes on a light page, in RGB: closer to the photos ImageNet features know
-    # (about 1.5 points of test accuracy over white-on-black, measured at 128 pixels).
+    # Dark strokes on a light page, in RGB: closer to the photos ImageNet features know.
     images = np.repeat((255 - images)[..., None], 3, axis=-1)
     manifest_path.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,17 +17,16 @@ What ``hublayer demo`` (and ``make demo``) does:
 ``<out_dir>/demo.md`` summarizes the run; ``<out_dir>/demo.json`` holds its figures (test
 accuracy, wall time, cores, load average, peak memory, commit, date) for quoting.
 
-Why fine-tuning is off by default: on a quiet 2-core machine it took 191 s, more than the
-whole feature-extraction run (128 s), and lowered test accuracy from 97.0% to 96.6%
-(``docs/demo-fine-tune.json`` has a recorded run: the same accuracies, and 3.4 GB peak memory
-against 1.6 GB; scoring through the backbone in batches of 256 held most of it, now 64).
-Each backbone epoch at 192 pixels costs about as much as embedding the data once, so a
-schedule that could improve on the frozen features does not fit the demo's budget.
+Why fine-tuning is off by default: every backbone epoch computes the forward pass that
+feature extraction computes once (into the embedding cache), plus a backward pass, and
+holds gradients and Adam's slots in memory, so even one epoch costs more than the whole
+feature-extraction run. ``docs/demo-fine-tune.json`` is a recorded ``--fine-tune`` run;
+README quotes its time, memory and accuracies (:func:`._record.fine_tune_cost`), rendered
+from that file. Scoring through the backbone goes in batches of 64, not 256, to hold
+the peak memory down (``train/_summary.py``).
 
 Why 192 pixels, not ImageNet's 224: on 2 cores the backbone's cost grows with the pixel
-count. Measured with the linear head, test accuracy of the frozen features over four
-seeded splits (mean): 95.0% at 128, 95.9% at 160, 95.6% at 192, 96.5% at 224; the demo's
-own split (seed 0) gives 97.0% at 192, where 224 took about 1.6x as long.
+count; ``hublayer demo --image-size 224`` runs the demo at 224 to compare.
 
 Example:
     >>> from hublayer import demo
@@ -140,9 +139,8 @@ def run_demo(
             (a handle or path); its own input size then applies.
         image_size: the input size EfficientNet-Lite0 is built for.
         epochs: head epochs, with early stopping on validation accuracy.
-        fine_tune: also run the fine-tune recipe (on 2 cores about as long again as the
-            rest of the demo, twice the peak memory, and no better here: see the module
-            docstring).
+        fine_tune: also run the fine-tune recipe (it costs more time and memory than the
+            whole feature extraction: see the module docstring).
         fine_tune_epochs: backbone epochs of the fine-tune run.
         fine_tune_learning_rate: the backbone's learning rate in the fine-tune run.
         unfreeze: how many of the backbone's last blocks the fine-tune trains.

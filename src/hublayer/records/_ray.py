@@ -1,10 +1,11 @@
 """``records.ray_dataset``: TFRecord files as a Ray Data ``Dataset``, CRC checked.
 
 Ray's own ``ray.data.read_tfrecords`` loops in Python per record, builds an Arrow table
-per record (about 1,000 rows/s on 2 cores) and never checks the CRCs it reads. This
-reads with hublayer's reader instead: one read task per file, or per byte range of a
-large plain file (see :mod:`._ray_read`), every record's CRC checked, and Examples
-decoded straight into columns with the :class:`Schema`.
+per record (its speed against this reader: ``benchmarks/RESULTS.md``, case ``scale``) and
+never checks the CRCs it reads: a flipped byte comes back as data
+(``tests/test_ray_records.py``). This reads with hublayer's reader instead: one read
+task per file, or per byte range of a large plain file (see :mod:`._ray_read`), every
+record's CRC checked, and Examples decoded straight into columns with the :class:`Schema`.
 
 Example:
     >>> ds = records.ray_dataset("data/train-*.tfrecord")  # doctest: +SKIP
