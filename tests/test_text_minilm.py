@@ -499,7 +499,7 @@ def test_one_epoch_of_fine_tuning_moves_the_encoder(
     from hublayer import train
 
     encoder = hub.KerasLayer(models.encoder, trainable=True)
-    before = {w.name: np.array(w) for w in encoder.trainable_weights}
+    before = {w.name: np.array(w.numpy()) for w in encoder.trainable_weights}
     assert len(before) > 100  # every kernel of the 6 blocks, the embeddings, the pooler
     result = train.fit_classifier(
         models.encoder,
@@ -511,7 +511,7 @@ def test_one_epoch_of_fine_tuning_moves_the_encoder(
         batch_size=8,
         embedding_cache=False,
     )
-    after = {w.name: np.array(w) for w in result.model.weights if w.name in before}
+    after = {w.name: np.array(w.numpy()) for w in result.model.weights if w.name in before}
     assert sorted(after) == sorted(before)  # the trained model holds the whole encoder
     still = sorted(name for name in before if np.array_equal(before[name], after[name]))
     # BERT's pooler is in the checkpoint, but pooled_output is the mean of the sequence,
