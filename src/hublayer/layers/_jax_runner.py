@@ -42,6 +42,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from hublayer import _foreign_keras
 from hublayer.errors import BackendError, SignatureError
 from hublayer.layers import _batching, _inputs, _jax_convert, _jax_model, _signatures
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel, load_model
@@ -243,10 +244,7 @@ def _seed_generator(layer: keras.Layer) -> keras.random.SeedGenerator:
     existing = getattr(layer, "_seed_generator", None)
     if existing is not None:
         return existing
-    layer._tracker.unlock()
-    try:
+    with _foreign_keras.tracking_unlocked(layer):  # Keras locks a built layer's state
         generator = keras.random.SeedGenerator(0, name="seed_generator")
         layer._seed_generator = generator
-    finally:
-        layer._tracker.lock()
     return generator

@@ -30,6 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from hublayer import _foreign_keras
 from hublayer.layers import _assets, _shapes, _variables
 from hublayer.layers._loading import CallOptions, LoadedModel, PendingModel
 from hublayer.layers._runner import Runner
@@ -147,6 +148,7 @@ class ModelLayer(keras.layers.Layer):
         for variable, selected in zip(state.variables, self._selection(), strict=True):
             variable.trainable = self._trainable and selected
 
+    @_foreign_keras.own_losses_hook  # Keras' private hook, checked against its version
     def _get_own_losses(self) -> list[Any]:
         """Keras's own-loss hook, plus the SavedModel's regularization losses (0 if frozen).
 
@@ -155,7 +157,7 @@ class ModelLayer(keras.layers.Layer):
         evaluates the converted loss functions on the layer's variables; Keras' trainer
         reads this inside its stateless scope, so the losses have gradients there too.
         """
-        own = list(super()._get_own_losses())
+        own = _foreign_keras.parent_own_losses(super())
         loaded = self._loaded
         if loaded is None or not loaded.regularizers:
             return own
