@@ -125,6 +125,16 @@ def main(models: Path, out: Path) -> None:
     model = keras.Sequential([keras.Input((4,)), hub.KerasLayer(str(models / "fixed"))])
     arrays["fixed/predict"] = model.predict(images.reshape(7, -1)[:, :4], batch_size=5, verbose=0)
 
+    # A .keras file as the handle: the layer wraps the Keras model it holds.
+    wrapped = hub.KerasLayer(str(models / "inner.keras"), trainable=True)
+    small = images.reshape(7, -1)[:, :4]
+    arrays["keras/out"] = np.asarray(keras.ops.convert_to_numpy(wrapped(small)))
+    flags["keras/trainable"] = len(wrapped.trainable_weights)
+    model = keras.Sequential([keras.Input((4,)), wrapped])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.train_on_batch(small, np.zeros((7, 3), "float32"))
+    arrays["keras/step"] = model.predict(small, verbose=0)
+
     # One fine-tuning step with Adam and SGD: every weight after the step.
     cases: tuple[tuple[str, Any, int, bool, dict[str, Any]], ...] = (
         ("ifv", images, 16, False, {}),

@@ -56,6 +56,16 @@ def fixed_batch_model(path: Path) -> None:
     tf.saved_model.save(Fixed(), str(path))
 
 
+def keras_model(path: Path) -> None:
+    """A ``.keras`` file as a handle: the layer then wraps a Keras model, not a SavedModel."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense")])
+    rng = np.random.default_rng(2)
+    model.layers[0].set_weights([rng.normal(size=(4, 3)), rng.normal(size=3)])
+    model.save(path)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     models = tmp_path_factory.mktemp("jax-models")
@@ -68,6 +78,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     testing.bert_encoder(models / "bert")
     testing.text_embedding(models / "text")
     fixed_batch_model(models / "fixed")
+    keras_model(models / "inner.keras")
     rng = np.random.default_rng(0)
     np.savez(
         models / "inputs.npz",
@@ -110,6 +121,13 @@ def test_a_model_built_on_one_batch_size_predicts_others(runs: dict[str, Any]) -
     for key in ("predict/b1", "predict/b7"):
         np.testing.assert_allclose(jax_arrays[key], tf_arrays[key], atol=1e-5)
     assert jax_arrays["predict/b7"].shape == (7, 16)
+
+
+def test_a_keras_file_handle_runs_and_fine_tunes_on_jax(runs: dict[str, Any]) -> None:
+    tf_arrays, jax_arrays = runs["tensorflow"][0], runs["jax"][0]
+    np.testing.assert_allclose(jax_arrays["keras/out"], tf_arrays["keras/out"], atol=1e-5)
+    np.testing.assert_allclose(jax_arrays["keras/step"], tf_arrays["keras/step"], atol=1e-5)
+    assert runs["jax"][1]["keras/trainable"] == runs["tensorflow"][1]["keras/trainable"] == 2
 
 
 def test_a_fixed_batch_model_predicts_other_batch_sizes(runs: dict[str, Any]) -> None:
@@ -243,6 +261,8 @@ def test_a_keras_file_of_the_former_jax_class_still_loads(
     as the layer's module; Keras finds the class by its registered name instead."""
     import keras
 
+    import hublayer.layers  # noqa: F401  (registers KerasLayer: this test is about the name)
+
     written = runs["out"] / "jax" / "jax.keras"
     older = tmp_path / "older.keras"
     with zipfile.ZipFile(written) as source, zipfile.ZipFile(older, "w") as target:
@@ -289,7 +309,7 @@ def test_torch_backend_is_refused_with_the_reason(tmp_path: Path) -> None:
 
 
 ZOO_ON_JAX = """
-import sys, numpy as np, keras, hublayer as hub
+import sys, numpy as np, keras, tensorflow as tf, hublayer as hub
 path, images, out = sys.argv[1], np.load(sys.argv[2]), sys.argv[3]
 layer = hub.KerasLayer(path, trainable=True)
 features = np.asarray(keras.ops.convert_to_numpy(layer(images)))
@@ -301,10 +321,15 @@ model.compile(
     optimizer=keras.optimizers.SGD(1e-3),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
 )
+trainable = {id(w) for w in layer.trainable_weights}
+paths = [p for p, w in zip(layer.variable_paths, layer.weights) if id(w) in trainable]
 before = [np.array(w) for w in layer.trainable_weights]
 loss = float(np.ravel(model.train_on_batch(images, np.array([0, 1])))[0])
-moved = sum(not np.array_equal(a, np.array(b)) for a, b in zip(before, layer.trainable_weights))
-np.savez(out, features=features, loss=loss, moved=moved, count=len(before))
+unmoved = [p for p, a, b in zip(paths, before, layer.trainable_weights) if np.array_equal(a, b)]
+np.savez(
+    out, features=features, loss=loss, count=len(before), unmoved=np.array(unmoved, dtype=str),
+    saved_count=len(tf.saved_model.load(path).trainable_variables),
+)
 """
 
 
@@ -325,8 +350,15 @@ def test_zoo_efficientnet_lite0_runs_on_jax_like_on_tensorflow(tmp_path: Path) -
     assert result["features"].shape == (2, 1280)
     np.testing.assert_allclose(result["features"], expected, atol=1e-4, rtol=1e-4)
     assert np.isfinite(result["loss"])
-    assert int(result["count"]) > 100
-    assert int(result["moved"]) >= 0.9 * int(result["count"])
+    # trainable_weights list every trainable variable of the SavedModel (147), and one SGD
+    # step moves each of them but the betas of BatchNorms whose output reaches the loss
+    # only through another BatchNorm in training mode: that one subtracts any per-channel
+    # constant, so their gradient is float noise (about 1e-8, the same on TensorFlow),
+    # and 1e-3 times it is below their float32 spacing. Not the layer's tracking.
+    assert int(result["count"]) == int(result["saved_count"]) == 147
+    unmoved = [str(p) for p in result["unmoved"]]
+    assert all(p.endswith("_project_bn/beta") for p in unmoved), unmoved
+    assert len(unmoved) <= 0.1 * int(result["count"]), unmoved
 
 
 FIT_CLASSIFIER = """

@@ -117,15 +117,14 @@ class JaxRunner:
         x: Any,
         *,
         training: Any,
-        trains: bool,
         arguments: Mapping[str, Any],
         slices: int | None,
     ) -> Any:
         """Run the converted function; in training mode, write the model's state back."""
         if isinstance(loaded.obj, keras.Layer):
-            return loaded.obj(x, training=bool(training) and trains)
+            return loaded.obj(x, training=bool(training))
         target = loaded.target
-        mode = _mode(target, training, trains)
+        mode = _mode(target, training)
         if slices is not None and mode:
             raise _fixed_batch_error(target, x, mode, self._handle)
         function = self._function(loaded, _batching.first(x, slices), mode)
@@ -202,13 +201,13 @@ class JaxRunner:
         return params
 
 
-def _mode(target: _signatures.Target, training: Any, trains: bool) -> bool | None:
+def _mode(target: _signatures.Target, training: Any) -> bool | None:
     """The ``training`` value the converted function is traced for (``None``: it has none)."""
     if target.signature is not None and target.training_fn is None:
         return None
     if target.signature is None and not target.has_training:
         return None
-    if not trains or training is None:
+    if training is None:
         return False
     if isinstance(training, bool | np.bool_ | int):
         return bool(training)

@@ -291,8 +291,8 @@ class KerasLayer(ModelLayer):
         result = self._runner.run(
             loaded,
             x,
-            training=training,
-            trains=bool(self._trainable),
+            # The BatchNorm rule: training reaches the model only while the layer trains.
+            training=training if self._trainable else None,
             arguments=self._arguments,
             slices=self._slices(x, target),
         )

@@ -82,7 +82,6 @@ class Runner(Protocol):
         x: Any,
         *,
         training: Any,
-        trains: bool,
         arguments: Mapping[str, Any],
         slices: int | None,
     ) -> Any:
@@ -91,8 +90,9 @@ class Runner(Protocol):
         Args:
             loaded: the model.
             x: the output of :meth:`conform`.
-            training: ``call``'s ``training`` argument.
-            trains: whether the layer trains now (``training`` reaches the model only then).
+            training: ``call``'s ``training`` argument, or ``None`` while the layer is
+                frozen (the BatchNorm rule: ``training`` reaches the model only while the
+                layer trains).
             arguments: the layer's ``arguments=``, passed on every call.
             slices: run the function on slices of this many examples (a model traced
                 for a fixed batch size, fed another one), or ``None``.

@@ -4,7 +4,7 @@ The model's ``tf.Variable`` s are the layer's Keras variables (``keras.Variable`
 the ``tf.Variable`` it is given: shared storage), so the saved functions and every Keras
 optimizer read and write the same values. ``training`` picks between the functions TF Hub
 models trace for ``training=True`` and ``training=False`` (a symbolic value chooses with
-``tf.cond``), and reaches the model only while the layer trains (the BatchNorm rule).
+``tf.cond``); ``KerasLayer`` passes ``training=None`` while it is frozen (the BatchNorm rule).
 
 Example:
     >>> from hublayer import testing
@@ -14,7 +14,7 @@ Example:
     ...                       None, None, None, None, False, None)
     >>> loaded = runner.load(None, options)
     >>> x = runner.conform(tf.zeros([2, 32, 32, 3]), loaded.target, None)
-    >>> runner.run(loaded, x, training=None, trains=False, arguments={}, slices=None).shape
+    >>> runner.run(loaded, x, training=None, arguments={}, slices=None).shape
     TensorShape([2, 4])
 """
 
@@ -75,15 +75,14 @@ class TFRunner:
         x: Any,
         *,
         training: Any,
-        trains: bool,
         arguments: Mapping[str, Any],
         slices: int | None,
     ) -> Any:
         """Call the saved function; on slices with ``tf.map_fn`` for a fixed-batch model."""
         if slices is None:
-            return _call(loaded, x, training, trains, arguments)
+            return _call(loaded, x, training, arguments)
         return _batching.map_batches(
-            lambda part: _call(loaded, part, training, trains, arguments),
+            lambda part: _call(loaded, part, training, arguments),
             x,
             slices,
             loaded.target.output_spec,
@@ -94,22 +93,19 @@ class TFRunner:
         return _regularization.model_losses(loaded.regularizers, trainable=trainable)
 
 
-def _call(
-    loaded: LoadedModel, x: Any, training: Any, trains: bool, arguments: Mapping[str, Any]
-) -> Any:
+def _call(loaded: LoadedModel, x: Any, training: Any, arguments: Mapping[str, Any]) -> Any:
     target = loaded.target
     fn = target.fn
     if target.signature is not None:
         train_fn = target.training_fn
         if train_fn is None:
             return fn(**x, **arguments)
-        return _pick(lambda: fn(**x, **arguments), lambda: train_fn(**x), training, trains, loaded)
+        return _pick(lambda: fn(**x, **arguments), lambda: train_fn(**x), training, loaded)
     if target.has_training:  # call_restored: the trace TF would pick, without its wrapper
         return _pick(
             lambda: call_restored(fn, (x,), {"training": False, **arguments}),
             lambda: call_restored(fn, (x,), {"training": True, **arguments}),
             training,
-            trains,
             loaded,
         )
     return call_restored(fn, (x,), dict(arguments))
@@ -119,13 +115,11 @@ def _pick(
     infer: Callable[[], Any],
     train: Callable[[], Any],
     training: Any,
-    trains: bool,
     loaded: LoadedModel,
 ) -> Any:
-    # The BatchNorm rule: training reaches the model only while the layer trains.
     # TF Hub models trace training=True and training=False as Python bools, so the
     # function is picked here; a symbolic bool chooses between the two with tf.cond.
-    if not trains or training is None:
+    if training is None:
         return infer()
     if isinstance(training, bool | np.bool_ | int):
         if not training:

@@ -218,16 +218,20 @@ def wrap_variables(
     return keras_vars, slots
 
 
-def describe(name: str, variable: tf.Variable, index: int, *, trainable: bool) -> VariableSlot:
-    """The :class:`VariableSlot` of a ``tf.Variable`` (``index``: its creation position)."""
+def describe(name: str, variable: Any, index: int, *, trainable: bool) -> VariableSlot:
+    """The :class:`VariableSlot` of a variable (``index``: its creation position).
+
+    ``variable`` is a ``tf.Variable``, or the value of a Keras variable of a ``.keras``
+    model on JAX (an array, which has no aggregation: Keras' defaults then).
+    """
     return VariableSlot(
         index=index,
         name=name,
-        shape=tuple(variable.shape.as_list()),
-        dtype=variable.dtype.name,
+        shape=tuple(tf.TensorShape(variable.shape).as_list()),
+        dtype=tf.as_dtype(variable.dtype).name,
         trainable=trainable,
-        aggregation=_keras_spelling(variable.aggregation),
-        synchronization=_keras_spelling(variable.synchronization),
+        aggregation=_keras_spelling(getattr(variable, "aggregation", "none")),
+        synchronization=_keras_spelling(getattr(variable, "synchronization", "auto")),
     )
 
 
