@@ -110,6 +110,11 @@ def test_indexes_past_the_end_raise_index_error(tmp_path: Path) -> None:
         src.__getitems__([0, 3])
     with pytest.raises(TypeError, match="int index"):
         src["0"]  # type: ignore[index]
+    with pytest.raises(TypeError, match="int index"):
+        src.__getitems__([0, 1.5])  # type: ignore[list-item]
+    assert src.__getitems__([]) == []
+    picked: Any = np.array([2, -3])  # numpy indices, as samplers may give
+    assert [v["label"].tolist() for v in src.__getitems__(picked)] == [[2], [0]]
     assert [v["label"].tolist() for v in src] == [[0], [1], [2]]  # iteration stops
 
 
@@ -259,3 +264,44 @@ def test_records_not_written_canonically_still_decode(tmp_path: Path) -> None:
         src[1]
     assert caught.value.index == 1
     assert caught.value.file == str(path)
+
+
+def _fixed(path: Path, count: int) -> Path:
+    """Records of one size and structure: a batch reads them as one block."""
+    with Writer(path) as writer:
+        for i in range(count):
+            x = np.array([i, i / 2], np.float32)
+            writer.write(encode_example({"x": x, "label": i % 100, "n": 200 + i % 50}))
+    return path
+
+
+@pytest.mark.parametrize("where", ["data", "length"])
+def test_a_corrupt_record_inside_a_block_is_named(tmp_path: Path, where: str) -> None:
+    path = _fixed(tmp_path / "a.tfrecord", 120)
+    offset = _corrupt(path, 57, where)
+    src = Source(path)
+    with pytest.raises(RecordError, match="CRC does not match") as caught:
+        src.__getitems__(list(range(100)))
+    assert (caught.value.index, caught.value.offset) == (57, offset)
+    fine = [i for i in range(120) if i != 57]
+    got = src.__getitems__(fine)
+    assert [int(v["label"][0]) for v in got] == [i % 100 for i in fine]
+    raw = Source(path, raw=True)
+    with pytest.raises(RecordError):
+        raw.__getitems__(list(range(50, 70)))
+
+
+def test_blocks_decode_as_single_reads_do(tmp_path: Path) -> None:
+    src = Source(_fixed(tmp_path / "a.tfrecord", 300))
+    order = list(range(300))
+    random.Random(2).shuffle(order)
+    batch = src.__getitems__(order)
+    for values, i in zip(batch, order, strict=True):
+        one = src[i]
+        assert values.keys() == one.keys()
+        for name in one:
+            assert values[name].dtype == one[name].dtype
+            assert values[name].tolist() == one[name].tolist()
+            assert values[name].flags.writeable
+    raw = Source(tmp_path / "a.tfrecord", raw=True)
+    assert raw.__getitems__(order[:40]) == [raw[i] for i in order[:40]]

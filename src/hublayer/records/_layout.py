@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -152,9 +152,16 @@ class Layout:
     def values_many(self, datas: Sequence[bytes]) -> list[dict[str, Any] | None]:
         """The values of records of this layout's size, each None where the record
         does not match (read it alone) or holds a malformed int64 list."""
-        if not self._unique:  # a feature named twice: the last wins, record by record
-            return [None] * len(datas)
         block = np.frombuffer(b"".join(datas), np.uint8).reshape(len(datas), -1)
+        return self.values_block(block, datas.__getitem__)
+
+    def values_block(
+        self, block: np.ndarray, record: Callable[[int], bytes]
+    ) -> list[dict[str, Any] | None]:
+        """:meth:`values_many` for records already stacked in ``block`` (``[records,
+        size]`` uint8); ``record(j)`` gives row ``j``'s bytes, for values read alone."""
+        if not self._unique:  # a feature named twice: the last wins, record by record
+            return [None] * len(block)
         if self._check is None:
             spans = [np.arange(a, b) for a, b, _ in self.runs]
             positions = np.concatenate(spans) if spans else np.zeros(0, np.intp)
@@ -162,7 +169,7 @@ class Layout:
             self._check = positions.astype(np.intp), expected
         positions, expected = self._check
         good = np.flatnonzero((block[:, positions] == expected).all(axis=1))
-        out: list[dict[str, Any] | None] = [None] * len(datas)
+        out: list[dict[str, Any] | None] = [None] * len(block)
         if not good.size:
             return out
         block = block[good]
@@ -184,7 +191,7 @@ class Layout:
         if each:
             alone = Layout(self.runs, tuple(each))
             for values, at in zip(found, good.tolist(), strict=True):
-                rest = alone.values(datas[at])
+                rest = alone.values(record(at))
                 if rest is None:
                     continue
                 values.update(rest)

@@ -38,6 +38,7 @@ import numpy as np
 from crc32c import crc32c as _crc
 
 from hublayer.errors import RecordError
+from hublayer.records._batch import bad_rows, blocks
 from hublayer.records._example import decode_example
 from hublayer.records._files import Files
 from hublayer.records._framing import FOOTER, HEADER, MASK_DELTA, U32, masked_crc
@@ -132,6 +133,9 @@ class Source:
         # array('q') gives Python ints on indexing, the fastest path for one read.
         self._offsets = array("q", offsets.astype(np.int64).tobytes())
         self._sizes = array("q", sizes.astype(np.int64).tobytes())
+        self._offset_array = np.frombuffer(self._offsets, np.int64)
+        self._size_array = np.frombuffer(self._sizes, np.int64)
+        self._first = np.array(self._starts[:-1], np.int64)  # each file's first record
         self._open_state()
 
     def _open_state(self) -> None:
@@ -178,20 +182,52 @@ class Source:
             IndexError, RecordError, SchemaError: as for ``src[i]``, at the first bad
                 index or record.
         """
-        positions = [self._position(i) for i in indices]
-        datas = self._frames(positions)
-        if self.raw:
-            return datas
-        decoded = [
-            self._fallback(data, i) if values is None else values
-            for values, data, i in zip(self._decoder.many(datas), datas, positions, strict=True)
-        ]
+        at = self._positions(indices)
+        positions = at.tolist()
+        files = np.searchsorted(self._first, at, "right") - 1
+        offsets, sizes = self._offset_array[at], self._size_array[at]
+        maps = self._open.maps(set(files.tolist()))
+        groups, alone = blocks(maps, files, offsets, sizes)
+        out: list[Any] = [None] * len(positions)
+        for block in groups:
+            bad = bad_rows(block)
+            if bad:  # read alone, it raises the error that names it
+                row = block.rows[bad[0]]
+                self._checked(block.frame(bad[0]), block.size, positions[row])
+            if self.raw:
+                for j, row in enumerate(block.rows):
+                    out[row] = block.record(j)
+                continue
+            decoded = self._decoder.block(block.data, block.record)
+            for j, (row, values) in enumerate(zip(block.rows, decoded, strict=True)):
+                if values is None:
+                    values = self._fallback(block.record(j), positions[row])
+                out[row] = values
+        for row in alone:  # small groups and large records: one by one
+            offset, size = int(offsets[row]), int(sizes[row])
+            frame = maps[int(files[row])][offset : offset + size]  # type: ignore[index]
+            out[row] = self._checked(frame, size, positions[row])
+        if not self.raw:
+            datas = [out[row] for row in alone]
+            for row, data, values in zip(alone, datas, self._decoder.many(datas), strict=True):
+                out[row] = self._fallback(data, positions[row]) if values is None else values
         if self._shaper is not None:
             shape, file_of = self._shaper, self._file_of
-            return [shape(v, file_of(i), i) for v, i in zip(decoded, positions, strict=True)]
-        return decoded
+            return [shape(v, file_of(i), i) for v, i in zip(out, positions, strict=True)]
+        return out
 
     _getitems = __getitems__  # grain's name for batched reads
+
+    def _positions(self, indices: Sequence[int]) -> np.ndarray:
+        """``indices`` as int64 positions in ``[0, len)``; ``_position`` explains a bad one."""
+        given = np.asarray(indices)
+        if given.ndim != 1 or given.dtype.kind not in "iu":  # [] too: float64
+            return np.array([self._position(i) for i in indices], np.int64)
+        at = given.astype(np.int64)
+        at = np.where(at < 0, at + self._len, at)
+        if at.size and (at.min() < 0 or at.max() >= self._len):
+            return np.array([self._position(i) for i in indices], np.int64)
+        return at
 
     def _position(self, index: Any) -> int:
         try:
@@ -213,22 +249,6 @@ class Source:
     # -- reading ------------------------------------------------------------------------
     def _file_of(self, i: int) -> str:
         return self.files[bisect_right(self._starts, i) - 1]
-
-    def _frames(self, positions: Sequence[int]) -> list[bytes]:
-        """The data of the records at ``positions``, sliced from the files' maps (see
-        :mod:`._open_files`), both CRCs of each checked."""
-        starts, checked = self._starts, self._checked
-        offsets, sizes = self._offsets, self._sizes
-        if len(self.files) == 1:
-            files = [0] * len(positions)
-        else:
-            files = [bisect_right(starts, i) - 1 for i in positions]
-        maps = self._open.maps(set(files))
-        datas = []
-        for i, file in zip(positions, files, strict=True):
-            offset, size = offsets[i], sizes[i]
-            datas.append(checked(maps[file][offset : offset + size], size, i))  # type: ignore[index]
-        return datas
 
     def _checked(self, frame: bytes, size: int, i: int) -> bytes:
         """The data of record ``i`` from its ``frame`` (``size`` bytes by the index),

@@ -42,7 +42,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -126,6 +126,30 @@ class ExampleDecoder:
                     out[at] = values
         for at in alone:
             out[at] = self(datas[at])
+        return out
+
+    def block(
+        self, data: np.ndarray, record: Callable[[int], bytes]
+    ) -> list[dict[str, Any] | None]:
+        """Decode records of one size stacked in ``data`` (``[records, size]`` uint8);
+        ``record(j)`` gives row ``j``'s bytes (for rows read alone).
+
+        Example:
+            >>> rows = [b"\\x0a\\x00"] * 2
+            >>> ExampleDecoder().block(np.frombuffer(b"".join(rows), np.uint8).reshape(2, 2),
+            ...                        rows.__getitem__)
+            [{}, {}]
+        """
+        layout = self._layouts.get(data.shape[1])
+        if layout is None and len(data):
+            self(record(0))  # learns the first record's layout
+            layout = self._layouts.get(data.shape[1])
+        out: list[dict[str, Any] | None] = (
+            [None] * len(data) if layout is None else layout.values_block(data, record)
+        )
+        for j, values in enumerate(out):
+            if values is None:
+                out[j] = self(record(j))
         return out
 
     def _learn(self, data: bytes) -> Layout | None:
