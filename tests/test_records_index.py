@@ -185,20 +185,23 @@ def test_the_way_out_works(tmp_path: Path) -> None:
     assert Source(tmp_path / "plain.tfrecord")[29]["i"].tolist() == [29]
 
 
-def test_a_corrupt_length_names_file_record_and_offset(tmp_path: Path) -> None:
+def test_a_corrupt_length_is_indexed_up_to_the_next_record(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.tfrecord", 6)
     frames = _frames(path)
     data = bytearray(path.read_bytes())
-    data[frames[3][0]] ^= 0xFF  # the 4th record's length
+    data[frames[3][0]] ^= 0xFF  # the 4th record's length: its end is unknown
     path.write_bytes(bytes(data))
+    (written,) = index(path)
+    assert _lines(written) == frames  # the next header is found again
+    src = Source(path)
     with pytest.raises(RecordError, match="length whose CRC") as caught:
-        index(path)
+        src[3]
     assert (caught.value.file, caught.value.index, caught.value.offset) == (
         str(path),
         3,
         frames[3][0],
     )
-    assert not (tmp_path / "a.tfrecord.idx").exists()
+    assert [src[i]["i"].tolist() for i in (2, 4, 5)] == [[2], [4], [5]]
 
 
 def test_a_truncated_file_is_refused(tmp_path: Path) -> None:
@@ -242,3 +245,19 @@ def test_cli_refuses_a_foreign_index_naming_the_flag(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "4 records" in result.output
+
+
+def test_the_next_header_is_found_across_read_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "_CHUNK", 40)  # reads smaller than one record
+    path = tmp_path / "a.tfrecord"
+    with Writer(path) as writer:
+        for i in range(8):
+            writer.write(encode_example({"i": i, "pad": b"x" * 90}))
+    frames = _frames(path)
+    data = bytearray(path.read_bytes())
+    data[frames[5][0] + 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    (written,) = index(path)
+    assert _lines(written) == frames

@@ -211,6 +211,21 @@ def test_a_corrupt_record_names_file_offset_and_index_and_spares_neighbours(
     assert len(src.__getitems__([0, 20, 22, 39])) == 4
 
 
+def test_damage_after_the_source_was_made_stays_in_its_record(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.tfrecord", 30)
+    src = Source(path)
+    index(path)
+    offset, size = (int(v) for v in Path(f"{path}.idx").read_text().splitlines()[12].split())
+    data = bytearray(path.read_bytes())
+    data[offset + size - 6] ^= 0x40  # in place: same size, a new modification time
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordError, match="data whose CRC") as caught:
+        src[12]
+    assert (caught.value.offset, caught.value.index) == (offset, 12)
+    _same(src[11], 11)
+    _same(src[13], 13)
+
+
 def test_a_file_changed_after_indexing_is_refused_not_misread(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.tfrecord", 10)
     src = Source(path)

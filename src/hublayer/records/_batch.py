@@ -94,7 +94,7 @@ def blocks(
     alone: list[int] = []
     for kind, size in enumerate(kinds.tolist()):
         rows = np.flatnonzero(which == kind)
-        if len(rows) < MIN_ROWS or size > MAX_SIZE:
+        if len(rows) < MIN_ROWS or size > MAX_SIZE or size < 16:
             alone.extend(rows.tolist())
             continue
         starts = offsets[rows].tolist()

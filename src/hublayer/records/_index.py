@@ -31,7 +31,11 @@ index is used as it is only when its stamp matches both files now; any other ind
 file: equal, it is stamped and used; different, hublayer rebuilds an index it wrote
 itself, and refuses to replace any other without ``overwrite=True``. A scan reads
 every record header and checks its length CRC (the data CRCs are checked on every
-read, by :class:`~hublayer.records.Source`).
+read, by :class:`~hublayer.records.Source`). A length whose CRC does not match cannot
+say where its record ends: the entry runs up to the next header whose length CRC
+matches (searched byte by byte, as :class:`~hublayer.records.Reader` resyncs), so
+reading that entry raises :class:`~hublayer.errors.RecordError` and the records after
+it still read. A record cut short at the end of the file is refused.
 
 ``<cache>`` is ``config.cache_dir()`` (``$HUBLAYER_CACHE_DIR``, else ``~/.cache/hublayer``).
 
@@ -139,8 +143,12 @@ def _scan(file: str, size: int) -> tuple[np.ndarray, np.ndarray]:
                 raise _broken(file, "a truncated length header", len(offsets), pos)
             length, length_crc = HEADER.unpack_from(buf, at)
             if crcs.get(length) != length_crc:
-                if masked_crc(buf[at : at + 8]) != length_crc:
-                    raise _broken(file, "a length whose CRC does not match", len(offsets), pos)
+                if masked_crc(buf[at : at + 8]) != length_crc:  # listed up to the next header
+                    after = _next_header(fd, pos + 1, size)
+                    offsets.append(pos)
+                    sizes.append(after - pos)
+                    pos, buf, frame = after, b"", 0
+                    continue
                 crcs[length] = length_crc
             frame = length + _FRAME
             if pos + frame > size:
@@ -149,6 +157,30 @@ def _scan(file: str, size: int) -> tuple[np.ndarray, np.ndarray]:
             sizes.append(frame)
             pos += frame
     return np.frombuffer(offsets, np.int64).copy(), np.frombuffer(sizes, np.int64).copy()
+
+
+def _next_header(fd: int, start: int, size: int) -> int:
+    """The offset of the first plausible record header at or after ``start`` (a length
+    below 16 MB whose CRC matches, and whose record fits in the file), else ``size``."""
+    pos = start
+    while pos < size:
+        buf = os.pread(fd, _CHUNK + HEADER_SIZE, pos)
+        last = len(buf) - HEADER_SIZE
+        k = 0
+        while k <= last:
+            found = buf.find(b"\x00" * 5, k + 3, last + 8)  # a length's 5 high bytes
+            if found < 0:
+                break
+            candidate = found - 3
+            length, length_crc = HEADER.unpack_from(buf, candidate)
+            fits = pos + candidate + length + _FRAME <= size
+            if fits and masked_crc(buf[candidate : candidate + 8]) == length_crc:
+                return pos + candidate
+            k = candidate + 1
+        if last < 0:
+            break
+        pos += last + 1
+    return size
 
 
 def _broken(file: str, what: str, index: int, offset: int) -> RecordError:
@@ -186,7 +218,7 @@ def _parse(data: bytes, path: Path, file_size: int) -> tuple[np.ndarray, np.ndar
     if not offsets.size:
         return (offsets, sizes) if file_size == 0 else None
     ends = offsets + sizes
-    if offsets[0] != 0 or ends[-1] != file_size or (sizes < _FRAME).any():
+    if offsets[0] != 0 or ends[-1] != file_size or (sizes <= 0).any():
         return None
     if not np.array_equal(offsets[1:], ends[:-1]):
         return None
@@ -331,9 +363,10 @@ def index(files: Files, *, overwrite: bool = False) -> list[Path]:
         The index paths, one per file, in the files' order.
 
     Raises:
-        RecordError: a missing, remote or compressed file; a record whose length is
-            corrupt or cut short (naming file, record and offset); a foreign index that
-            does not match its file, without ``overwrite``.
+        RecordError: a missing, remote or compressed file; a record cut short at the
+            end of the file (naming file, record and offset); a foreign index that does
+            not match its file, without ``overwrite``. A record whose length is corrupt
+            is indexed up to the next valid header: reading it raises, not indexing.
 
     Example:
         >>> from hublayer import records

@@ -9,8 +9,10 @@ truncation *during* one batch (a fraction of a millisecond). Writers that replac
 by renaming (hublayer's ``Writer``, ``tf.io.TFRecordWriter`` to a new name) never do
 that: the old file lives on, unchanged, while it is mapped.
 
-Opening checks that the file is the one indexed (size and modification time); a
-descriptor or map is never pickled: a copy opens its own where it is used.
+Opening checks that the file still has the size it was indexed at (a file rewritten
+with other records is refused; one changed in place at the same size is read, each
+record's length and CRCs checked as always, so damage shows where it is); a descriptor
+or map is never pickled: a copy opens its own where it is used.
 
 Example:
     >>> files = OpenFiles(("a.tfrecord",), [(1024, 0)])  # doctest: +SKIP
@@ -89,10 +91,10 @@ class OpenFiles:
                 f"Received: {error}. Was it moved or deleted? Make the Source again.",
                 file=path,
             ) from error
-        stat = os.fstat(fd)
-        if (stat.st_size, stat.st_mtime_ns) != self.identities[file]:
+        size = os.fstat(fd).st_size
+        if size != self.identities[file][0]:
             os.close(fd)
-            raise self.changed(file, stat.st_size)
+            raise self.changed(file, size)
         return fd
 
     def changed(self, file: int, size: int) -> RecordError:

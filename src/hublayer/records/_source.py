@@ -255,6 +255,8 @@ class Source:
         both CRCs checked."""
         if len(frame) != size:
             raise self._error(i, self._mismatch(frame, size))
+        if size < 16:  # an entry the index made for a damaged header
+            raise self._error(i, "a length whose CRC does not match")
         length, length_crc = HEADER.unpack_from(frame)
         if self._length_crcs.get(length) != length_crc:
             if masked_crc(frame[:8]) != length_crc:
