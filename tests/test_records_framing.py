@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,29 @@ def test_corrupt_gzip_stream_is_a_record_error(tmp_path: Path) -> None:
     with pytest.raises(RecordError, match=r"GZIP stream|CRC does not match") as info:
         list(Reader(path))
     assert info.value.file == str(path)
+
+
+@pytest.mark.parametrize("buffer_size", [4096, 1 << 16, 1 << 18, 1 << 20])
+@pytest.mark.parametrize("kind", ["GZIP", "ZLIB", "GZIP members"])
+def test_a_partial_read_estimates_the_records_of_a_compressed_file(
+    tmp_path: Path, kind: str, buffer_size: int
+) -> None:
+    # Half random, half repeated bytes: about 2:1, the same all through the file.
+    records = [os.urandom(40) + bytes([i % 7]) * 40 for i in range(5000)]
+    plain = _write(tmp_path / "p.tfrecord", records).read_bytes()
+    if kind == "GZIP members":  # two members, cut at a record boundary (122 bytes each)
+        cut = 2500 * (12 + 80 + 4)
+        data = gzip.compress(plain[:cut]) + gzip.compress(plain[cut:])
+    else:
+        data = gzip.compress(plain) if kind == "GZIP" else zlib.compress(plain)
+    path = tmp_path / "c.tfrecord"
+    path.write_bytes(data)
+    with Reader(path, compression=kind.split()[0], buffer_size=buffer_size) as reader:
+        for read, _ in enumerate(reader, 1):
+            if read == 200:
+                break
+        # Decompressed read-ahead is not counted as compressed bytes taken in.
+        assert reader.estimate_count() == pytest.approx(5000, rel=0.1)
 
 
 def test_bad_arguments_are_refused() -> None:

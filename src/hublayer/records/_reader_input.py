@@ -200,9 +200,23 @@ class ByteInput:
             size = self._file_size
             if size is None:
                 size = os.fstat(self._file.fileno()).st_size
-            ratio = (self._base + len(self._buf)) / max(self._file.tell(), 1)
+            ratio = (self._base + len(self._buf)) / max(self._compressed_read(), 1)
             stream_size = size * ratio
         return max(float(seen), seen * stream_size / self.offset)
+
+    def _compressed_read(self) -> int:
+        """Compressed bytes the decompressor has taken in: the file's position less what
+        was read from it but is still waiting (input held back by ``max_length``, or the
+        bytes after a GZIP member that ended). Read ahead of the stream, the file's
+        position alone would understate the compression ratio."""
+        if self._file is None:
+            return 0
+        waiting = 0
+        if self._inflate is not None:
+            waiting = len(self._inflate.unconsumed_tail)
+            if self._inflate.eof:
+                waiting += len(self._inflate.unused_data)
+        return self._file.tell() - waiting
 
     def _fill(self, need: int) -> bool:
         """Make ``_buf[_pos:]`` hold at least ``need`` bytes; False at the end of stream."""
