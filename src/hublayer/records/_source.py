@@ -155,7 +155,7 @@ class Source:
             yield self[i]
 
     def __getitem__(self, index: int) -> Any:
-        i = self._position(index)
+        i = index if type(index) is int and 0 <= index < self._len else self._position(index)
         file = bisect_right(self._starts, i) - 1 if len(self.files) > 1 else 0
         size = self._sizes[i]
         try:
