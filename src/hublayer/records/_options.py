@@ -34,12 +34,12 @@ class ImageOptions:
             JPEG, then resize. ``"center"`` is the ImageNet *evaluation* protocol (TF-slim's
             ``central_fraction=0.875``, timm's ``crop_pct=0.875``): use it to evaluate a
             pretrained classifier as its authors did, or for speed when the images are
-            about 1/0.875 of the model's size (256 px for 224: the crop needs no resize,
-            about 20 % less CPU per image). It is not the default because it throws away
-            the border (23 % of the area at 0.875), where the data may hold what the label
-            depends on, and upsamples images that are already at the model's size (224 to
-            196 and back); TF Hub's model pages and Keras' image loaders resize the whole
-            image, and training and serving must preprocess alike.
+            about 1/0.875 of the model's size (256 px for 224: the crop needs no resize;
+            ``benchmarks/RESULTS.md``, case ``images``, measures it). It is not the default
+            because it throws away the border (23 % of the area at 0.875), where the data may
+            hold what the label depends on, and upsamples images that are already at the
+            model's size (224 to 196 and back); TF Hub's model pages and Keras' image
+            loaders resize the whole image, and training and serving must preprocess alike.
         crop_fraction: the part of the shorter side that ``"center"`` keeps.
 
     Example:

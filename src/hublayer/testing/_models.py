@@ -70,7 +70,7 @@ def image_feature_vector(
             ``"mobilenet_v2"`` (the only size that architecture has).
         architecture: ``"tiny"`` (two Conv-BN-ReLU blocks, about 5k parameters) or
             ``"mobilenet_v2"`` (``keras.applications.MobileNetV2(weights=None)``, 2.3M
-            parameters; about 5 s to build at 224, meant for benchmarks).
+            parameters; slow to build, meant for benchmarks).
         seed: seeds the weights, the calibration images and Dropout.
         dropout: Dropout rate applied to the features when ``training=True``.
         l2: L2 factor on every convolution kernel of the ``"tiny"`` model, and on the stem

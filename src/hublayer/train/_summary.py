@@ -23,9 +23,9 @@ __all__ = ["columns", "metrics_of", "plain", "score_splits", "settings_of"]
 
 #: Batch size to score cached features (a small head: large batches are cheapest).
 _EVAL_BATCH = 256
-#: Batch size to score through the backbone. Measured on EfficientNet-Lite0 at 192 px,
-#: predicting 512 images: batch 256 peaked at 3.3 GB resident, batch 64 at 1.6 GB, and 64
-#: was no slower on 2 cores.
+#: Batch size to score through the backbone: there the backbone's activations, not the
+#: head's, set the peak memory, so the batches are smaller (``peak_memory_after_mb`` in a
+#: demo's ``demo.json`` shows the peak after each step).
 _RAW_EVAL_BATCH = 64
 
 
