@@ -7,7 +7,10 @@ iterator keeps its place at the end of a growing file and at a record cut short,
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import gzip
+import os
 import subprocess
 import sys
 import time
@@ -308,3 +311,63 @@ def test_a_writer_left_open_leaves_no_temp_file(tmp_path: Path, atomic: bool) ->
     assert left == ([] if atomic else ["left.tfrecord"])
     if not atomic:
         assert len(list(Reader(tmp_path / "left.tfrecord"))) == 20
+
+
+def _open_descriptors(path: Path) -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path.resolve())
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_loop_left_early_closes_its_file_at_once(tmp_path: Path) -> None:
+    first = tmp_path / "a.tfrecord"
+    second = tmp_path / "b.tfrecord"
+    for path in (first, second):
+        with Writer(path) as writer:
+            for i in range(3):
+                writer.write(b"%d" % i)
+    gc.disable()  # at once: by reference counting, not by a garbage collection later
+    try:
+        records = read_records([first, second])
+        assert [next(records) for _ in range(4)] == [b"0", b"1", b"2", b"0"]
+        assert (_open_descriptors(first), _open_descriptors(second)) == (0, 1)
+        del records
+        assert _open_descriptors(second) == 0
+        own = iter(Reader(first).open())
+        assert next(own) == b"0"
+        assert _open_descriptors(first) == 1
+        del own
+        assert _open_descriptors(first) == 0
+    finally:
+        gc.enable()
+
+
+def test_iterators_keep_their_place_after_the_end_and_after_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "grow.tfrecord"
+    writer = Writer(path, atomic=False)
+    writer.write(b"one")
+    writer.flush()
+    for records in (iter(Reader(path).open()), read_records(path)):
+        assert list(records) == [b"one"]
+        assert next(records, None) is None  # still at the end, and still alive
+    following = [iter(Reader(path).open()), read_records(path)]
+    for records in following:
+        assert list(records) == [b"one"]
+    writer.write(b"two")
+    writer.flush()
+    whole = path.read_bytes()
+    with open(path, "ab") as file:  # a record cut short after "two"
+        file.write(framed(b"three", tmp_path)[:14])
+    for records in following:
+        assert next(records) == b"two"
+        with pytest.raises(RecordError, match="cut short"):
+            next(records)
+        with pytest.raises(RecordError, match="cut short"):
+            next(records)  # retried, the same record
+    path.write_bytes(whole + framed(b"three", tmp_path))
+    for records in following:
+        assert list(records) == [b"three"]
+    writer.close()

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -36,6 +35,7 @@ from hublayer.records._framing import (
     masked_crc,
 )
 from hublayer.records._reader_input import CHUNK, ByteInput
+from hublayer.records._resumable import Resumable
 
 __all__ = ["Reader", "read_records"]
 
@@ -178,10 +178,14 @@ class Reader(ByteInput):
         self.skipped, self.count, self.errors = 0, 0, []
         return _Follower(self)
 
-    def _records(self, start: int) -> Iterator[bytes]:
+    def _records(self, start: int, ended: Callable[[], None] | None = None) -> Iterator[bytes]:
         """The records from stream offset ``start`` (a record boundary) to the end of
         the file as it is now. With ``on_error="raise"``, a bad record raises with
-        :attr:`offset` left at its start, so a later call retries it."""
+        :attr:`offset` left at its start, so a later call retries it. ``ended`` is
+        called as the pass ends, whether it returned or raised.
+
+        The error index is ``count + skipped``: every record passed is one or the
+        other, so no counter of its own runs on each record's path."""
         self._seek(start)
         raising = self.on_error == "raise"
         verify = self.verify
@@ -189,102 +193,125 @@ class Reader(ByteInput):
         unpack_footer = FOOTER.unpack_from
         crc32c = _crc32c.crc32c
         length_crcs: dict[int, int] = {}  # length -> its masked CRC; lengths repeat a lot
-        index = self.count + self.skipped
         buf, pos = self._buf, self._pos
-        while True:
-            if len(buf) - pos < HEADER_SIZE:
-                self._pos = pos
-                more = self._fill(HEADER_SIZE)
-                buf, pos = self._buf, self._pos
-                if not more:
-                    if len(buf) > pos:
-                        error = self._error("a truncated length header", index, self._base + pos)
+        try:
+            while True:
+                if len(buf) - pos < HEADER_SIZE:
+                    self._pos = pos
+                    more = self._fill(HEADER_SIZE)
+                    buf, pos = self._buf, self._pos
+                    if not more:
+                        if len(buf) > pos:
+                            error = self._error(
+                                "a truncated length header",
+                                self.count + self.skipped,
+                                self._base + pos,
+                            )
+                            self._pos = pos if raising else len(buf)
+                            self._fail(error)
+                        elif self._unfinished:
+                            what = f"the end of the file inside the {self.compression} stream"
+                            self._fail(
+                                self._error(what, self.count + self.skipped, self._base + pos)
+                            )
+                        return
+                length, length_crc = unpack_header(buf, pos)
+                if verify and length_crcs.get(length) != length_crc:
+                    if masked_crc(buf[pos : pos + 8]) != length_crc:
+                        self._pos = pos
+                        self._fail(
+                            self._error(
+                                "a length whose CRC does not match",
+                                self.count + self.skipped,
+                                self._base + pos,
+                            )
+                        )
+                        self._pos = pos + 1
+                        found = self._resync()
+                        buf, pos = self._buf, self._pos
+                        if not found:
+                            return
+                        continue
+                    if len(length_crcs) >= 4096:
+                        length_crcs.clear()
+                    length_crcs[length] = length_crc
+                end = pos + HEADER_SIZE + length
+                if len(buf) < end + FOOTER_SIZE:
+                    self._pos = pos
+                    more = self._fill(HEADER_SIZE + length + FOOTER_SIZE)
+                    buf, pos = self._buf, self._pos
+                    if not more:
+                        error = self._error(
+                            f"a record of {length} bytes cut short",
+                            self.count + self.skipped,
+                            self._base + pos,
+                        )
                         self._pos = pos if raising else len(buf)
                         self._fail(error)
-                    elif self._unfinished:
-                        what = f"the end of the file inside the {self.compression} stream"
-                        self._fail(self._error(what, index, self._base + pos))
-                    return
-            length, length_crc = unpack_header(buf, pos)
-            if verify and length_crcs.get(length) != length_crc:
-                if masked_crc(buf[pos : pos + 8]) != length_crc:
-                    self._pos = pos
-                    self._fail(
-                        self._error("a length whose CRC does not match", index, self._base + pos)
-                    )
-                    index += 1
-                    self._pos = pos + 1
-                    found = self._resync()
-                    buf, pos = self._buf, self._pos
-                    if not found:
                         return
-                    continue
-                if len(length_crcs) >= 4096:
-                    length_crcs.clear()
-                length_crcs[length] = length_crc
-            end = pos + HEADER_SIZE + length
-            if len(buf) < end + FOOTER_SIZE:
+                    end = pos + HEADER_SIZE + length
+                data = buf[pos + HEADER_SIZE : end]
+                start = pos
+                pos = end + FOOTER_SIZE
+                if verify:
+                    c = crc32c(data)
+                    if (((c >> 15 | c << 17) & U32) + MASK_DELTA) & U32 != unpack_footer(buf, end)[
+                        0
+                    ]:
+                        self._pos = start if raising else pos
+                        self._fail(
+                            self._error(
+                                "data whose CRC does not match",
+                                self.count + self.skipped,
+                                self._base + start,
+                            )
+                        )
+                        continue
                 self._pos = pos
-                more = self._fill(HEADER_SIZE + length + FOOTER_SIZE)
-                buf, pos = self._buf, self._pos
-                if not more:
-                    error = self._error(
-                        f"a record of {length} bytes cut short", index, self._base + pos
-                    )
-                    self._pos = pos if raising else len(buf)
-                    self._fail(error)
-                    return
-                end = pos + HEADER_SIZE + length
-            data = buf[pos + HEADER_SIZE : end]
-            start = pos
-            pos = end + FOOTER_SIZE
-            if verify:
-                c = crc32c(data)
-                if (((c >> 15 | c << 17) & U32) + MASK_DELTA) & U32 != unpack_footer(buf, end)[0]:
-                    self._pos = start if raising else pos
-                    self._fail(
-                        self._error("data whose CRC does not match", index, self._base + start)
-                    )
-                    index += 1
-                    continue
-            index += 1
-            self._pos = pos
-            self.count += 1
-            yield data
+                self.count += 1
+                yield data
+        finally:
+            if ended is not None:
+                ended()
 
 
-class _Follower:
-    """The iterator of :meth:`Reader.__iter__`: the records in order, resumable after
-    ``StopIteration`` (the file grew) and after a :class:`RecordError` (retried).
+class _Follower(Resumable):
+    """The iterator of :meth:`Reader.__iter__`: the reader's records from the first."""
 
-    ``_next`` is the running pass's ``__next__`` (bound once: this call sits on every
-    record's path), or :meth:`_start` when no pass runs."""
-
-    __slots__ = ("_next", "_reader")
+    __slots__ = ("_reader", "_started")
 
     def __init__(self, reader: Reader) -> None:
+        super().__init__()
         self._reader = reader
-        self._next: Callable[[], bytes] = functools.partial(self._start, 0)
+        self._started = False
 
-    def __iter__(self) -> _Follower:
-        return self
-
-    def _start(self, offset: int) -> bytes:
-        self._next = self._reader._records(offset).__next__
-        return self._next()
-
-    def __next__(self) -> bytes:
-        try:
-            return self._next()
-        except BaseException:
-            self._next = functools.partial(self._start, self._reader.offset)
-            raise
+    def _pass(self, ended: Callable[[], None]) -> Iterator[bytes]:
+        start = self._reader.offset if self._started else 0
+        self._started = True
+        return self._reader._records(start, ended)
 
 
-class _FileRecords:
-    """The iterator of :func:`read_records`: each file's records in turn; at the end of
-    the last file (or at an error) it closes the file and keeps its place, so ``next()``
-    later returns what was appended since (or retries the record)."""
+class _FileRecords(Resumable):
+    """The iterator of :func:`read_records`: each file's records in turn. A pass ends
+    at the end of the last file or at an error: it closes the file it was in and keeps
+    its place, so ``next()`` later returns what was appended since (or retries the
+    record). The pass's state lives in a :class:`_Place` the generator holds, not in
+    the iterator, so the generator refers to nothing that refers back to it."""
+
+    __slots__ = ("_place",)
+
+    def __init__(self, place: _Place) -> None:
+        super().__init__()
+        self._place = place
+
+    def _pass(self, ended: Callable[[], None]) -> Iterator[bytes]:
+        return _file_pass(self._place, ended)
+
+
+class _Place:
+    """Where :func:`read_records` stands: the files, the one being read, its reader."""
+
+    __slots__ = ("compression", "file", "on_error", "paths", "reader", "verify")
 
     def __init__(
         self,
@@ -293,43 +320,39 @@ class _FileRecords:
         verify: bool,
         on_error: OnError,
     ) -> None:
-        self._paths = paths
-        self._compression = compression
-        self._verify = verify
-        self._on_error: OnError = on_error
-        self._file = 0
-        self._reader: Reader | None = None
-        self._records: Iterator[bytes] | None = None
+        self.paths = paths
+        self.compression = compression
+        self.verify = verify
+        self.on_error: OnError = on_error
+        self.file = 0
+        self.reader: Reader | None = None
 
-    def __iter__(self) -> _FileRecords:
-        return self
 
-    def __del__(self) -> None:  # a loop left early: close the file it was in
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            reader.close()
-
-    def __next__(self) -> bytes:
-        while True:
-            if self._reader is None or self._records is None:
-                self._reader = Reader(
-                    self._paths[self._file],
-                    compression=self._compression,
-                    verify=self._verify,
-                    on_error=self._on_error,
+def _file_pass(place: _Place, ended: Callable[[], None]) -> Iterator[bytes]:
+    """One pass of :class:`_FileRecords`, from where ``place`` stands."""
+    try:
+        while place.file < len(place.paths):
+            reader = place.reader
+            if reader is None:
+                reader = place.reader = Reader(
+                    place.paths[place.file],
+                    compression=place.compression,
+                    verify=place.verify,
+                    on_error=place.on_error,
                 )
-                self._records = iter(self._reader)
-            try:
-                return next(self._records)
-            except StopIteration:
-                self._reader.close()
-                if self._file + 1 >= len(self._paths):
-                    raise
-                self._file += 1
-                self._reader = self._records = None
-            except BaseException:
-                self._reader.close()
-                raise
+                start = 0
+            else:
+                start = reader.offset
+            yield from reader._records(start)
+            if place.file + 1 == len(place.paths):
+                return
+            reader.close()
+            place.file += 1
+            place.reader = None
+    finally:
+        if place.reader is not None:
+            place.reader.close()
+        ended()
 
 
 def read_records(
@@ -357,4 +380,4 @@ def read_records(
         >>> sum(1 for _ in read_records(["a.tfrecord", "b.tfrecord"]))  # doctest: +SKIP
         128
     """
-    return _FileRecords(expand_files(files), compression, verify, on_error)
+    return _FileRecords(_Place(expand_files(files), compression, verify, on_error))
