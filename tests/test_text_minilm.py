@@ -429,7 +429,7 @@ try:
     model, plain = keras.models.load_model(sys.argv[1]), None
 except Exception as error:  # what a user who imported only hublayer meets
     plain = f"{type(error).__name__}: {str(error)[:300]}"
-    import hublayer.train  # registers BackboneCall, the layer fit_classifier wraps models in
+    import hublayer.train  # before BackboneCall moved to hublayer.layers, this was needed
 
     model = keras.models.load_model(sys.argv[1])
 sentences = json.loads(sys.stdin.read())
@@ -480,12 +480,6 @@ def test_model_keras_reloads_offline_in_a_fresh_process_without_tensorflow_text(
     np.testing.assert_allclose(np.asarray(got["probs"]), want, atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fit_classifier's model.keras holds hublayer.train's BackboneCall, which "
-    "`import hublayer` does not register (only hublayer.layers is), so a fresh process "
-    "must also import hublayer.train before keras.models.load_model",
-)
 def test_model_keras_reloads_after_import_hublayer_alone(
     reloaded: tuple[np.ndarray, dict[str, Any]],
 ) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +171,51 @@ def test_feature_extraction_writes_every_output(
     assert fresh.accuracy is None
     assert len(fresh.predicted) == 4
     assert set(fresh.predicted) <= {"0", "1", "2"}
+
+
+#: A user's fresh process: ``import hublayer, keras`` and nothing else of hublayer.
+RELOAD = """
+import json, sys
+import hublayer, keras
+import numpy as np
+
+model = keras.models.load_model(sys.argv[1])
+batch = np.asarray(json.loads(sys.stdin.read()), dtype="float32")
+print(json.dumps({
+    "probs": np.asarray(model.predict(batch, verbose=0)).tolist(),
+    "train_imported": "hublayer.train" in sys.modules,
+}))
+"""
+
+
+def test_model_keras_reloads_in_a_fresh_process_after_import_hublayer_alone(
+    data: dict[str, str], model_path: str, tmp_path: Path
+) -> None:
+    """Every class a ``model.keras`` of fit_classifier names (``BackboneCall`` around the
+    backbone, ``KerasLayer``, the head) is registered by ``import hublayer``."""
+    out = tmp_path / "run"
+    result = fit_classifier(
+        model_path, data["train"], epochs=1, batch_size=16, head=[8], out_dir=out
+    )
+    with zipfile.ZipFile(out / "model.keras") as archive:
+        config = archive.read("config.json").decode()
+    assert '"registered_name": "hublayer>BackboneCall"' in config
+    assert '"registered_name": "hublayer>KerasLayer"' in config
+
+    batch = np.random.default_rng(0).random((4, SIZE, SIZE, 3)).astype("float32")
+    done = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(out / "model.keras")],
+        input=json.dumps(batch.tolist()),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["train_imported"] is False  # nothing but `import hublayer` registered them
+    want = result.model.predict(batch, verbose=0)
+    np.testing.assert_allclose(np.asarray(got["probs"]), want, atol=1e-6)
 
 
 def test_second_run_reads_the_embedding_cache_and_never_runs_the_backbone(

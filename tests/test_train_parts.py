@@ -5,6 +5,7 @@ plots and the BatchNorm trap. About 5 s (TensorFlow import included). File sets 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import pytest
 from PIL import Image
 
 from hublayer.errors import SpecMismatchError, TrainingError
-from hublayer.train._backbone import BackboneCall, block_groups, fingerprint_model, unfreeze
+from hublayer.layers import BackboneCall
+from hublayer.train._backbone import block_groups, fingerprint_model, unfreeze
 from hublayer.train._callbacks import Checkpoints, PhaseGuard, PhaseState
 from hublayer.train._data import Classes
 from hublayer.train._metrics import score
@@ -71,6 +73,33 @@ def test_backbone_call_keeps_batchnorm_in_inference_mode_during_fit() -> None:
     opted_in.compile("adam", "mse")
     opted_in.fit(np.random.rand(32, 4) * 10, np.random.rand(32, 2), epochs=1, verbose=0)
     assert not np.allclose(keras.ops.convert_to_numpy(bn.moving_mean), before)
+
+
+def test_a_keras_file_from_before_backbone_call_moved_to_layers_still_loads(
+    tmp_path: Path,
+) -> None:
+    """Files written when BackboneCall lived in hublayer.train._backbone name that module;
+    Keras finds the class by its registered name, hublayer>BackboneCall."""
+    inputs = keras.Input((4,))
+    called = BackboneCall(_bn_backbone(), train_batch_norm=True, name="backbone")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(called))
+    model.save(tmp_path / "new.keras")
+    with (
+        zipfile.ZipFile(tmp_path / "new.keras") as new,
+        zipfile.ZipFile(tmp_path / "old.keras", "w") as old,
+    ):
+        for item in new.infolist():
+            data = new.read(item)
+            if item.filename == "config.json":
+                assert b'"module": "hublayer.layers._backbone_call"' in data
+                data = data.replace(b"hublayer.layers._backbone_call", b"hublayer.train._backbone")
+            old.writestr(item, data)
+    reloaded = keras.models.load_model(tmp_path / "old.keras")
+    layer = reloaded.get_layer("backbone")
+    assert type(layer) is BackboneCall
+    assert layer.train_batch_norm is True
+    batch = np.random.default_rng(0).random((3, 4)).astype("float32")
+    np.testing.assert_allclose(reloaded.predict(batch, verbose=0), model.predict(batch, verbose=0))
 
 
 def test_fingerprint_ignores_names_and_trainable_but_not_weights() -> None:

@@ -4,10 +4,9 @@ A backbone is a ``hublayer.KerasLayer`` (built from a handle) or any built Keras
 model with one input. This module is the only place in ``train`` that turns the user's
 ``model`` argument into a layer, reads its input spec, and decides how it is called.
 
-The trap it avoids: in a Keras 3 functional model, ``backbone(inputs, training=False)`` is
-*not* sticky. ``Model.fit`` passes ``training=True`` to every layer whose ``call`` takes a
-``training`` argument, so BatchNorm statistics drift during fine-tuning. :class:`BackboneCall`
-fixes the mode itself, whatever the outer model is told.
+The classifier calls the backbone through ``hublayer.layers.BackboneCall``, which fixes
+its mode (BatchNorm stays in inference while the outer model trains). That class lives in
+``layers`` so that ``import hublayer`` registers it for ``keras.models.load_model``.
 
 Example:
     >>> backbone = load_backbone("/models/mobilenet_v2", trainable=False)  # doctest: +SKIP
@@ -31,7 +30,6 @@ from hublayer._specs import TensorInfo, input_specs_of
 from hublayer.errors import SignatureError, TrainingError
 
 __all__ = [
-    "BackboneCall",
     "ModelLike",
     "block_groups",
     "feature_dim",
@@ -154,55 +152,6 @@ def feature_dim(backbone: keras.Layer, spec: TensorInfo) -> int:
             received=str(received),
         )
     return int(shape[-1])
-
-
-@keras.saving.register_keras_serializable(package="hublayer")
-class BackboneCall(keras.Layer):
-    """Calls a backbone in a fixed mode, whatever ``training`` the outer model gets.
-
-    Args:
-        backbone: the layer to call.
-        train_batch_norm: if True, ``training=True`` reaches the backbone while the
-            outer model trains (BatchNorm statistics update, dropout is on). If False
-            (the default) the backbone always runs in inference mode, which is what
-            fine-tuning a pretrained model wants.
-
-    Call arguments:
-        inputs: the backbone's input.
-        training: the outer model's training flag.
-
-    Example:
-        >>> inputs = keras.Input((4,))  # doctest: +SKIP
-        >>> features = BackboneCall(backbone)(inputs)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self, backbone: keras.Layer, *, train_batch_norm: bool = False, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.backbone = backbone
-        self.train_batch_norm = bool(train_batch_norm)
-
-    def build(self, input_shape: Any) -> None:
-        if not self.backbone.built:
-            self.backbone.build(input_shape)
-        self.built = True
-
-    def call(self, inputs: Any, training: bool | None = None) -> Any:
-        mode = bool(self.train_batch_norm and training is True)
-        return self.backbone(inputs, training=mode)
-
-    def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = super().get_config()
-        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
-        config["train_batch_norm"] = self.train_batch_norm
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> BackboneCall:
-        config = dict(config)
-        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
-        return cls(backbone, **config)
 
 
 def fingerprint_model(backbone: keras.Layer) -> str:

@@ -2,7 +2,7 @@
 
 ``head_model`` maps a feature vector to class probabilities (what feature extraction
 trains on cached features). ``classifier`` is the whole model, input to probabilities,
-with the backbone called through :class:`~hublayer.train._backbone.BackboneCall`. Both
+with the backbone called through :class:`~hublayer.layers.BackboneCall`. Both
 use the same head layer, so training one trains the other.
 
 Example:
@@ -20,7 +20,7 @@ from typing import Any, TypeAlias
 import keras
 
 from hublayer._specs import TensorInfo
-from hublayer.train._backbone import BackboneCall
+from hublayer.layers import BackboneCall
 
 __all__ = ["HeadLike", "Parts", "assemble", "build_head", "describe_head"]
 

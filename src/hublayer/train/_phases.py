@@ -4,7 +4,7 @@ Phase ``head`` trains only the classification head. With the embedding cache it 
 small model on the stored features; without it, the whole model runs with the backbone
 frozen. Phase ``fine_tune`` unfreezes the backbone (all of it, or its last N blocks),
 compiles a new optimizer at a lower learning rate and trains the whole model; BatchNorm
-stays in inference mode unless asked (see :class:`~hublayer.train._backbone.BackboneCall`).
+stays in inference mode unless asked (see :class:`~hublayer.layers.BackboneCall`).
 
 What the three reference documents got wrong, and what this does instead:
 

@@ -120,8 +120,7 @@ def load_classifier(out_dir: str | os.PathLike[str]) -> Classifier:
                     "Pass --model the --out folder of `hublayer train`.",
                 ),
             )
-    import hublayer.layers  # registers KerasLayer for deserialization
-    import hublayer.train._backbone  # noqa: F401  (registers BackboneCall)
+    import hublayer.layers  # noqa: F401  (registers KerasLayer, BackboneCall, TextChain)
     from hublayer.models import load_keras_file
 
     settings: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
