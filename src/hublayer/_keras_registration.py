@@ -10,7 +10,13 @@ TensorFlow import, so instead:
   registers them, and removes itself.
 
 Either way ``import hublayer`` followed (or preceded) by ``import keras`` is all a user
-needs for ``keras.models.load_model`` to work without ``custom_objects``.
+needs for ``keras.models.load_model`` to work without ``custom_objects``. So every Keras
+class a saved file may name (``KerasLayer``, ``TextChain``, ``BackboneCall``) lives in
+``hublayer.layers``.
+
+This module (floor 1) names ``hublayer.layers`` (floor 4) by string
+(:data:`_REGISTERING_MODULE`) and imports it only once Keras is imported: a deliberate
+upward edge, allowed by name in ``tests/test_import_graph.py`` (``BY_NAME_UPWARD``).
 
 Example:
     >>> import hublayer, keras  # any order

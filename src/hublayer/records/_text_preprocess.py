@@ -21,6 +21,15 @@ The preprocessor is a handle or folder (loaded and scanned by ``hublayer.load``,
 TensorFlow Text ops registered first), a ``hublayer.KerasLayer`` of it, or any callable
 from ``tf.string [batch]`` to a dict of tensors.
 
+One deliberate upward import: ``records`` (floor 2) sits below ``models`` (floor 3), yet
+a handle string is loaded here with ``hublayer.models.load``. ``preprocess=HANDLE`` is
+public API, and loading a handle safely (resolve, scan, op libraries, then TensorFlow)
+is ``models``' job, which ``records`` must not repeat. So ``models`` is imported by name
+(:data:`_LOADER`), only when a handle string is passed, never when ``records`` is
+imported; ``tests/test_import_graph.py`` allows exactly this edge (``BY_NAME_UPWARD``).
+A caller that loads the preprocessor itself (a ``KerasLayer``, ``hublayer.load(...)``,
+any callable) never reaches it.
+
 Example:
     >>> from hublayer import records  # doctest: +SKIP
     >>> train = records.dataset("reviews/train-*.tfrecord", batch_size=32,  # doctest: +SKIP
@@ -44,9 +53,8 @@ from hublayer._specs import TensorInfo, input_specs_of, match_by_name
 __all__ = ["TextPreprocess", "text_preprocess"]
 
 #: Loads a handle the way ``hublayer.load`` does (scan, op libraries, then TensorFlow).
-#: Named, not imported: ``records`` sits below ``models``, and only a ``preprocess=``
-#: handle needs the loader, when the pipeline is built (as ``_keras_registration``
-#: names ``hublayer.layers``).
+#: Named, not imported: the one upward edge of ``records``, allowed by name in
+#: ``tests/test_import_graph.py`` (see the module docstring).
 _LOADER = "hublayer.models"
 
 
