@@ -38,6 +38,7 @@ _F32 = np.dtype("<f4")
 _I64 = np.dtype(np.int64)
 _U64 = (1 << 64) - 1
 _MANY = 24  # bytes of varints from which numpy checks them faster than a Python loop
+_SMALL = tuple(np.array((v,), _I64) for v in range(128))  # templates, never handed out
 
 
 def varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -131,9 +132,11 @@ class Layout:
                 byte = data[start]
                 if byte >= 0x80:
                     return None
-                out[name] = np.array((byte,), _I64)
+                out[name] = _SMALL[byte].copy()  # a copy is faster than a new array
             elif kind == _INT2 and data[start] >= 0x80 and data[start + 1] < 0x80:
-                out[name] = np.array(((data[start] & 0x7F) | data[start + 1] << 7,), _I64)
+                value = _SMALL[0].copy()
+                value[0] = (data[start] & 0x7F) | data[start + 1] << 7
+                out[name] = value
             elif kind == FLOAT:
                 out[name] = np.frombuffer(data, _F32, (stop - start) >> 2, start).copy()
             elif kind in (INT, _INT2):
