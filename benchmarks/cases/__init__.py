@@ -1,6 +1,7 @@
 """Every case, in the order of the issue and of the table.
 
-1. ``forward``, 2. ``finetune``, 3. ``load`` (``_layers.py``); 4. ``resolve``,
+1. ``forward``, 2. ``finetune``, 3. ``load`` (``_layers.py``), ``finetune_step``
+(``_step.py``, #22); 4. ``resolve``,
 ``download``, ``construct`` (``_cache.py``), ``pin``, ``pin_download`` (``_pin.py``);
 5. ``images``, ``tabular``, ``framing``,
 ``inspect`` (``_records.py``), ``source`` (``_source.py``, #23); 6. ``train``
@@ -27,6 +28,7 @@ from benchmarks.cases import (
     _scale,
     _scan,
     _source,
+    _step,
     _text,
     _train,
     _train_ray,
@@ -37,6 +39,7 @@ __all__ = ["CASES"]
 
 CASES: tuple[CaseSpec, ...] = (
     *_layers.CASES,
+    *_step.CASES,
     *_cache.CASES,
     *_pin.CASES,
     *_records.CASES,
