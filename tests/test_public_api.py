@@ -72,7 +72,16 @@ def test_every_public_name_resolves() -> None:
             assert getattr(module, name) is not None, f"{module_name}.{name}"
 
 
-@pytest.mark.parametrize("imports", ["import hublayer, keras", "import keras, hublayer"])
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import hublayer, keras",
+        "import keras, hublayer",
+        # TensorFlow probes for keras (find_spec) before anything imports it.
+        "import hublayer, tensorflow, keras",
+        "import hublayer, importlib.util; importlib.util.find_spec('keras'); import keras",
+    ],
+)
 def test_keras_finds_the_layers_after_import_hublayer_in_any_order(imports: str) -> None:
     """`keras.models.load_model` needs no custom_objects once `hublayer` is imported."""
     code = f"{imports}\nprint(keras.saving.get_registered_object('hublayer>KerasLayer'))"

@@ -63,6 +63,7 @@ class _LoaderThenRegister(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
+        _uninstall()
         _register()
 
     def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package...
@@ -77,7 +78,9 @@ class _KerasImportHook(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != "keras":
             return None
-        _uninstall()
+        # Stay installed until Keras really executes: ``import tensorflow`` (and
+        # ``importlib.util.find_spec``) probe for ``keras`` without importing it, and a
+        # hook that removed itself here left the later ``import keras`` unregistered.
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
