@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,57 @@ def test_keras_file_reloads_in_a_process_that_never_imported_tensorflow_text(
     assert done.returncode == 0, done.stderr[-2000:]
     got = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_trained_model_keras_reads_its_embedded_models_not_the_originals(
+    models: dict[str, str], tmp_path: Path
+) -> None:
+    """The saved ``model.keras`` is self-contained: with the encoder's folder gone and
+    another preprocessor (sequence length 6) where the saved one was, a fresh process
+    predicts exactly what the trained model did, so it read neither original."""
+    pre, enc = tmp_path / "pre", tmp_path / "enc"
+    shutil.copytree(models["pre"], pre)
+    shutil.copytree(models["enc"], enc)
+    result = train.fit_classifier(
+        str(enc),
+        _reviews(tmp_path / "train", count=8),
+        preprocess=str(pre),
+        epochs=1,
+        batch_size=8,
+        out_dir=tmp_path / "out",
+        embedding_cache=False,
+    )
+    sentences = [*CLASS_WORDS, "", LONG]
+    expected = result.model.predict(tf.constant(sentences), verbose=0)
+    shutil.rmtree(enc)
+    shutil.rmtree(pre)
+    shutil.copytree(models["pre6"], pre)  # cuts LONG: reading it would change LONG's row
+    script = (
+        "import json, keras, tensorflow as tf, hublayer\n"
+        f"m = keras.models.load_model({str(tmp_path / 'out' / 'model.keras')!r})\n"
+        f"print(json.dumps(m.predict(tf.constant({sentences!r}), verbose=0).tolist()))\n"
+    )
+    env = {**os.environ, "HUBLAYER_OFFLINE": "1", "HUBLAYER_CACHE_DIR": str(tmp_path / "c")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_text_chain_config_keeps_what_matching_decided(models: dict[str, str]) -> None:
+    chain = TextChain(models["pre"], models["enc"])
+    config = chain.get_config()
+    assert config["output_key"] == "pooled_output"
+    assert config["matched"] == {
+        "inputs": [{"name": "sentences", "dtype": "string", "shape": [None]}],
+        "feeds": ["input_mask", "input_type_ids", "input_word_ids"],
+        "mask_name": "input_mask",
+        "seq_length": 8,
+    }
+    with pytest.raises(ValueError, match="save the model again"):
+        TextChain.from_config({**config, "matched": {"feeds": "input_word_ids"}})
 
 
 # ----------------------------------------------------------------------- the recipes

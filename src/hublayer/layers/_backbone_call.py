@@ -69,6 +69,11 @@ class BackboneCall(keras.Layer):
         mode = bool(self.train_batch_norm and training is True)
         return self.backbone(inputs, training=mode)
 
+    def compute_output_spec(self, inputs: Any, training: bool | None = None) -> Any:
+        """The backbone's output spec. A ``.keras`` reload asks for it before the
+        archive's model files arrive; tracing :meth:`call` would load the originals."""
+        return self.backbone.compute_output_spec(inputs)
+
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
         config["backbone"] = keras.saving.serialize_keras_object(self.backbone)

@@ -105,6 +105,11 @@ class TextChain(keras.Layer):
         output_key: the encoder output to return when it returns a dict. None picks
             ``"pooled_output"`` when there is one, and logs that choice once.
         trainable: whether the encoder trains (the preprocessor never does).
+        matched: what matching decided, as :meth:`get_config` saves it (``feeds``,
+            ``mask_name``, ``seq_length``; ``output_key`` is then the key chosen). A
+            ``.keras`` reload passes it, so the parts are not asked for their specs
+            before the archive's copies of their models arrive. None (the default)
+            matches the parts now.
 
     Call arguments:
         inputs: ``tf.string`` sentences, ``[batch]``.
@@ -125,19 +130,35 @@ class TextChain(keras.Layer):
         TensorShape([2, 768])
     """
 
+    _text_specs: tuple[TensorInfo, ...]
+    feeds: tuple[str, ...]
+    output_key: str | None
+    mask_name: str | None
+    seq_length: int | None
+
     def __init__(
         self,
         preprocessor: Any,
         encoder: Any,
         output_key: str | None = None,
         trainable: bool = False,
+        *,
+        matched: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=trainable, **kwargs)
         self.preprocessor = _layer(preprocessor, trainable=False, what="preprocess")
         self.preprocessor.trainable = False
         self.encoder = _layer(encoder, trainable=trainable, what="model")
-        text = self.input_specs[0]
+        if matched is None:
+            self._match(output_key)
+        else:
+            self._restore(matched, output_key)
+
+    def _match(self, output_key: str | None) -> None:
+        """Match the preprocessor's outputs to the encoder's inputs; choose the output."""
+        self._text_specs = tuple(self.preprocessor.input_specs)
+        text = self._text_specs[0]
         symbolic = keras.KerasTensor(text.shape, dtype=text.dtype)
         tokens = self.preprocessor.compute_output_spec(symbolic)
         if not isinstance(tokens, Mapping):
@@ -152,7 +173,35 @@ class TextChain(keras.Layer):
         self.output_key = self._choose(outputs, output_key)
         self.mask_name = next((n for n in _MASK_NAMES if n in tokens), None)
         width = tokens[self.mask_name].shape[-1] if self.mask_name else None
-        self.seq_length: int | None = int(width) if width is not None else None
+        self.seq_length = int(width) if width is not None else None
+
+    def _restore(self, matched: Mapping[str, Any], output_key: str | None) -> None:
+        """Take what matching decided from a saved config; the parts are not touched."""
+        saved = matched if isinstance(matched, Mapping) else {}
+        feeds, mask, width = (saved.get(k) for k in ("feeds", "mask_name", "seq_length"))
+        inputs = _specs_from_config(saved.get("inputs"))
+        if (
+            inputs is None
+            or not isinstance(feeds, list)
+            or not feeds
+            or not all(isinstance(n, str) for n in feeds)
+            or not isinstance(mask, str | None)
+            or not (width is None or (type(width) is int and width > 0))
+            or not isinstance(output_key, str | None)
+        ):
+            raise ValueError(
+                "Expected a TextChain config whose 'matched' holds inputs (a list of "
+                "{name, dtype, shape}), feeds (a list of names), mask_name (a name or "
+                "null) and seq_length (a positive int or null), beside output_key (a name "
+                f"or null). Received: matched={matched!r}, "
+                f"output_key={output_key!r}. The file was changed or is not a hublayer "
+                "TextChain; save the model again."
+            )
+        self._text_specs = inputs
+        self.feeds = tuple(feeds)
+        self.output_key = output_key
+        self.mask_name = mask
+        self.seq_length = width
 
     def _choose(self, outputs: Any, output_key: str | None) -> str | None:
         if not isinstance(outputs, Mapping):
@@ -197,15 +246,30 @@ class TextChain(keras.Layer):
     def call(self, inputs: Any, training: Any = None) -> Any:
         return self.encode(self.tokenize(inputs), training=training)
 
+    def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
+        """The chosen output's spec from the parts' declared specs; nothing runs or loads.
+
+        A ``.keras`` reload rebuilds the model symbolically before the archive's copies
+        of the parts' models arrive: tracing :meth:`call` would load the originals.
+        """
+        tokens = self.preprocessor.compute_output_spec(inputs)
+        if not isinstance(tokens, Mapping):
+            tokens = {"output": tokens}
+        outputs = self.encoder.compute_output_spec({n: tokens[n] for n in self.feeds})
+        return outputs if self.output_key is None else outputs[self.output_key]
+
     def build(self, input_shape: Any) -> None:
         self.built = True
 
     # ------------------------------------------------------------- the model
     @property
     def input_specs(self) -> tuple[TensorInfo, ...]:
-        """The chain's input: the preprocessor's (``string [batch]``)."""
-        specs: tuple[TensorInfo, ...] = tuple(self.preprocessor.input_specs)
-        return specs
+        """The chain's input: the preprocessor's (``string [batch]``), as matched.
+
+        Kept, not asked of the preprocessor: Keras reads every property while a
+        ``.keras`` file loads, before the preprocessor's model arrives.
+        """
+        return self._text_specs
 
     @property
     def trainable(self) -> bool:
@@ -239,15 +303,48 @@ class TextChain(keras.Layer):
             preprocessor=keras.saving.serialize_keras_object(self.preprocessor),
             encoder=keras.saving.serialize_keras_object(self.encoder),
             output_key=self.output_key,
+            matched={
+                "inputs": [
+                    {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)}
+                    for t in self._text_specs
+                ],
+                "feeds": list(self.feeds),
+                "mask_name": self.mask_name,
+                "seq_length": self.seq_length,
+            },
         )
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TextChain:
+        """Rebuild from :meth:`get_config` without asking the parts for their models.
+
+        The parts wait for the ``.keras`` archive's copies (``load_assets``), so what
+        matching decided comes from the config. A config without it (a file written
+        before it was saved) matches again, which reads the parts' original handles.
+        """
         config = dict(config)
         preprocessor = keras.saving.deserialize_keras_object(config.pop("preprocessor"))
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
         return cls(preprocessor, encoder, **config)
+
+
+def _specs_from_config(value: Any) -> tuple[TensorInfo, ...] | None:
+    """``[{name, dtype, shape}, ...]`` (as ``get_config`` writes them) as TensorInfo;
+    None when ``value`` is not that."""
+    if not isinstance(value, list) or not value:
+        return None
+    specs = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            return None
+        name, dtype, shape = item.get("name"), item.get("dtype"), item.get("shape")
+        if not (isinstance(name, str) and isinstance(dtype, str) and isinstance(shape, list)):
+            return None
+        if not all(d is None or type(d) is int for d in shape):
+            return None
+        specs.append(TensorInfo(name, dtype, tuple(shape)))
+    return tuple(specs)
 
 
 class Truncation:
