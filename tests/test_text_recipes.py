@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,28 @@ def test_text_chain_config_keeps_what_matching_decided(models: dict[str, str]) -
     }
     with pytest.raises(ValueError, match="save the model again"):
         TextChain.from_config({**config, "matched": {"feeds": "input_word_ids"}})
+
+
+def test_a_chain_file_without_what_matching_decided_is_refused_not_read_from_the_originals(
+    models: dict[str, str], tmp_path: Path
+) -> None:
+    """A file whose chain config lacks 'matched' (as written before it was saved) makes
+    the chain ask its parts for their models before the archive's copies arrive: the
+    load says so instead of silently using the original folders."""
+    text = keras.Input((), dtype="string")
+    keras.Model(text, TextChain(models["pre"], models["enc"])(text)).save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as source:
+        files = {name: source.read(name) for name in source.namelist()}
+    config = json.loads(files["config.json"])
+    chain = next(c for c in config["config"]["layers"] if c["class_name"] == "TextChain")
+    del chain["config"]["matched"]
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as target:
+        for name, data in files.items():
+            target.writestr(name, data)
+    with pytest.raises(ValueError, match="asks for its model too early") as caught:
+        keras.models.load_model(tmp_path / "old.keras")
+    assert any(f"handle={models[part]!r}" in str(caught.value) for part in ("pre", "enc"))
 
 
 # ----------------------------------------------------------------------- the recipes

@@ -30,7 +30,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OwnedFolder", "read_marker", "take_embedded", "write_assets"]
+__all__ = ["OwnedFolder", "read_marker", "refuse_late_copy", "take_embedded", "write_assets"]
 
 EMBEDDED_DIRNAME = "saved_model"
 MARKER_FILENAME = "hublayer.json"
@@ -147,3 +147,29 @@ def take_embedded(
                     pinned_by=pinned_by,
                 )
     return owned
+
+
+def refuse_late_copy(assets_dir: str | None, handle: Any) -> None:
+    """Refuse an embedded copy that arrives after the layer loaded its handle instead.
+
+    A layer asked for its model while a ``.keras`` file loads, before Keras hands it the
+    archive (a container layer that reads the model in ``from_config`` or traces its
+    ``call``), loads the original handle. The file's copy is then never used: a
+    silently different model when the original changed, a failure offline.
+
+    Raises:
+        IntegrityError: ``assets_dir`` holds an embedded copy.
+    """
+    if assets_dir is None or not Path(assets_dir, EMBEDDED_DIRNAME).is_dir():
+        return
+    from hublayer.errors import IntegrityError
+
+    raise IntegrityError(
+        f"Expected the model of handle={handle!r} to load from its copy in the .keras "
+        "file. Received: a request for the model before Keras handed over that copy, "
+        "so the original handle was loaded instead and the copy would go unused. A "
+        "layer that holds this one asks for its model too early (in from_config, or "
+        "by tracing call instead of giving compute_output_spec); fix that layer.",
+        handle=handle,
+        pinned_by="the .keras file",
+    )

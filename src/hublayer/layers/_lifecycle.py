@@ -130,6 +130,8 @@ class ModelLayer(keras.layers.Layer):
         if self._loaded is not None:
             return self._loaded
         # Pending, and load_assets never came (a config without its archive): resolve.
+        # Remembered: should the archive's copy come after all, load_assets refuses.
+        object.__setattr__(self, "_from_handle_early", True)
         return self._set_loaded(self._load(pending=self._pending))
 
     # --------------------------------------------------------------- selection
@@ -276,6 +278,9 @@ class ModelLayer(keras.layers.Layer):
         """
         refused(self)
         if self._pending is None:
+            if getattr(self, "_from_handle_early", False) and self._embed:
+                with refusing(self):
+                    _assets.refuse_late_copy(dir_path, self._options.handle_name)
             return
         with refusing(self):
             self._owned = _assets.take_embedded(
