@@ -211,6 +211,53 @@ def test_a_corrupt_record_names_file_offset_and_index_and_spares_neighbours(
     assert len(src.__getitems__([0, 20, 22, 39])) == 4
 
 
+def _sizes(path: Path) -> list[int]:
+    index(path)
+    return [int(line.split()[1]) for line in Path(f"{path}.idx").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("where", ["value", "length"])
+def test_a_corrupt_record_is_caught_after_records_of_its_size_read_well(
+    tmp_path: Path, where: str
+) -> None:
+    """A size read before takes a shorter path; it still checks both CRCs (a flipped
+    bit in a float value leaves the record's structure as it was: only the CRC sees it)."""
+    path = _write(tmp_path / "a.tfrecord", 40)
+    sizes = _sizes(path)
+    assert sizes.count(sizes[21]) > 1
+    src = Source(path)
+    for i in range(40):  # every size learned from good records first
+        if i != 21:
+            _same(src[i], i)
+    offset = int(Path(f"{path}.idx").read_text().splitlines()[21].split()[0])
+    floats = (np.arange(3, dtype=np.float32) + 21).tobytes()
+    at = offset + (3 if where == "length" else 12 + encode_example(_values(21)).index(floats))
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(RecordError, match="CRC does not match") as caught:
+        src[21]
+    assert (caught.value.file, caught.value.offset, caught.value.index) == (str(path), offset, 21)
+    _same(src[20], 20)
+    _same(src[22], 22)
+
+
+def test_a_file_cut_short_after_reads_names_the_record(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.tfrecord", 10)
+    sizes = _sizes(path)
+    assert sizes[9] in sizes[:9]
+    src = Source(path, raw=True)
+    records = [src[i] for i in range(9)]
+    with open(path, "r+b") as file:
+        file.truncate(path.stat().st_size - 3)
+    with pytest.raises(RecordError, match="the file shrank") as caught:
+        src[9]
+    assert caught.value.index == 9
+    assert src[8] == records[8]
+
+
 def test_damage_after_the_source_was_made_stays_in_its_record(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.tfrecord", 30)
     src = Source(path)

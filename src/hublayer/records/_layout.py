@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -101,31 +102,36 @@ class Layout:
         fields: the values, as :data:`Field` tuples, in the order a parse finds them.
     """
 
-    __slots__ = ("_check", "_read", "_unique", "fields", "runs")
+    __slots__ = ("_check", "_read", "_structure", "_unique", "fields", "runs", "structure")
 
     def __init__(self, runs: tuple[tuple[int, int, bytes], ...], fields: tuple[Field, ...]):
         self.runs = runs
         self.fields = fields
-        # int64 lists of one or two bytes get their own kinds: the common labels and ids
+        # int64 lists of one or two bytes get their own kinds: the common labels and ids;
+        # a float list keeps its count where the others keep their stop
         self._read = tuple(
             (name, {1: _INT1, 2: _INT2}.get(stop - start, INT), start, stop)
             if kind == INT
-            else (name, kind, start, stop)
+            else (name, kind, start, (stop - start) >> 2 if kind == FLOAT else stop)
             for name, kind, start, stop in fields
         )
+        # one unpack gives every run of a record (the values skipped as pad bytes), so
+        # one tuple comparison checks its structure
+        pieces, pos = [], 0
+        for start, stop, _ in runs:
+            pieces.append(f"{start - pos}x{stop - start}s" if start > pos else f"{stop - start}s")
+            pos = stop
+        self._structure = struct.Struct("<" + "".join(pieces))
+        self.structure = tuple(run for _, _, run in runs)
         self._check: tuple[np.ndarray, np.ndarray] | None = None
         self._unique = len({f[0] for f in fields}) == len(fields)
 
-    def read(self, data: bytes) -> dict[str, Any] | None:
-        """The values of ``data`` (of this layout's size) if it has this structure;
-        else, or for a malformed int64 list, None."""
-        for start, stop, run in self.runs:  # a loop: faster than all() here
-            if data[start:stop] != run:
-                return None
-        return self.values(data)
-
-    def values(self, data: bytes) -> dict[str, Any] | None:
-        """The values of one matching record; None for a malformed int64 list."""
+    def read(self, data: bytes, *, check: bool = True) -> dict[str, Any] | None:
+        """The values of ``data`` (of this layout's size) if it has this structure
+        (not compared with ``check=False``: a record known to match); else, or for a
+        malformed int64 list, None. One call: ``src[i]`` spends most of its time here."""
+        if check and self._structure.unpack_from(data) != self.structure:
+            return None
         out: dict[str, Any] = {}
         for name, kind, start, stop in self._read:
             if kind == _INT1:  # one byte: one value in 0..127 (most labels)
@@ -138,7 +144,7 @@ class Layout:
                 value[0] = (data[start] & 0x7F) | data[start + 1] << 7
                 out[name] = value
             elif kind == FLOAT:
-                out[name] = np.frombuffer(data, _F32, (stop - start) >> 2, start).copy()
+                out[name] = np.frombuffer(data, _F32, stop, start).copy()  # stop: count
             elif kind in (INT, _INT2):
                 ints = int64s(data, start, stop)
                 if ints is None:
@@ -151,6 +157,10 @@ class Layout:
             else:
                 out[name] = np.zeros(0, start)
         return out
+
+    def values(self, data: bytes) -> dict[str, Any] | None:
+        """The values of one matching record; None for a malformed int64 list."""
+        return self.read(data, check=False)
 
     def values_many(self, datas: Sequence[bytes]) -> list[dict[str, Any] | None]:
         """The values of records of this layout's size, each None where the record
@@ -194,7 +204,7 @@ class Layout:
         if each:
             alone = Layout(self.runs, tuple(each))
             for values, at in zip(found, good.tolist(), strict=True):
-                rest = alone.values(record(at))
+                rest = alone.read(record(at), check=False)
                 if rest is None:
                     continue
                 values.update(rest)

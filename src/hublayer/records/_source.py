@@ -4,11 +4,17 @@
 shuffle globally, shard by index and resume exactly; without TensorFlow. Each file's
 record offsets come from :func:`~hublayer.records.index` (DALI's index format)::
 
-    src[i] ─▶ file f, offset o, size s   (index; bisect over the files' first records)
+    src[i] ─▶ file f, offset o, size s   (index: three arrays, one entry per record)
           ─▶ pread(s bytes at o)         (one call; positionless, so threads share it;
                                           a batch slices the files' maps instead)
           ─▶ length CRC? length == s - 16? data CRC?   else RecordError(file, offset, i)
           ─▶ decode                      (dict of numpy arrays, or the bytes with raw=True)
+
+After the first good record of a frame size, the next ones of that size take a short
+path: one ``struct`` unpack splits the frame (and fails on a short read), its 12 header
+bytes are compared with that size's header already checked (length and length CRC in
+one comparison), the data CRC is computed as always, and the layout of that size reads
+the values in one call; anything that differs goes the long way, which names the error.
 
 One record is read with ``pread``: a file truncated meanwhile gives a short read and a
 :class:`~hublayer.errors.RecordError`. A batch reads from memory maps, about half the
@@ -29,8 +35,8 @@ from __future__ import annotations
 
 import operator
 import os
+import struct
 from array import array
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -43,12 +49,15 @@ from hublayer.records._example import decode_example
 from hublayer.records._files import Files
 from hublayer.records._framing import FOOTER, HEADER, MASK_DELTA, U32, masked_crc
 from hublayer.records._index import FileIndex, load_indexes
+from hublayer.records._layout import Layout
 from hublayer.records._open_files import OpenFiles
 from hublayer.records._schema import Schema
 from hublayer.records._shape import Shaper
 from hublayer.records._wire import ExampleDecoder
 
 __all__ = ["Source"]
+
+_MAX_KNOWN = 256  # frame sizes whose header and layout a Source keeps
 
 
 class Source:
@@ -136,11 +145,17 @@ class Source:
         self._offset_array = np.frombuffer(self._offsets, np.int64)
         self._size_array = np.frombuffer(self._sizes, np.int64)
         self._first = np.array(self._starts[:-1], np.int64)  # each file's first record
+        # each record's file number, one lookup for src[i]
+        wide = len(counts) > 1 << 16
+        numbers = np.repeat(np.arange(len(counts)), counts).astype(np.uint32 if wide else np.uint16)
+        self._file_at = array("I" if wide else "H", numbers.tobytes())
         self._open_state()
 
     def _open_state(self) -> None:
         self._decoder = ExampleDecoder(self.columns)
         self._length_crcs: dict[int, int] = {}  # record length -> its masked CRC
+        # frame size -> (its struct, its checked header, the layout of its records)
+        self._known: dict[int, tuple[struct.Struct, bytes, Layout | None]] = {}
 
     # -- the sequence protocol ----------------------------------------------------------
     def __len__(self) -> int:
@@ -156,20 +171,54 @@ class Source:
 
     def __getitem__(self, index: int) -> Any:
         i = index if type(index) is int and 0 <= index < self._len else self._position(index)
-        file = bisect_right(self._starts, i) - 1 if len(self.files) > 1 else 0
+        file = self._file_at[i]
         size = self._sizes[i]
         try:
             fd = self._open.fds[file]
             frame = os.pread(self._open.fd(file) if fd is None else fd, size, self._offsets[i])
         except OSError as error:
             raise self._error(i, f"a read error ({error})") from error
+        known = self._known.get(size)
+        if known is None:
+            return self._read(frame, size, i)
+        # A size read before: one unpack splits the frame (a short one fails it), the
+        # header is compared with the one already checked for this size (length and
+        # length CRC at once), the data CRC is computed, and the layout reads the values.
+        parts, head, layout = known
+        try:
+            got, data, stored = parts.unpack(frame)
+        except struct.error:
+            got = None
+        if got != head:
+            return self._read(frame, size, i)  # raises the error that names the record
+        c = _crc(data)
+        if (((c >> 15 | c << 17) & U32) + MASK_DELTA) & U32 != stored:
+            raise self._error(i, "data whose CRC does not match")
+        if layout is None:
+            return data  # raw
+        values = layout.read(data)
+        if values is None:  # another structure of the same size
+            return self._read(frame, size, i)
+        return values if self._shaper is None else self._shaper(values, self._file_of(i), i)
+
+    def _read(self, frame: bytes, size: int, i: int) -> Any:
+        """``src[i]`` from its ``frame``, every step in full; a record that reads well
+        leaves its size's header and layout for the next record of that size."""
         data = self._checked(frame, size, i)
         if self.raw:
+            self._learn(frame, size, None)
             return data
         values = self._decoder(data)
         if values is None:
             values = self._fallback(data, i)
+        elif (layout := self._decoder.layout(size - 16)) is not None:
+            self._learn(frame, size, layout)
         return values if self._shaper is None else self._shaper(values, self._file_of(i), i)
+
+    def _learn(self, frame: bytes, size: int, layout: Layout | None) -> None:
+        """Keep the checked header of ``frame`` and its ``layout`` for its size."""
+        if len(self._known) < _MAX_KNOWN or size in self._known:
+            self._known[size] = (struct.Struct(f"<12s{size - 16}sI"), frame[:12], layout)
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """The records at ``indices``, in that order, read and decoded in one call.
@@ -248,7 +297,7 @@ class Source:
 
     # -- reading ------------------------------------------------------------------------
     def _file_of(self, i: int) -> str:
-        return self.files[bisect_right(self._starts, i) - 1]
+        return self.files[self._file_at[i]]
 
     def _checked(self, frame: bytes, size: int, i: int) -> bytes:
         """The data of record ``i`` from its ``frame`` (``size`` bytes by the index),
@@ -290,7 +339,7 @@ class Source:
         return values
 
     def _error(self, i: int, what: str, *, decoded: bool = False) -> RecordError:
-        file = bisect_right(self._starts, i) - 1
+        file = self._file_at[i]
         path, offset = self.files[file], self._offsets[i]
         record = i - self._starts[file]
         where = f"record {i} of the source (record {record} of {path!r}, byte offset {offset})"
@@ -310,7 +359,7 @@ class Source:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_decoder", "_length_crcs"):
+        for name in ("_decoder", "_length_crcs", "_known"):
             state.pop(name, None)
         return state
 

@@ -95,7 +95,17 @@ class ExampleDecoder:
             if values is not None:
                 return values
         layout = self._learn(data)
-        return None if layout is None else layout.values(data)
+        return None if layout is None else layout.read(data, check=False)
+
+    def layout(self, size: int) -> Layout | None:
+        """The layout known for records of ``size`` bytes (the one a call tries first).
+
+        Example:
+            >>> decode = ExampleDecoder()
+            >>> decode(b"\\x0a\\x00"), decode.layout(2) is not None
+            ({}, True)
+        """
+        return self._layouts.get(size)
 
     def many(self, datas: Sequence[bytes]) -> list[dict[str, Any] | None]:
         """Decode a batch: records that share a known layout are read as one block.
