@@ -32,8 +32,8 @@ __all__ = ["demo"]
     "--fine-tune/--no-fine-tune",
     default=False,
     show_default=True,
-    help="Also fine-tune the backbone's last blocks (each backbone epoch costs more time and "
-    "memory than the whole feature extraction; demo.json records both runs' figures).",
+    help="Also fine-tune the backbone's last blocks: a second run, through the backbone with "
+    "gradients and more memory (demo.json records both runs' time, memory and accuracy).",
 )
 @click.option(
     "--fine-tune-epochs",

@@ -17,10 +17,10 @@ What ``hublayer demo`` (and ``make demo``) does:
 ``<out_dir>/demo.md`` summarizes the run; ``<out_dir>/demo.json`` holds its figures (test
 accuracy, wall time, cores, load average, peak memory, commit, date) for quoting.
 
-Why fine-tuning is off by default: every backbone epoch computes the forward pass that
-feature extraction computes once (into the embedding cache), plus a backward pass, and
-holds gradients and Adam's slots in memory, so even one epoch costs more than the whole
-feature-extraction run. ``docs/demo-fine-tune.json`` is a recorded ``--fine-tune`` run;
+Why fine-tuning is off by default: it adds a second run through the backbone (forward and
+backward passes over its last blocks every epoch, gradients and Adam's slots in memory) to
+a demo that feature extraction completes on its own (its embeddings are computed once,
+into the embedding cache). ``docs/demo-fine-tune.json`` is a recorded ``--fine-tune`` run;
 README quotes its time, memory and accuracies (:func:`._record.fine_tune_cost`), rendered
 from that file. Scoring through the backbone goes in batches of 64, not 256, to hold
 the peak memory down (``train/_summary.py``).
@@ -139,8 +139,8 @@ def run_demo(
             (a handle or path); its own input size then applies.
         image_size: the input size EfficientNet-Lite0 is built for.
         epochs: head epochs, with early stopping on validation accuracy.
-        fine_tune: also run the fine-tune recipe (it costs more time and memory than the
-            whole feature extraction: see the module docstring).
+        fine_tune: also run the fine-tune recipe, a second run with more memory (see the
+            module docstring).
         fine_tune_epochs: backbone epochs of the fine-tune run.
         fine_tune_learning_rate: the backbone's learning rate in the fine-tune run.
         unfreeze: how many of the backbone's last blocks the fine-tune trains.
