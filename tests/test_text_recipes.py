@@ -466,3 +466,35 @@ def test_cli_train_and_embed_take_preprocess_and_output_key(
     )  # fmt: skip
     assert wrong.exit_code != 0
     assert "--output-key one of" in wrong.output
+
+
+def _exported_encoder(path: Path) -> str:
+    """A signature-only encoder returning a dict, as Keras 3's ``model.export()`` writes
+    most new Kaggle models: no ``__call__``, one endpoint, two outputs."""
+    names = ("input_word_ids", "input_mask", "input_type_ids")
+    inputs = {n: keras.Input((None,), dtype="int32", name=n) for n in names}
+    tokens = keras.layers.Embedding(20, 4)(inputs["input_word_ids"])
+    model = keras.Model(
+        inputs, {"pooled_output": keras.ops.mean(tokens, axis=1), "sequence_output": tokens}
+    )
+    model.export(str(path), verbose=False)
+    return str(path)
+
+
+def test_a_signature_only_encoder_returning_a_dict_takes_preprocess(
+    models: dict[str, str], tmp_path: Path
+) -> None:
+    encoder = _exported_encoder(tmp_path / "export")
+    texts = ["The cat sat.", "hello world", ""]
+    result = embed(encoder, _write(tmp_path / "data", texts), tmp_path / "out",
+                   preprocess=models["pre"], keep=["id"])  # fmt: skip
+    assert result.rows == 3
+    rows = [records.decode_example(r.numpy()) for r in tf.data.TFRecordDataset(result.outputs)]
+    got = np.stack([row["embedding"] for row in sorted(rows, key=lambda r: int(r["id"][0]))])
+    by_hand = hublayer.KerasLayer(encoder, signature="serving_default",
+                                  signature_outputs_as_dict=True)  # fmt: skip
+    tokens = hublayer.load(models["pre"])(tf.constant(texts))
+    feed = {k: tokens[k] for k in ("input_word_ids", "input_mask", "input_type_ids")}
+    np.testing.assert_allclose(got, np.asarray(by_hand(feed)["pooled_output"]), atol=1e-6)
+    chain = TextChain(models["pre"], encoder, output_key="sequence_output")
+    assert chain(tf.constant(texts)).shape == (3, 8, 4)

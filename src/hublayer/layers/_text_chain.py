@@ -44,6 +44,7 @@ import keras
 
 from hublayer._specs import TensorInfo, match_by_name
 from hublayer.errors import Fix, SignatureError
+from hublayer.layers._encoder import encoder_layer
 from hublayer.layers._keras_layer import KerasLayer
 
 __all__ = ["DEFAULT_OUTPUT", "TextChain", "Truncation", "output_infos"]
@@ -149,7 +150,7 @@ class TextChain(keras.Layer):
         super().__init__(trainable=trainable, **kwargs)
         self.preprocessor = _layer(preprocessor, trainable=False, what="preprocess")
         self.preprocessor.trainable = False
-        self.encoder = _layer(encoder, trainable=trainable, what="model")
+        self.encoder = encoder_layer(encoder, trainable=trainable)
         if matched is None:
             self._match(output_key)
         else:
