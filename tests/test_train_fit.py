@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -215,6 +216,36 @@ def test_model_keras_reloads_in_a_fresh_process_after_import_hublayer_alone(
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["train_imported"] is False  # nothing but `import hublayer` registered them
     want = result.model.predict(batch, verbose=0)
+    np.testing.assert_allclose(np.asarray(got["probs"]), want, atol=1e-6)
+
+
+def test_model_keras_is_self_contained_without_its_model_folder_or_cache(
+    data: dict[str, str], tmp_path: Path
+) -> None:
+    """The ``model.keras`` of a fit_classifier run carries its backbone: a fresh process
+    reloads it with the model folder renamed away and an empty cache, and predicts the same."""
+    source = testing.image_feature_vector(tmp_path / "ifv", image_size=SIZE, dim=16)
+    out = tmp_path / "run"
+    result = fit_classifier(source, data["train"], epochs=1, batch_size=16, out_dir=out)
+    batch = np.random.default_rng(1).random((4, SIZE, SIZE, 3)).astype("float32")
+    want = result.model.predict(batch, verbose=0)
+    Path(source).rename(tmp_path / "moved-away")
+    cache = tmp_path / "empty-cache"
+    cache.mkdir()
+
+    done = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(out / "model.keras")],
+        input=json.dumps(batch.tolist()),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "HUBLAYER_CACHE_DIR": str(cache)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not Path(source).exists()
+    assert list(cache.iterdir()) == []  # nothing was fetched or unpacked to reload it
+    got = json.loads(done.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(np.asarray(got["probs"]), want, atol=1e-6)
 
 

@@ -304,7 +304,7 @@ def embed(
         >>> result = hublayer.embed(handle, "data/train-*.tfrecord", "embeddings",  # doctest: +SKIP
         ...                         keep=["label"])
         >>> print(result)  # doctest: +SKIP
-        12,000 rows in 8 shard(s) (0 already complete) in 41.2 s, 291 rows/s (local, 1 worker(s))
+        <n> rows in 8 shard(s) (0 already complete) in <t> s, <r> rows/s (local, 1 worker(s))
     """
     check_engine(engine)
     kept = _check(batch_size, keep, format, num_workers)

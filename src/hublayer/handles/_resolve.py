@@ -2,7 +2,8 @@
 
 The fast path (a complete entry whose files all have their recorded sizes) parses the
 handle (memoized), ``stat``s the manifest (parsed again only when it changed) and each
-listed file: no lock, no hashing, no network (about 25 µs for a 4-file entry).
+listed file: no lock, no hashing, no network (its time is the ``resolve`` case of
+``benchmarks/RESULTS.md``).
 Everything else happens under the entry's cross-process lock, so of N processes asking
 at once exactly one downloads and the others then use its result.
 

@@ -2,9 +2,9 @@
 
 A SavedModel's ``__call__`` comes back from ``tf.saved_model.load`` as a polymorphic
 ``tf.function``. Its first call traces a wrapper graph whose body searches the saved
-traces, which costs about as much CPU as running a small model once: on a cold start
-(MobileNetV2 at 224 px, first image) it was 0.38 s of CPU against 0.30 s for calling the
-chosen trace directly. :func:`call_restored` makes the same choice TensorFlow's wrapper
+traces, which on a cold start costs about as much CPU as running a small model once
+(the ``load`` case of ``benchmarks/RESULTS.md`` times a cold process to its first
+output). :func:`call_restored` makes the same choice TensorFlow's wrapper
 makes (the first saved trace that takes the inputs as they are, in the saved order) and
 calls it; whenever that choice is not plain (no such trace, inputs that would need a
 conversion, a TensorFlow outside the releases :mod:`hublayer._foreign_tf` was written

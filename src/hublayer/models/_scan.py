@@ -79,7 +79,8 @@ def _parse(data: bytes, *, text: bool) -> Any:
 def _no_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector: the walk makes many short-lived objects, and in
     a process that already holds a large heap (a loaded model) each collection it would
-    trigger scans all of it, which made the scan about 4 times slower."""
+    trigger scans all of it, which made the scan several times slower (the ``scan_cost``
+    case of ``benchmarks/RESULTS.md`` times the scan with it paused)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

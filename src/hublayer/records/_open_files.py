@@ -1,8 +1,8 @@
 """The files of a :class:`~hublayer.records.Source`: opened on first use in each process.
 
 Each file gets a descriptor for ``pread`` (one record: ``src[i]``) and, for batches
-(``__getitems__``), a read-only memory map, which reads a record for about half the CPU
-of a ``pread`` call. A mapped file that another process truncates kills the reader with
+(``__getitems__``), a read-only memory map, which reads a record for less CPU than a
+``pread`` call. A mapped file that another process truncates kills the reader with
 SIGBUS (which is why :class:`~hublayer.records.Reader` never maps), so before each batch
 the files it touches are checked to still hold every indexed byte; what remains is a
 truncation *during* one batch (a fraction of a millisecond). Writers that replace files

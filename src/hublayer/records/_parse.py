@@ -5,19 +5,19 @@
 memory): ``tf.io.parse_example`` with the plan's spec, then images decoded, cropped,
 resized and scaled, and tensors cast and reshaped.
 
-Choices measured on 2 cores (TF 2.21; 3k JPEGs at 256x256):
+Choices, made by timing the alternatives while this step was written (those timings
+were not kept in a run file; the ``images`` case of ``benchmarks/RESULTS.md`` holds the
+figures for the result, center crop included):
 
 - For images the decode dominates; it runs per image in a parallel map. Resizing a
-  float32 image costs about 190 µs against 255 µs for uint8 input, so images are cast
-  first: 590-640 µs of CPU per 256 px JPEG resized to 224 (the same values as the
-  tutorials' decode + resize + /255, which takes 720-760 µs). The JPEG decode alone is
-  about 420 µs, mostly entropy decoding, so ``crop="center"`` saves little in the decode
-  itself (``decode_and_crop_jpeg``: about 405 µs) but from 256 to 224 needs no resize:
-  465-540 µs in all.
-- Measured and rejected (no gain beyond noise, or slower): ``dct_method="INTEGER_FAST"``
-  (under 1 %; libjpeg-turbo's SIMD default is as fast), one resize per batch instead of
-  per image (2 % slower), batching uint8 images and converting per batch (same), resizing
-  uint8 (16 % slower), ``parse_example`` per batch then ``map_fn`` (2 %, in the noise).
+  float32 image costs less than resizing uint8 input, so images are cast first (the
+  same values as the tutorials' decode + resize + /255, for less CPU). The JPEG decode
+  itself is mostly entropy decoding, so ``crop="center"`` saves little in the decode
+  (``decode_and_crop_jpeg``) but from 256 to 224 px needs no resize.
+- Tried and rejected (no gain beyond noise, or slower): ``dct_method="INTEGER_FAST"``
+  (libjpeg-turbo's SIMD default is as fast), one resize per batch instead of per image,
+  batching uint8 images and converting per batch, resizing uint8, ``parse_example`` per
+  batch then ``map_fn``.
 
 Example:
     >>> import tensorflow as tf  # doctest: +SKIP

@@ -9,28 +9,26 @@ The pipeline is a pure function of (files, schema, options, seed)::
           ─▶ no images:  batch ─▶ map(parse_example)                       ─▶ prefetch
           ─▶ images:     map(parse + decode + resize + scale) ─▶ batch      ─▶ prefetch
 
-Choices measured on 2 cores (TF 2.21; 200k tabular records, 3k JPEGs at 256x256):
+Choices, made by timing the alternatives while the pipeline was written (those timings
+were not kept in a run file; the figures that back the result are the ``tabular`` and
+``images`` cases of ``benchmarks/RESULTS.md``, against plain tf.data and tf.data best
+practice):
 
 - Interleave runs sequentially: with ``num_parallel_calls=AUTOTUNE`` it fought the parse
-  step for the same cores (107-144k ex/s against 270-410k ex/s sequential). Without
-  shuffling, ``TFRecordDataset(files)`` reads the files in order: 1.2 µs of CPU per
-  example in all, against 1.5 µs through ``flat_map``; interleave costs about 0.2 µs
-  and the shuffle buffer 0.55 µs per example.
-- Batching before ``parse_example`` is 10-20x faster than ``map(parse_single_example)``.
+  step for the same cores and was slower. Without shuffling, ``TFRecordDataset(files)``
+  reads the files in order, which costs less CPU per example than ``flat_map``.
+- Batching before ``parse_example`` is much faster than ``map(parse_single_example)``.
 - For images the decode dominates; it runs per image in a parallel map (the decode
-  and its measured choices are in :mod:`._parse`).
+  and its choices are in :mod:`._parse`).
 - Maps, batching and prefetch use AUTOTUNE; order is free (``deterministic=False``)
   unless a seed is given or shuffling is off.
 - Tabular pipelines run with tf.data's autotuning model off (AUTOTUNE then means one
   parallel call per core and a prefetch buffer that grows when the consumer waits).
-  At about 1-2 µs of CPU per example, the autotuner's own bookkeeping was the gap to
-  the fastest pipeline a user can write, ``TFRecordDataset(files).batch(n).map(
-  parse_example)``: 200k examples in batches of 256 and 1024, 7 interleaved runs, CPU
-  µs per example (min / median): 2.30 / 2.48 with it and 1.87 / 2.17 without, against
-  2.03 / 2.11 for that pipeline at 256; 1.33 / 1.35 and 1.16 / 1.21 against 1.25 / 1.30
-  at 1024. Splitting the label off the features costs about 0.1 µs per example
-  (1.08 / 1.13 without a label at 1024), near the noise of these runs; the peers do not
-  split it. Image pipelines keep the autotuner: a decode costs 500 times more, and it
+  At a tabular pipeline's small CPU cost per example (the ``tabular`` case's "CPU
+  µs/item" column), the autotuner's own bookkeeping was the gap to the fastest pipeline
+  a user can write, ``TFRecordDataset(files).batch(n).map(parse_example)``. Splitting
+  the label off the features costs little next to that; the peers do not split it.
+  Image pipelines keep the autotuner: a decode costs orders of magnitude more, and it
   sizes the decode's parallelism.
 - Remote files (``gs://``, ``s3://``, any fsspec URL) are read by hublayer's own reader
   through fsspec, in a ``from_generator`` per file, so every URL that ``expand_files``

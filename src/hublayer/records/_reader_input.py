@@ -6,11 +6,12 @@ consumed. The record loop in :mod:`._reader` reads records out of that buffer an
 :meth:`ByteInput._fill` for more.
 
 A plain regular file is read with ``pread``: each chunk starts at the first byte still
-needed, so no bytes are joined in Python (on 64 KB records, 75-85 % of the speed of
-reading through a memory map; on small records, the same). It is not memory-mapped on
-purpose: a mapped file that another process truncates kills the reading process with
-SIGBUS. Here, a file that shrinks while it is read raises :class:`RecordError`. A
-compressed file, a pipe or a URL (through fsspec) is read in order, in chunks.
+needed, so no bytes are joined in Python (a little slower than reading through a memory
+map on large records; its speed on the tabular shards is the ``framing`` case of
+``benchmarks/RESULTS.md``). It is not memory-mapped on purpose: a mapped file that
+another process truncates kills the reading process with SIGBUS. Here, a file that
+shrinks while it is read raises :class:`RecordError`. A compressed file, a pipe or a
+URL (through fsspec) is read in order, in chunks.
 
 :meth:`ByteInput._seek` puts the stream at a record boundary already reached, and sees
 how big the file is now: that is how a reader follows a file that is still growing.

@@ -1,8 +1,8 @@
 """Decode a ``tf.train.Example`` straight from its wire bytes into numpy arrays.
 
 :func:`~hublayer.records.decode_example` parses with upb, then builds each array from
-the message's containers; reading those containers costs more than the parse (about
-0.9 µs for one int64 label). Random-access reading (:class:`~hublayer.records.Source`)
+the message's containers; reading those containers costs more than the parse, even for
+one int64 label. Random-access reading (:class:`~hublayer.records.Source`)
 decodes one record at a time, so this module reads the bytes the way every writer we
 know lays them out (TensorFlow, hublayer, the ``tfrecord`` package: the protobuf
 canonical encoding)::
@@ -29,8 +29,8 @@ features, in the same order, with the same lengths. After a full parse, the deco
 keeps the record's *layout*, keyed by the record's size: where each value lies, and
 every other byte (tags, lengths, names). A record of the same size whose non-value
 bytes are all equal parses along the same path to the same positions, so its values
-are read from there directly; a few slice comparisons replace the parse (on 3-feature
-tabular records, about half the decode time). A record that differs is parsed in full.
+are read from there directly; a few slice comparisons replace the parse (on
+tabular records, a large part of the decode time). A record that differs is parsed in full.
 
 Example:
     >>> from hublayer.records._example import encode_example
