@@ -36,6 +36,7 @@ __all__ = [
     "fingerprint_model",
     "input_spec",
     "load_backbone",
+    "load_cloned_models",
     "unfreeze",
 ]
 
@@ -298,3 +299,26 @@ def unfreeze(backbone: keras.Layer, blocks: int | None) -> int:
     for index, variable in enumerate(candidates):
         variable.trainable = index in keep
     return len(keep)
+
+
+def load_cloned_models(model: keras.Model) -> None:
+    """Load now the SavedModel of each ``KerasLayer`` in a ``keras.models.clone_model`` copy.
+
+    A ``KerasLayer`` rebuilt from its config waits for a ``.keras`` archive's copy of its
+    model, and ``BackboneCall`` gives its output spec without tracing ``call`` (so that a
+    ``.keras`` reload loads nothing early). A clone has no archive coming: without this,
+    each model would load at the first step, outside the distribution strategy's scope,
+    and the clone's trainable variables (which its optimizer was built on) would not be
+    the ones the step trains. ``resolved_object`` loads the handle, as a reload without
+    an archive does.
+    """
+    from hublayer.layers import BackboneCall, KerasLayer, TextChain
+
+    layers = [
+        layer.backbone if isinstance(layer, BackboneCall) else layer for layer in model.layers
+    ]
+    for layer in layers:
+        parts = [layer.preprocessor, layer.encoder] if isinstance(layer, TextChain) else [layer]
+        for part in parts:
+            if isinstance(part, KerasLayer):
+                part.resolved_object  # noqa: B018 - loads the model (a property)

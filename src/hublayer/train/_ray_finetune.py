@@ -209,11 +209,12 @@ class DistributedFit:
         trainable variables and optimizer state."""
         import keras
 
+        from hublayer.train._backbone import load_cloned_models
+
         source = model.optimizer
-        with self.strategy.scope():
-            # Loads any SavedModel again, in the scope; built on Keras Inputs, so no
-            # restored function runs in cross-replica context.
+        with self.strategy.scope():  # SavedModels load again in it; no call runs yet
             twin = keras.models.clone_model(model)
+            load_cloned_models(twin)
             twin.set_weights(model.get_weights())
             optimizer = type(source).from_config(source.get_config())
             optimizer.build(twin.trainable_variables)
