@@ -54,14 +54,16 @@ class Job:
         """The model as a ``KerasLayer`` (with a preprocessor, a ``TextChain``), loaded
         once per process."""
         if self._layer is None:
-            from hublayer.layers import KerasLayer, TextChain, encoder_layer
+            from hublayer.layers import KerasLayer, TextChain, whole_output_layer
 
             if self.preprocess_path is None:
                 self._layer = KerasLayer(
                     self.model_path, signature=self.signature, output_key=self.output_key
                 )
             else:  # strings -> preprocessor -> encoder, matched by name
-                encoder = encoder_layer(self.model_path, signature=self.signature, trainable=False)
+                encoder = whole_output_layer(
+                    self.model_path, signature=self.signature, trainable=False
+                )
                 chain = TextChain(self.preprocess_path, encoder, output_key=self.output_key)
                 self.output_key = chain.output_key  # the one chosen, as recorded
                 self._layer = chain

@@ -19,8 +19,8 @@ Example:
 from __future__ import annotations
 
 from hublayer.layers._backbone_call import BackboneCall
-from hublayer.layers._encoder import encoder_layer
 from hublayer.layers._keras_layer import KerasLayer
 from hublayer.layers._text_chain import TextChain, Truncation
+from hublayer.layers._whole_output import whole_output_layer
 
-__all__ = ["BackboneCall", "KerasLayer", "TextChain", "Truncation", "encoder_layer"]
+__all__ = ["BackboneCall", "KerasLayer", "TextChain", "Truncation", "whole_output_layer"]

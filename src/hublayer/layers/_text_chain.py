@@ -44,8 +44,7 @@ import keras
 
 from hublayer._specs import TensorInfo, match_by_name
 from hublayer.errors import Fix, SignatureError
-from hublayer.layers._encoder import encoder_layer
-from hublayer.layers._keras_layer import KerasLayer
+from hublayer.layers._whole_output import whole_output_layer
 
 __all__ = ["DEFAULT_OUTPUT", "TextChain", "Truncation", "output_infos"]
 
@@ -74,17 +73,6 @@ def output_infos(outputs: Any) -> tuple[TensorInfo, ...]:
     items = outputs.items() if isinstance(outputs, Mapping) else [("output", outputs)]
     return tuple(
         TensorInfo(str(name), str(value.dtype), tuple(value.shape)) for name, value in items
-    )
-
-
-def _layer(part: Any, *, trainable: bool, what: str) -> keras.Layer:
-    if isinstance(part, keras.Layer):
-        return part
-    if isinstance(part, str | os.PathLike):
-        return KerasLayer(os.fspath(part), trainable=trainable)
-    raise TypeError(
-        f"Expected {what} to be a model handle, a local path or a hublayer.KerasLayer. "
-        f"Received: {what}={part!r} of type {type(part).__name__}."
     )
 
 
@@ -148,9 +136,9 @@ class TextChain(keras.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(trainable=trainable, **kwargs)
-        self.preprocessor = _layer(preprocessor, trainable=False, what="preprocess")
+        self.preprocessor = whole_output_layer(preprocessor, trainable=False, what="preprocess")
         self.preprocessor.trainable = False
-        self.encoder = encoder_layer(encoder, trainable=trainable)
+        self.encoder = whole_output_layer(encoder, trainable=trainable)
         if matched is None:
             self._match(output_key)
         else:

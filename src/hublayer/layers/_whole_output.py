@@ -1,16 +1,17 @@
-"""The encoder of a text chain, loaded so that it returns all of its outputs.
+"""A part of a text chain, loaded so that it returns all of its outputs.
 
-``TextChain`` picks the encoder's output itself (``output_key``, else TF Hub's
-``pooled_output``), so it needs the encoder's whole dict. A Reusable SavedModel's
-``__call__`` returns it as it is; a signature-only model (Keras 3's ``model.export()``,
-as most new Kaggle models ship) answers through a signature, where tensorflow_hub's rule
-asks for ``output_key`` or ``signature_outputs_as_dict=True``. The encoder is therefore
-loaded with ``signature_outputs_as_dict=True`` whenever a signature serves it: the one
-named, or the one ``KerasLayer`` picks for a model without ``__call__``.
+``TextChain`` matches the preprocessor's outputs to the encoder's inputs by name and
+picks the encoder's output itself (``output_key``, else TF Hub's ``pooled_output``), so
+it needs each part's whole dict. A Reusable SavedModel's ``__call__`` returns it as it
+is; a signature-only model (Keras 3's ``model.export()``, as most new Kaggle models
+ship) answers through a signature, where tensorflow_hub's rule asks for ``output_key``
+or ``signature_outputs_as_dict=True``. A part is therefore loaded with
+``signature_outputs_as_dict=True`` whenever a signature serves it: the one named, or the
+one ``KerasLayer`` picks for a model without ``__call__``.
 
 Example:
-    >>> from hublayer.layers._encoder import encoder_layer
-    >>> encoder = encoder_layer("/models/minilm-export")  # doctest: +SKIP
+    >>> from hublayer.layers._whole_output import whole_output_layer
+    >>> encoder = whole_output_layer("/models/minilm-export")  # doctest: +SKIP
     >>> sorted(encoder.compute_output_spec(ids))  # doctest: +SKIP
     ['pooled_output', 'sequence_output']
 """
@@ -25,17 +26,20 @@ import keras
 from hublayer.errors import SignatureError
 from hublayer.layers._keras_layer import KerasLayer
 
-__all__ = ["encoder_layer"]
+__all__ = ["whole_output_layer"]
 
 
-def encoder_layer(model: Any, *, trainable: bool, signature: str | None = None) -> keras.Layer:
+def whole_output_layer(
+    model: Any, *, trainable: bool, signature: str | None = None, what: str = "model"
+) -> keras.Layer:
     """``model`` as a layer returning every output (a layer given is kept as it is).
 
     Args:
         model: a handle or path, or a built ``keras.Layer``.
-        trainable: whether the encoder trains.
+        trainable: whether the layer trains.
         signature: the signature to call; None calls ``__call__``, or the signature
             ``KerasLayer`` picks for a signature-only model.
+        what: the argument's name, for the error.
 
     Raises:
         TypeError: ``model`` is neither a handle nor a layer.
@@ -46,8 +50,8 @@ def encoder_layer(model: Any, *, trainable: bool, signature: str | None = None) 
         return model
     if not isinstance(model, str | os.PathLike):
         raise TypeError(
-            "Expected model to be a model handle, a local path or a hublayer.KerasLayer. "
-            f"Received: model={model!r} of type {type(model).__name__}."
+            f"Expected {what} to be a model handle, a local path or a hublayer.KerasLayer. "
+            f"Received: {what}={model!r} of type {type(model).__name__}."
         )
     handle = os.fspath(model)
     if signature is not None:
